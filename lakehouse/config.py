@@ -1,0 +1,315 @@
+"""Configuration: one YAML profile per environment, loaded once into frozen typed objects.
+
+The profile is chosen by the environment variable ``LAKEHOUSE_ENV``: a profile name
+(``local``, the embedded default, or ``cluster``) resolving to ``conf/<name>.yaml``, or a path
+to a YAML file. Only configuration differs between profiles; the code path is the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import yaml
+
+from lakehouse.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = PROJECT_ROOT / "conf"
+ENV_VAR = "LAKEHOUSE_ENV"
+DEFAULT_PROFILE = "local"
+REGION_ROLES = ("primary", "secondary")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How jobs build their SparkSession."""
+
+    master: str
+    driver_memory: str
+    shuffle_partitions: int
+    ui_enabled: bool
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """A region's Kafka cluster as clients see it."""
+
+    bootstrap_servers: tuple[str, ...]
+
+    @property
+    def bootstrap(self) -> str:
+        """Bootstrap servers as the comma-joined string Spark and the CLI tools take."""
+        return ",".join(self.bootstrap_servers)
+
+
+@dataclass(frozen=True)
+class HdfsConfig:
+    """A region's HDFS as clients see it: RPC URI for Spark, WebHDFS URL for the Python client."""
+
+    namenode_uri: str
+    webhdfs_url: str
+    user: str
+
+
+@dataclass(frozen=True)
+class EmbeddedRegion:
+    """Ports and heap sizes of the loopback daemons `lakehouse stack up` runs for one region."""
+
+    kafka_controller_port: int
+    datanode_port: int
+    datanode_http_port: int
+    datanode_ipc_port: int
+    kafka_heap: str
+    namenode_heap: str
+    datanode_heap: str
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """One region (Asia primary, Europe secondary): its Kafka, its HDFS and where tables live there."""
+
+    name: str
+    role: str
+    kafka: KafkaConfig
+    hdfs: HdfsConfig
+    lakehouse_root: str
+    embedded: EmbeddedRegion | None
+
+    @property
+    def warehouse_uri(self) -> str:
+        """Root URI of this region's tables, e.g. ``hdfs://127.0.0.1:19000/lakehouse``."""
+        return self.hdfs.namenode_uri.rstrip("/") + "/" + self.lakehouse_root.strip("/")
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """The MLflow tracking server; ``embedded`` means the local stack runs it."""
+
+    tracking_uri: str
+    artifacts_uri: str
+    embedded: bool
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    """Kafka topic names and shape, the same in every region."""
+
+    telemetry: str
+    alerts: str
+    partitions: int
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Behaviour of `lakehouse stack` (embedded profile)."""
+
+    ready_timeout_s: float
+    stop_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of one profile."""
+
+    profile: str
+    source: Path
+    state_dir: Path
+    jars_dir: Path
+    java_home: Path | None
+    spark: SparkConfig
+    mlflow: MlflowConfig
+    topics: TopicsConfig
+    stack: StackConfig
+    regions: Mapping[str, RegionConfig]
+
+    @property
+    def primary(self) -> RegionConfig:
+        """The region whose role is ``primary``."""
+        return next(r for r in self.regions.values() if r.role == "primary")
+
+    def region(self, name: str | None) -> RegionConfig:
+        """The named region, or the primary when ``name`` is None."""
+        if name is None:
+            return self.primary
+        try:
+            return self.regions[name]
+        except KeyError:
+            known = ", ".join(self.regions)
+            raise ConfigError(
+                f"unknown region {name!r} (profile {self.profile!r} has: {known})",
+                fix=f"use one of: {known}",
+            ) from None
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type[T], where: str, default: Any = ...) -> T:
+    """Read ``key`` of type ``kind`` from a mapping, with an error naming the dotted path."""
+    if key not in data or data[key] is None:
+        if default is ...:
+            raise ConfigError(f"{where}.{key} is missing")
+        return default  # type: ignore[no-any-return]
+    value = data[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(
+            f"{where}.{key} must be {kind.__name__}, got {type(value).__name__} ({value!r})"
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def _section(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    return _get(data, key, dict, where)
+
+
+def _port_of(url: str, where: str) -> int:
+    parsed = urlparse(url if "://" in url else f"tcp://{url}")
+    if parsed.port is None or parsed.hostname is None:
+        raise ConfigError(f"{where} must be host:port or a URL with a port, got {url!r}")
+    return parsed.port
+
+
+def _path(value: str, root: Path) -> Path:
+    path = Path(os.path.expandvars(os.path.expanduser(value)))
+    return path if path.is_absolute() else (root / path)
+
+
+def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
+    where = f"regions.{name}"
+    role = _get(data, "role", str, where)
+    if role not in REGION_ROLES:
+        raise ConfigError(f"{where}.role must be one of {REGION_ROLES}, got {role!r}")
+    kafka = _section(data, "kafka", where)
+    servers = _get(kafka, "bootstrap_servers", list, f"{where}.kafka")
+    if not servers or not all(isinstance(s, str) for s in servers):
+        raise ConfigError(f"{where}.kafka.bootstrap_servers must be a non-empty list of host:port")
+    for s in servers:
+        _port_of(s, f"{where}.kafka.bootstrap_servers")
+    hdfs = _section(data, "hdfs", where)
+    hdfs_cfg = HdfsConfig(
+        namenode_uri=_get(hdfs, "namenode_uri", str, f"{where}.hdfs"),
+        webhdfs_url=_get(hdfs, "webhdfs_url", str, f"{where}.hdfs"),
+        user=_get(hdfs, "user", str, f"{where}.hdfs", "lakehouse"),
+    )
+    if not hdfs_cfg.namenode_uri.startswith("hdfs://"):
+        raise ConfigError(f"{where}.hdfs.namenode_uri must start with hdfs://")
+    _port_of(hdfs_cfg.namenode_uri, f"{where}.hdfs.namenode_uri")
+    _port_of(hdfs_cfg.webhdfs_url, f"{where}.hdfs.webhdfs_url")
+    embedded: EmbeddedRegion | None = None
+    if data.get("embedded") is not None:
+        emb = _section(data, "embedded", where)
+        ew = f"{where}.embedded"
+        heap = _get(emb, "heap", dict, ew, {})
+        embedded = EmbeddedRegion(
+            kafka_controller_port=_get(emb, "kafka_controller_port", int, ew),
+            datanode_port=_get(emb, "datanode_port", int, ew),
+            datanode_http_port=_get(emb, "datanode_http_port", int, ew),
+            datanode_ipc_port=_get(emb, "datanode_ipc_port", int, ew),
+            kafka_heap=str(heap.get("kafka", "384m")),
+            namenode_heap=str(heap.get("namenode", "384m")),
+            datanode_heap=str(heap.get("datanode", "256m")),
+        )
+        if len(servers) != 1:
+            raise ConfigError(f"{where}: an embedded region runs exactly one Kafka broker")
+    return RegionConfig(
+        name=name,
+        role=role,
+        kafka=KafkaConfig(bootstrap_servers=tuple(servers)),
+        hdfs=hdfs_cfg,
+        lakehouse_root=_get(data, "lakehouse_root", str, where, "/lakehouse"),
+        embedded=embedded,
+    )
+
+
+def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
+    """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    where = "config"
+    spark = _section(data, "spark", where)
+    mlflow = _section(data, "mlflow", where)
+    topics = _get(data, "topics", dict, where, {})
+    stack = _get(data, "stack", dict, where, {})
+    regions_raw = _section(data, "regions", where)
+    regions = {str(n): _parse_region(str(n), _section(regions_raw, str(n), "regions")) for n in regions_raw}
+    roles = sorted(r.role for r in regions.values())
+    if roles.count("primary") != 1:
+        raise ConfigError(f"regions: exactly one region must have role primary (got roles {roles})")
+    state_dir = _path(_get(data, "state_dir", str, where, ".state"), root)
+    java_home_raw = _get(data, "java_home", str, where, "")
+    extra_conf = _get(spark, "conf", dict, "spark", {})
+    artifacts = _get(mlflow, "artifacts_uri", str, "mlflow", "")
+    _port_of(_get(mlflow, "tracking_uri", str, "mlflow"), "mlflow.tracking_uri")
+    return Config(
+        profile=_get(data, "profile", str, where),
+        source=source,
+        state_dir=state_dir,
+        jars_dir=_path(_get(data, "jars_dir", str, where, ".jars"), root),
+        java_home=_path(java_home_raw, root) if java_home_raw else None,
+        spark=SparkConfig(
+            master=_get(spark, "master", str, "spark"),
+            driver_memory=_get(spark, "driver_memory", str, "spark", "2g"),
+            shuffle_partitions=_get(spark, "shuffle_partitions", int, "spark", 4),
+            ui_enabled=_get(spark, "ui_enabled", bool, "spark", False),
+            conf={str(k): str(v) for k, v in extra_conf.items()},
+        ),
+        mlflow=MlflowConfig(
+            tracking_uri=_get(mlflow, "tracking_uri", str, "mlflow"),
+            artifacts_uri=artifacts or (state_dir / "mlflow" / "artifacts").as_uri(),
+            embedded=_get(mlflow, "embedded", bool, "mlflow", False),
+        ),
+        topics=TopicsConfig(
+            telemetry=_get(topics, "telemetry", str, "topics", "telemetry.vitals"),
+            alerts=_get(topics, "alerts", str, "topics", "alerts.news2"),
+            partitions=_get(topics, "partitions", int, "topics", 3),
+            replication_factor=_get(topics, "replication_factor", int, "topics", 1),
+        ),
+        stack=StackConfig(
+            ready_timeout_s=_get(stack, "ready_timeout_s", float, "stack", 120.0),
+            stop_timeout_s=_get(stack, "stop_timeout_s", float, "stack", 30.0),
+        ),
+        regions=regions,
+    )
+
+
+def config_path(selector: str | None = None) -> Path:
+    """The YAML file named by ``selector`` (or ``$LAKEHOUSE_ENV``): a profile name or a file path."""
+    value = selector or os.environ.get(ENV_VAR) or DEFAULT_PROFILE
+    if value.endswith((".yaml", ".yml")) or os.sep in value:
+        return Path(value).expanduser().resolve()
+    return CONF_DIR / f"{value}.yaml"
+
+
+def load_config(selector: str | None = None) -> Config:
+    """Load and validate the selected profile; every problem is a :class:`ConfigError` naming file and key."""
+    path = config_path(selector)
+    if not path.is_file():
+        profiles = ", ".join(sorted(p.stem for p in CONF_DIR.glob("*.yaml")))
+        raise ConfigError(
+            f"configuration file {path} does not exist",
+            fix=f"set {ENV_VAR} to one of the profiles ({profiles}) or to the path of a YAML file",
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}",
+            fix="correct the file's syntax (compare with conf/local.yaml)",
+        ) from None
+    try:
+        return parse_config(data, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", fix=exc.fix or "compare with conf/local.yaml") from None

@@ -1,0 +1,110 @@
+"""Readiness probes that talk to each service for real: Kafka metadata, WebHDFS, the MLflow REST API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Outcome of one readiness check: ``ok`` and a one-line human detail."""
+
+    ok: bool
+    detail: str
+
+
+def _http_json(url: str, timeout_s: float) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 (loopback/config URLs)
+        return json.loads(resp.read().decode())
+
+
+def _listening(host_port: str, timeout_s: float) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def kafka(bootstrap: str, timeout_s: float = 5.0) -> Probe:
+    """Kafka answers a metadata request (describe cluster) through kafka-python's admin client."""
+    from kafka import KafkaAdminClient
+
+    if not any(_listening(s, min(timeout_s, 2.0)) for s in bootstrap.split(",")):
+        return Probe(False, f"nothing listens at {bootstrap}")
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="lakehouse-probe",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except Exception as exc:  # noqa: BLE001 - any client failure means "not ready"
+        return Probe(False, f"no Kafka broker answers at {bootstrap} ({type(exc).__name__})")
+    try:
+        cluster = admin.describe_cluster()
+        brokers = cluster.get("brokers", [])
+        return Probe(bool(brokers), f"{len(brokers)} broker(s), cluster {cluster.get('cluster_id')}")
+    except Exception as exc:  # noqa: BLE001
+        return Probe(False, f"Kafka at {bootstrap} did not describe its cluster ({type(exc).__name__}: {exc})")
+    finally:
+        admin.close()
+
+
+def _namenode_state(webhdfs_url: str, timeout_s: float) -> dict[str, Any]:
+    query = "Hadoop:service=NameNode,name=FSNamesystemState"
+    beans = _http_json(f"{webhdfs_url.rstrip('/')}/jmx?qry={query}", timeout_s)["beans"]
+    return beans[0] if beans else {}
+
+
+def hdfs_namenode(webhdfs_url: str, user: str, timeout_s: float = 5.0) -> Probe:
+    """The NameNode answers WebHDFS (hdfs client status of /) and has left safe mode."""
+    from hdfs import InsecureClient
+
+    try:
+        InsecureClient(webhdfs_url, user=user, timeout=timeout_s).status("/")
+        state = _namenode_state(webhdfs_url, timeout_s)
+    except Exception as exc:  # noqa: BLE001
+        return Probe(False, f"WebHDFS at {webhdfs_url} does not answer ({type(exc).__name__})")
+    if state.get("FSState") == "safeMode":
+        return Probe(False, "NameNode is in safe mode")
+    return Probe(True, f"NameNode up, {state.get('NumLiveDataNodes', 0)} live DataNode(s)")
+
+
+def hdfs_datanode(webhdfs_url: str, user: str, timeout_s: float = 10.0) -> Probe:
+    """A DataNode is live: the NameNode counts it and a small file round-trips through WebHDFS."""
+    from hdfs import InsecureClient
+
+    try:
+        live = int(_namenode_state(webhdfs_url, timeout_s).get("NumLiveDataNodes", 0))
+    except Exception as exc:  # noqa: BLE001
+        return Probe(False, f"NameNode at {webhdfs_url} does not answer ({type(exc).__name__})")
+    if live < 1:
+        return Probe(False, "no DataNode has registered with the NameNode yet")
+    client = InsecureClient(webhdfs_url, user=user, timeout=timeout_s)
+    path = "/tmp/.lakehouse-probe"
+    try:
+        client.write(path, data=b"ok", overwrite=True)
+        with client.read(path) as reader:
+            body = reader.read()
+    except Exception as exc:  # noqa: BLE001
+        return Probe(False, f"a probe file did not round-trip through WebHDFS ({type(exc).__name__}: {exc})")
+    return Probe(body == b"ok", f"{live} live DataNode(s), write/read ok")
+
+
+def mlflow(tracking_uri: str, timeout_s: float = 5.0) -> Probe:
+    """The MLflow tracking server answers its REST API (search experiments)."""
+    url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        body = _http_json(url, timeout_s)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Probe(False, f"MLflow at {tracking_uri} does not answer ({type(exc).__name__})")
+    return Probe(True, f"tracking API ok ({len(body.get('experiments', []))} experiment(s) listed)")

@@ -1,0 +1,369 @@
+"""The services of the stack: how each is configured, started and checked.
+
+In the local profile every service is *managed*: `lakehouse stack up` writes its config under
+``<state_dir>/<name>/``, formats its storage once, and runs it as a plain process. In the cluster
+profile the same services are *external*: only their readiness probe is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lakehouse.config import Config, RegionConfig
+from lakehouse.errors import StackError
+from lakehouse.stack import jvm, probes
+
+JVM_OPENS = [
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "-Djava.awt.headless=true",
+    "-XX:+UseG1GC",
+]
+
+
+def _host(url: str) -> str:
+    return urlparse(url if "://" in url else f"tcp://{url}").hostname or "127.0.0.1"
+
+
+def _port(url: str) -> int:
+    port = urlparse(url if "://" in url else f"tcp://{url}").port
+    assert port is not None  # validated when the config was loaded
+    return port
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the stack (or, in the cluster profile, one external endpoint)."""
+
+    name: str
+    kind: str
+    region: str | None
+    port: int
+    ports: tuple[int, ...]
+    managed: bool
+    home: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "service.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / f"{self.name}.log"
+
+    @property
+    def marker(self) -> str:
+        """A string on the process's command line that proves it is this service's (its home)."""
+        return str(self.home)
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        """Write config files and format storage; idempotent (existing data is kept)."""
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, cfg: Config, java: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env["JAVA_HOME"] = str(java.resolve().parent.parent)
+        return env
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        raise NotImplementedError
+
+    def _run_once(self, cmd: list[str], cfg: Config, java: Path, what: str) -> None:
+        log = self.home / "logs" / f"{self.name}-{what}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(cfg, java), cwd=self.home).returncode
+        if rc != 0:
+            from lakehouse.stack.process import tail
+
+            raise StackError(
+                f"{self.name}: {what} failed (exit {rc}); last lines of {log}:\n{tail(log)}",
+                fix=f"read {log}; if the data folder {self.home} is damaged, remove it (data is lost)",
+            )
+
+
+@dataclass(frozen=True)
+class KafkaBroker(Service):
+    """A single-node Kafka in KRaft combined mode (broker + controller)."""
+
+    region_cfg: RegionConfig | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def _properties(self, cfg: Config) -> str:
+        assert self.region_cfg is not None and self.region_cfg.embedded is not None
+        ctl = self.region_cfg.embedded.kafka_controller_port
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{self.host}:{ctl}",
+                f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{ctl}",
+                f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.data_dir}",
+                f"num.partitions={cfg.topics.partitions}",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=3",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.retention.hours=168",
+                "log.segment.bytes=67108864",
+                "",
+            ]
+        )
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "server.properties").write_text(self._properties(cfg))
+        (self.home / "log4j2.properties").write_text(KAFKA_LOG4J2)
+        if (self.data_dir / "meta.properties").exists():
+            return
+        id_file = self.home / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        cmd = self._java(cfg, java, "kafka.tools.StorageTool")
+        cmd += ["format", "-t", id_file.read_text().strip(), "-c", str(self.home / "server.properties")]
+        self._run_once(cmd, cfg, java, "format")
+
+    def _java(self, cfg: Config, java: Path, main: str) -> list[str]:
+        assert self.region_cfg is not None and self.region_cfg.embedded is not None
+        heap = self.region_cfg.embedded.kafka_heap
+        return [
+            str(java), f"-Xmx{heap}", "-Xms64m", *JVM_OPENS,
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+            "-cp", jvm.classpath(cfg, "kafka"), main,
+        ]  # fmt: skip
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        return [*self._java(cfg, java, "kafka.Kafka"), str(self.home / "server.properties")]
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        assert self.region_cfg is not None
+        return probes.kafka(self.region_cfg.kafka.bootstrap, timeout_s)
+
+
+KAFKA_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+HADOOP_LOG4J = """\
+log4j.rootLogger=INFO,console
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.target=System.err
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n
+log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
+"""
+
+
+EMPTY_WEB_XML = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<web-app xmlns="http://xmlns.jcp.org/xml/ns/javaee" version="3.1"></web-app>
+"""
+
+
+def _hadoop_xml(props: dict[str, str]) -> str:
+    body = "".join(f"  <property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items())
+    return f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n'
+
+
+@dataclass(frozen=True)
+class HdfsDaemon(Service):
+    """A NameNode or DataNode of one region's single-node HDFS (WebHDFS on, replication 1)."""
+
+    region_cfg: RegionConfig | None = None
+    data_root: Path = Path()
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "etc"
+
+    def _site(self) -> tuple[dict[str, str], dict[str, str]]:
+        assert self.region_cfg is not None and self.region_cfg.embedded is not None
+        r, e = self.region_cfg, self.region_cfg.embedded
+        nn_rpc, nn_http = _port(r.hdfs.namenode_uri), _port(r.hdfs.webhdfs_url)
+        core = {
+            "fs.defaultFS": f"hdfs://{self.host}:{nn_rpc}",
+            "hadoop.tmp.dir": str(self.home / "tmp"),
+            "hadoop.http.staticuser.user": r.hdfs.user,
+        }
+        hdfs = {
+            "dfs.namenode.name.dir": str(self.data_root / "name"),
+            "dfs.datanode.data.dir": str(self.data_root / "data"),
+            "dfs.replication": "1",
+            "dfs.permissions.enabled": "false",
+            "dfs.webhdfs.enabled": "true",
+            "dfs.namenode.rpc-address": f"{self.host}:{nn_rpc}",
+            "dfs.namenode.rpc-bind-host": self.host,
+            "dfs.namenode.http-address": f"{self.host}:{nn_http}",
+            "dfs.namenode.http-bind-host": self.host,
+            "dfs.namenode.servicerpc-bind-host": self.host,
+            "dfs.namenode.secondary.http-address": f"{self.host}:0",
+            "dfs.datanode.address": f"{self.host}:{e.datanode_port}",
+            "dfs.datanode.http.address": f"{self.host}:{e.datanode_http_port}",
+            "dfs.datanode.ipc.address": f"{self.host}:{e.datanode_ipc_port}",
+            "dfs.datanode.hostname": self.host,
+            "dfs.namenode.datanode.registration.ip-hostname-check": "false",
+            "dfs.namenode.safemode.extension": "0",
+            "dfs.namenode.safemode.min.datanodes": "0",
+            "dfs.heartbeat.interval": "1",
+            "dfs.namenode.heartbeat.recheck-interval": "10000",
+            "dfs.datanode.du.reserved": "0",
+            "dfs.namenode.resource.du.reserved": str(64 * 1024 * 1024),
+        }
+        return core, hdfs
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        core, hdfs = self._site()
+        (self.conf_dir / "core-site.xml").write_text(_hadoop_xml(core))
+        (self.conf_dir / "hdfs-site.xml").write_text(_hadoop_xml(hdfs))
+        (self.conf_dir / "log4j.properties").write_text(HADOOP_LOG4J)
+        # The Maven jars lack the web UI resources the daemons' HTTP servers look up on the classpath
+        # (webapps/<name>); empty web apps suffice, since WebHDFS and /jmx are servlets of their own.
+        for app in ("hdfs", "datanode", "secondary", "static"):
+            web_inf = self.conf_dir / "webapps" / app / "WEB-INF"
+            web_inf.mkdir(parents=True, exist_ok=True)
+            (web_inf / "web.xml").write_text(EMPTY_WEB_XML)
+        if self.kind == "hdfs-namenode" and not (self.data_root / "name" / "current" / "VERSION").exists():
+            assert self.region_cfg is not None
+            cmd = self._java(cfg, java, "org.apache.hadoop.hdfs.server.namenode.NameNode")
+            cmd += ["-format", "-nonInteractive", "-force", "-clusterid", f"lakehouse-{self.region_cfg.name}"]
+            self._run_once(cmd, cfg, java, "format")
+
+    def _java(self, cfg: Config, java: Path, main: str) -> list[str]:
+        assert self.region_cfg is not None and self.region_cfg.embedded is not None
+        e = self.region_cfg.embedded
+        heap = e.namenode_heap if self.kind == "hdfs-namenode" else e.datanode_heap
+        return [
+            str(java), f"-Xmx{heap}", "-Xms64m", *JVM_OPENS,
+            f"-Dhadoop.log.dir={self.home / 'logs'}",
+            f"-Dhadoop.home.dir={self.home}",
+            f"-Dhadoop.id.str={self.name}",
+            "-cp", jvm.classpath(cfg, "hadoop", self.conf_dir), main,
+        ]  # fmt: skip
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        main = {
+            "hdfs-namenode": "org.apache.hadoop.hdfs.server.namenode.NameNode",
+            "hdfs-datanode": "org.apache.hadoop.hdfs.server.datanode.DataNode",
+        }[self.kind]
+        return self._java(cfg, java, main)
+
+    def env(self, cfg: Config, java: Path) -> dict[str, str]:
+        env = super().env(cfg, java)
+        env["HADOOP_CONF_DIR"] = str(self.conf_dir)
+        env["HADOOP_USER_NAME"] = self.region_cfg.hdfs.user if self.region_cfg else "lakehouse"
+        return env
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        assert self.region_cfg is not None
+        h = self.region_cfg.hdfs
+        if self.kind == "hdfs-namenode":
+            return probes.hdfs_namenode(h.webhdfs_url, h.user, timeout_s)
+        return probes.hdfs_datanode(h.webhdfs_url, h.user, timeout_s)
+
+
+@dataclass(frozen=True)
+class MlflowServer(Service):
+    """The MLflow tracking server: SQLite backend store, artifacts proxied to ``artifacts_uri``."""
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        art = urlparse(cfg.mlflow.artifacts_uri)
+        if art.scheme in ("", "file"):
+            Path(art.path).mkdir(parents=True, exist_ok=True)
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", self.host, "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
+            "--artifacts-destination", cfg.mlflow.artifacts_uri,
+        ]  # fmt: skip
+
+    def env(self, cfg: Config, java: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        return env
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        return probes.mlflow(cfg.mlflow.tracking_uri, timeout_s)
+
+
+def services(cfg: Config) -> list[Service]:
+    """Every service of the profile, in start order (NameNodes before their DataNodes)."""
+    out: list[Service] = []
+    for region in cfg.regions.values():
+        e = region.embedded
+        managed = e is not None
+        home = cfg.state_dir / "services"
+        out.append(
+            KafkaBroker(
+                name=f"kafka-{region.name}", kind="kafka", region=region.name,
+                port=_port(region.kafka.bootstrap_servers[0]),
+                ports=(_port(region.kafka.bootstrap_servers[0]), e.kafka_controller_port) if e else (),
+                managed=managed, home=home / f"kafka-{region.name}", region_cfg=region,
+            )
+        )  # fmt: skip
+        hdfs_root = cfg.state_dir / "hdfs" / region.name
+        nn_ports = (_port(region.hdfs.namenode_uri), _port(region.hdfs.webhdfs_url))
+        out.append(
+            HdfsDaemon(
+                name=f"hdfs-namenode-{region.name}", kind="hdfs-namenode", region=region.name,
+                port=nn_ports[0], ports=nn_ports if e else (), managed=managed,
+                home=home / f"hdfs-namenode-{region.name}", region_cfg=region, data_root=hdfs_root,
+            )
+        )  # fmt: skip
+        out.append(
+            HdfsDaemon(
+                name=f"hdfs-datanode-{region.name}", kind="hdfs-datanode", region=region.name,
+                port=e.datanode_port if e else 0,
+                ports=(e.datanode_port, e.datanode_http_port, e.datanode_ipc_port) if e else (),
+                managed=managed, home=home / f"hdfs-datanode-{region.name}", region_cfg=region,
+                data_root=hdfs_root,
+            )
+        )  # fmt: skip
+    mport = _port(cfg.mlflow.tracking_uri)
+    out.append(
+        MlflowServer(
+            name="mlflow", kind="mlflow", region=None, port=mport,
+            ports=(mport,) if cfg.mlflow.embedded else (), managed=cfg.mlflow.embedded,
+            home=cfg.state_dir / "services" / "mlflow",
+        )
+    )  # fmt: skip
+    return out
