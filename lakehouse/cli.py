@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lakehouse.config import ENV_VAR, load_config
 from lakehouse.errors import LakehouseError
@@ -29,10 +29,13 @@ def _stack(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"profile": cfg.profile, "healthy": healthy, "services": [r.as_dict() for r in rows]}))
     else:
-        print(f"{'service':<22} {'region':<8} {'port':>6} {'pid':>8}  {'health':<9} detail")
+        print(f"{'service':<22} {'region':<8} {'port':>6} {'pid':>8} {'MiB':>6}  {'health':<9} detail")
         for r in rows:
             health = "healthy" if r.healthy else ("starting" if r.running else "down")
-            print(f"{r.name:<22} {r.region or '-':<8} {r.port:>6} {r.pid or '-':>8}  {health:<9} {r.detail}")
+            mem = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "-"
+            print(f"{r.name:<22} {r.region or '-':<8} {r.port:>6} {r.pid or '-':>8} {mem:>6}  {health:<9} {r.detail}")
+        total = sum(r.rss_mb or 0 for r in rows)
+        print(f"{sum(r.healthy for r in rows)}/{len(rows)} healthy; {total:.0f} MiB resident in the stack's processes")
     return 0 if healthy else 1
 
 
@@ -69,17 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `lakehouse` console script; errors print one clear message, no traceback."""
-    args = build_parser().parse_args(argv)
+def guarded(job: Callable[[], int]) -> int:
+    """Run an entry point: a :class:`LakehouseError` prints one clear message (no traceback) and exits non-zero."""
     try:
-        return int(args.func(args))
+        return int(job())
     except LakehouseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `lakehouse` console script; errors print one clear message, no traceback."""
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: int(args.func(args)))
 
 
 if __name__ == "__main__":

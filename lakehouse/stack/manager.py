@@ -12,6 +12,8 @@ from lakehouse.errors import ServiceUnavailable, StackError
 from lakehouse.stack import jvm, process
 from lakehouse.stack.services import Service, services
 
+__all__ = ["ServiceStatus", "down", "require", "select", "services", "status", "up"]
+
 Progress = Callable[[str], None]
 
 
@@ -29,6 +31,7 @@ class ServiceStatus:
     healthy: bool
     detail: str
     log: str | None
+    rss_mb: float | None  # resident memory of the service's whole process group
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -60,6 +63,7 @@ def service_status(cfg: Config, svc: Service, timeout_s: float = 5.0) -> Service
         name=svc.name, kind=svc.kind, region=svc.region, port=svc.port, managed=svc.managed,
         pid=pid, running=pid is not None or (not svc.managed and probe.ok), healthy=probe.ok,
         detail=probe.detail, log=str(svc.log_file) if svc.managed else None,
+        rss_mb=process.group_rss_mb(pid) if pid is not None else None,
     )  # fmt: skip
 
 

@@ -88,6 +88,19 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory (MiB) of every live process in group ``pgid``."""
+    total = 0
+    for member in group_members(pgid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
 def stop(pid: int, timeout_s: float) -> bool:
     """SIGTERM the process group led by ``pid``, SIGKILL what is left after ``timeout_s``.
 

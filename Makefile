@@ -1,0 +1,34 @@
+# make demo  - the main job on the embedded default (sets everything up first)
+# make test  - the whole test suite against the real local stack
+# make setup - set-up only (Debian packages, venv, Maven jars); idempotent
+SHELL := /bin/bash
+VENV ?= .venv
+LAKEHOUSE := $(VENV)/bin/lakehouse
+
+.PHONY: setup demo test unit lint stack-up stack-down stack-status
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@$(LAKEHOUSE) stack up
+	@$(LAKEHOUSE) demo
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+unit: setup
+	$(VENV)/bin/python -m pytest tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check lakehouse jobs dags tests
+	$(VENV)/bin/mypy
+
+stack-up: setup
+	@$(LAKEHOUSE) stack up
+
+stack-down:
+	@$(LAKEHOUSE) stack down
+
+stack-status:
+	@$(LAKEHOUSE) stack status

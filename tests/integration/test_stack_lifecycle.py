@@ -1,0 +1,157 @@
+"""`lakehouse stack` on a second, isolated stack (own ports and state): lifecycle and every start-up fault.
+
+Each fault must give one clear error naming cause and fix, a non-zero exit, no traceback, and leave
+no process of that stack running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lakehouse.config import CONF_DIR
+from lakehouse.stack import process
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+PORT_SHIFT = 20000
+SUBSET = ["kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia", "mlflow"]
+
+
+def _shift(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _shift(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_shift(v, key) for v in node]
+    if isinstance(node, int) and key.endswith("_port"):
+        return node + PORT_SHIFT
+    if isinstance(node, str):
+        return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{int(m.group(1)) + PORT_SHIFT}", node)
+    return node
+
+
+def write_isolated_config(state: Path, **stack: Any) -> Path:
+    """A copy of conf/local.yaml with every port shifted and its own state folder."""
+    data = _shift(yaml.safe_load((CONF_DIR / "local.yaml").read_text()))
+    data["state_dir"] = str(state)
+    data["stack"].update(stack)
+    path = state.parent / f"{state.name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def processes_of(state: Path) -> list[int]:
+    """Live pids whose command line mentions this stack's state folder."""
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and process.is_alive(int(p.name)) and str(state) in process.cmdline(int(p.name))
+    ]
+
+
+def env_for(config: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "LAKEHOUSE_ENV": str(config), **extra}
+
+
+def services_args(names: list[str]) -> list[str]:
+    return [a for n in names for a in ("--service", n)]
+
+
+@pytest.fixture()
+def isolated(tmp_path: Path) -> Iterator[Path]:
+    state = tmp_path / "state"
+    yield state
+    for pid in processes_of(state):  # never leak a process, even when a test fails
+        process.stop(pid, 10)
+
+
+def assert_clean_failure(result: Any, state: Path, *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "error: " in result.stderr and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+    assert "fix: " in result.stderr
+    assert processes_of(state) == []
+
+
+def test_up_status_up_again_down(isolated: Path) -> None:
+    env = env_for(write_isolated_config(isolated))
+    up = run_cli("stack", "up", *services_args(SUBSET), env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert up.stdout.count("ready in") == len(SUBSET)
+
+    status = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
+    assert status["healthy"] and all(s["healthy"] and s["pid"] for s in status["services"])
+    pids = {s["name"]: s["pid"] for s in status["services"]}
+    assert {s["port"] for s in status["services"]} == {19092 + PORT_SHIFT, 19000 + PORT_SHIFT,
+                                                       19866 + PORT_SHIFT, 15000 + PORT_SHIFT}
+
+    again = run_cli("stack", "up", *services_args(SUBSET), env=env)
+    assert again.returncode == 0 and again.stdout.count("already running") == len(SUBSET)
+    status2 = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
+    assert {s["name"]: s["pid"] for s in status2["services"]} == pids
+
+    groups = {pid: process.group_members(pid) for pid in pids.values()}  # JVMs, MLflow and its workers
+    assert all(groups.values())
+    down = run_cli("stack", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.count("stopped (pid") == len(SUBSET)
+    assert processes_of(isolated) == []
+    assert [p for members in groups.values() for p in members if process.is_alive(p)] == []
+    for svc in status["services"]:
+        assert not process.port_in_use("127.0.0.1", svc["port"])
+    # data stays: the NameNode's formatted image and the MLflow database survive `down`
+    assert (isolated / "hdfs" / "asia" / "name" / "current" / "VERSION").exists()
+    assert (isolated / "services" / "mlflow" / "mlflow.db").exists()
+    after = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
+    assert after["healthy"] is False and not any(s["running"] for s in after["services"])
+
+
+def test_port_already_taken(isolated: Path) -> None:
+    env = env_for(write_isolated_config(isolated))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 19092 + PORT_SHIFT))
+        squatter.listen()
+        result = run_cli("stack", "up", *services_args(SUBSET), env=env)
+    assert_clean_failure(result, isolated, f"port {19092 + PORT_SHIFT} (kafka-asia) is already in use")
+
+
+def test_service_that_does_not_become_ready_is_stopped(isolated: Path) -> None:
+    env = env_for(write_isolated_config(isolated, ready_timeout_s=1))
+    result = run_cli("stack", "up", "--service", "mlflow", env=env)
+    assert_clean_failure(result, isolated, "mlflow did not become ready within 1s")
+
+
+def test_service_that_crashes_at_start_is_reported_with_its_log(isolated: Path) -> None:
+    config = write_isolated_config(isolated)
+    data = yaml.safe_load(config.read_text())
+    data["regions"]["asia"]["embedded"]["heap"]["kafka"] = "1k"  # the JVM refuses to start
+    config.write_text(yaml.safe_dump(data))
+    result = run_cli("stack", "up", "--service", "mlflow", "--service", "kafka-asia", env=env_for(config))
+    assert_clean_failure(result, isolated, "kafka-asia", "last lines of")
+
+
+def test_missing_java(isolated: Path) -> None:
+    env = env_for(write_isolated_config(isolated), JAVA_HOME=str(isolated / "no-jdk"))
+    result = run_cli("stack", "up", "--service", "kafka-asia", env=env)
+    assert_clean_failure(result, isolated, f"Java was not found at {isolated / 'no-jdk' / 'bin' / 'java'}", "JDK 17")
+
+
+def test_job_started_while_stack_is_down(isolated: Path) -> None:
+    env = env_for(write_isolated_config(isolated))
+    result = run_cli("demo", "--messages", "10", env=env)
+    assert_clean_failure(result, isolated, "kafka-asia is not available", "run `lakehouse stack up`")
+
+
+def test_unknown_service_name(isolated: Path) -> None:
+    result = run_cli("stack", "up", "--service", "zookeeper", env=env_for(write_isolated_config(isolated)))
+    assert_clean_failure(result, isolated, "unknown service(s): zookeeper", "kafka-europe")

@@ -1,0 +1,82 @@
+"""docker-compose.yml describes the deployment conf/cluster.yaml points at (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from lakehouse.config import CONF_DIR, PROJECT_ROOT, load_config
+
+COMPOSE: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+CLUSTER = load_config(str(CONF_DIR / "cluster.yaml"))
+
+
+def _endpoints() -> list[tuple[str, str]]:
+    """Every host:port conf/cluster.yaml connects to, with what it is."""
+    out: list[tuple[str, str]] = []
+    for region in CLUSTER.regions.values():
+        out += [(f"kafka {region.name}", s) for s in region.kafka.bootstrap_servers]
+        out += [(f"namenode rpc {region.name}", region.hdfs.namenode_uri)]
+        out += [(f"webhdfs {region.name}", region.hdfs.webhdfs_url)]
+    out += [("spark master", CLUSTER.spark.master), ("mlflow", CLUSTER.mlflow.tracking_uri)]
+    out += [("mlflow artifacts", CLUSTER.mlflow.artifacts_uri)]
+    return out
+
+
+@pytest.mark.parametrize(("what", "endpoint"), _endpoints())
+def test_every_cluster_endpoint_is_a_compose_service_exposing_that_port(what: str, endpoint: str) -> None:
+    parsed = urlparse(endpoint if "://" in endpoint else f"tcp://{endpoint}")
+    assert parsed.hostname in SERVICES, f"{what}: no compose service named {parsed.hostname}"
+    svc = SERVICES[parsed.hostname]
+    exposed = {str(p) for p in svc.get("expose", [])} | {str(p).split(":")[-1] for p in svc.get("ports", [])}
+    assert str(parsed.port) in exposed, f"{what}: {parsed.hostname} does not expose {parsed.port}"
+
+
+def test_kafka_brokers_advertise_their_own_name_and_match_replication() -> None:
+    for region in CLUSTER.regions.values():
+        brokers = [s.split(":")[0] for s in region.kafka.bootstrap_servers]
+        voters = {SERVICES[b]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in brokers}
+        assert len(voters) == 1, "all brokers of a region share one KRaft quorum"
+        for broker in brokers:
+            env = SERVICES[broker]["environment"]
+            assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{broker}:9092"
+            assert int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == CLUSTER.topics.replication_factor
+            assert int(env["KAFKA_MIN_INSYNC_REPLICAS"]) < CLUSTER.topics.replication_factor
+
+
+def test_hdfs_daemons_point_at_their_regions_namenode() -> None:
+    for region in CLUSTER.regions.values():
+        nn = urlparse(region.hdfs.namenode_uri).hostname
+        datanodes = [n for n in SERVICES if n.startswith(f"datanode-{region.name}-")]
+        assert len(datanodes) >= 2
+        for name in [nn, *datanodes]:
+            assert SERVICES[name]["environment"]["CORE-SITE.XML_fs.defaultFS"] == region.hdfs.namenode_uri
+
+
+def test_image_versions_match_the_versions_the_project_pins() -> None:
+    pins = dict(line.split("==") for line in (PROJECT_ROOT / "constraints.txt").read_text().split() if "==" in line)
+    kafka_pom = (PROJECT_ROOT / "jvm" / "kafka.pom.xml").read_text()
+    hadoop_pom = (PROJECT_ROOT / "jvm" / "hadoop.pom.xml").read_text()
+    assert SERVICES["spark-master"]["image"].startswith(f"apache/spark:{pins['pyspark']}")
+    assert SERVICES["mlflow"]["image"].endswith(f":v{pins['mlflow']}")
+    assert SERVICES["airflow-scheduler"]["image"].startswith(f"apache/airflow:{pins['apache-airflow']}")
+    kafka_version = SERVICES["kafka-asia-1"]["image"].split(":")[1]
+    assert f"<artifactId>kafka_2.13</artifactId><version>{kafka_version}</version>" in kafka_pom
+    hadoop_version = SERVICES["namenode-asia"]["image"].split(":")[1]
+    assert f"<artifactId>hadoop-hdfs</artifactId><version>{hadoop_version}</version>" in hadoop_pom
+
+
+def test_lakehouse_containers_select_the_cluster_profile() -> None:
+    for name in ("spark-worker-1", "airflow-scheduler"):
+        assert SERVICES[name]["environment"]["LAKEHOUSE_ENV"] == "cluster"
+
+
+def test_no_secret_values_in_compose() -> None:
+    for name, svc in SERVICES.items():
+        for key, value in (svc.get("environment") or {}).items():
+            if any(word in key.upper() for word in ("PASSWORD", "SECRET", "TOKEN")):
+                assert key.endswith("_FILE") or key.endswith("__FILE"), f"{name}.{key} holds a secret inline"

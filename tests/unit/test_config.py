@@ -1,0 +1,102 @@
+"""Profiles load into typed objects; malformed files give one error naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lakehouse.config import CONF_DIR, load_config
+from lakehouse.errors import ConfigError
+from tests.conftest import run_cli
+
+
+def test_local_profile_is_the_embedded_two_region_default() -> None:
+    cfg = load_config("local")
+    assert cfg.profile == "local"
+    assert cfg.primary.name == "asia"
+    assert cfg.region("europe").role == "secondary"
+    assert all(r.embedded is not None for r in cfg.regions.values())
+    assert cfg.primary.warehouse_uri == "hdfs://127.0.0.1:19000/lakehouse"
+    assert cfg.mlflow.embedded and cfg.mlflow.artifacts_uri.startswith("file://")
+    # every loopback port of the stack is distinct
+    from lakehouse.stack.services import services
+
+    ports = [p for s in services(cfg) for p in s.ports]
+    assert len(ports) == len(set(ports)) > 10
+
+
+def test_cluster_profile_differs_only_in_config() -> None:
+    local, cluster = load_config("local"), load_config("cluster")
+    assert cluster.spark.master.startswith("spark://")
+    assert all(r.embedded is None for r in cluster.regions.values())
+    assert set(local.regions) == set(cluster.regions)
+    assert [r.role for r in local.regions.values()] == [r.role for r in cluster.regions.values()]
+
+
+def test_env_var_selects_profile_by_name_or_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEHOUSE_ENV", "cluster")
+    assert load_config().profile == "cluster"
+    monkeypatch.setenv("LAKEHOUSE_ENV", str(CONF_DIR / "local.yaml"))
+    assert load_config().profile == "local"
+
+
+def test_unknown_profile_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"does not exist") as err:
+        load_config("staging")
+    assert err.value.fix is not None and "cluster" in err.value.fix and "local" in err.value.fix
+
+
+def _mutated(tmp_path: Path, change: str) -> Path:
+    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    if change == "missing_spark":
+        del data["spark"]
+    elif change == "port_not_int":
+        data["regions"]["asia"]["embedded"]["datanode_port"] = "lots"
+    elif change == "two_primaries":
+        data["regions"]["europe"]["role"] = "primary"
+    elif change == "bad_role":
+        data["regions"]["europe"]["role"] = "tertiary"
+    elif change == "namenode_not_hdfs":
+        data["regions"]["asia"]["hdfs"]["namenode_uri"] = "http://127.0.0.1:19000"
+    elif change == "bootstrap_without_port":
+        data["regions"]["asia"]["kafka"]["bootstrap_servers"] = ["127.0.0.1"]
+    path = tmp_path / f"{change}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("missing_spark", r"config\.spark is missing"),
+        ("port_not_int", r"regions\.asia\.embedded\.datanode_port must be int, got str"),
+        ("two_primaries", r"exactly one region must have role primary"),
+        ("bad_role", r"regions\.europe\.role must be one of"),
+        ("namenode_not_hdfs", r"regions\.asia\.hdfs\.namenode_uri must start with hdfs://"),
+        ("bootstrap_without_port", r"bootstrap_servers must be host:port"),
+    ],
+)
+def test_malformed_config_names_file_and_key(tmp_path: Path, change: str, message: str) -> None:
+    path = _mutated(tmp_path, change)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(str(path))
+    assert str(path) in err.value.message
+
+
+def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("profile: local\nspark:\n  master: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
+        load_config(str(path))
+
+
+def test_cli_reports_malformed_config_without_traceback(tmp_path: Path) -> None:
+    import os
+
+    path = _mutated(tmp_path, "two_primaries")
+    result = run_cli("stack", "status", env={**os.environ, "LAKEHOUSE_ENV": str(path)})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "exactly one region" in result.stderr
+    assert "Traceback" not in result.stderr
