@@ -14,7 +14,7 @@ demo: setup
 	@$(LAKEHOUSE) stack up
 	@$(LAKEHOUSE) demo
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest
 
 unit: setup

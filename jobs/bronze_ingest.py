@@ -1,7 +1,7 @@
 """spark-submit entry point: stream a region's telemetry topic from Kafka into ``bronze.telemetry``.
 
-    spark-submit jobs/bronze_ingest.py --region asia --once      # drain what is there (availableNow)
-    python jobs/bronze_ingest.py --region europe                 # run continuously
+spark-submit jobs/bronze_ingest.py --region asia --once      # drain what is there (availableNow)
+python jobs/bronze_ingest.py --region europe                 # run continuously
 """
 
 from __future__ import annotations

@@ -57,10 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     stack = sub.add_parser("stack", help="start, stop or check the local stack (Kafka, HDFS, MLflow)")
-    stack.add_argument("action", choices=["up", "down", "status"], help="up: start (idempotent); "
-                       "down: stop what the stack started, keep data; status: health of each service")
-    stack.add_argument("--service", action="append", metavar="NAME",
-                       help="act on this service only (repeatable), e.g. kafka-asia, hdfs-namenode-europe, mlflow")
+    stack.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: start (idempotent); down: stop what the stack started, keep data; status: health of each service",
+    )
+    stack.add_argument(
+        "--service",
+        action="append",
+        metavar="NAME",
+        help="act on this service only (repeatable), e.g. kafka-asia, hdfs-namenode-europe, mlflow",
+    )
     stack.add_argument("--json", action="store_true", help="status: print one JSON object")
     stack.set_defaults(func=_stack)
 

@@ -158,15 +158,13 @@ def _get(data: Mapping[str, Any], key: str, kind: type[T], where: str, default: 
     if key not in data or data[key] is None:
         if default is ...:
             raise ConfigError(f"{where}.{key} is missing")
-        return default  # type: ignore[no-any-return]
+        return default
     value = data[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(
-            f"{where}.{key} must be {kind.__name__}, got {type(value).__name__} ({value!r})"
-        )
-    return value  # type: ignore[no-any-return]
+        raise ConfigError(f"{where}.{key} must be {kind.__name__}, got {type(value).__name__} ({value!r})")
+    return value
 
 
 def _section(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:

@@ -39,20 +39,27 @@ class DemoSummary:
     def render(self) -> str:
         per_partition = ", ".join(f"p{p}={n}" for p, n in sorted(self.partitions.items()))
         rate = self.produced / self.produce_s if self.produce_s else 0.0
-        return "\n".join(
-            [
-                f"demo summary ({self.region})",
+        lines = [
+            f"demo summary ({self.region})",
+            (
                 f"  produced to Kafka       {self.produced:>8} messages to {self.topic} in {self.produce_s:.1f}s"
-                f" ({rate:,.0f} msg/s, acks=all, idempotent)",
-                f"  Kafka topic holds       {self.kafka_records:>8} records ({per_partition})",
+                f" ({rate:,.0f} msg/s, acks=all, idempotent)"
+            ),
+            f"  Kafka topic holds       {self.kafka_records:>8} records ({per_partition})",
+            (
                 f"  bronze.telemetry        {self.bronze_rows:>8} rows (+{self.bronze_rows - self.bronze_rows_before}"
-                f" this run, streamed in {self.ingest_s:.1f}s) from {self.devices} devices",
+                f" this run, streamed in {self.ingest_s:.1f}s) from {self.devices} devices"
+            ),
+            (
                 f"  Delta table                 {self.table_uri} (version {self.delta_version},"
-                f" {self.delta_log_files} files in _delta_log)",
+                f" {self.delta_log_files} files in _delta_log)"
+            ),
+            (
                 f"  reconciled                  {'yes' if self.reconciled else 'NO'}:"
-                f" table rows {'==' if self.reconciled else '!='} Kafka records",
-            ]
-        )
+                f" table rows {'==' if self.reconciled else '!='} Kafka records"
+            ),
+        ]
+        return "\n".join(lines)
 
 
 def run(cfg: Config, messages: int = 5000, devices: int = 50, region: str | None = None) -> DemoSummary:

@@ -18,7 +18,7 @@ CLI = [sys.executable, "-m", "lakehouse"]
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the `lakehouse` CLI in a fresh process and capture its output."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")

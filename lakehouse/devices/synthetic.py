@@ -6,7 +6,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # vital -> (UCUM unit, baseline mean, standard deviation, decimals)
@@ -54,7 +54,7 @@ def messages(
     """
     rng = random.Random(seed)
     fleet = make_devices(devices, rng)
-    t0 = start or datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = start or datetime.now(UTC).replace(microsecond=0)
     for n in range(count):
         dev = fleet[n % len(fleet)]
         seq = n // len(fleet)
@@ -62,12 +62,15 @@ def messages(
             {"vital": vital, "value": round(rng.gauss(dev.baseline[vital], sd / 3), decimals), "unit": unit}
             for vital, (unit, _, sd, decimals) in VITALS.items()
         ]
-        yield dev.device_id, {
-            "message_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "device_id": dev.device_id,
-            "device_type": dev.device_type,
-            "patient_ref": dev.patient_ref,
-            "event_time": (t0 + timedelta(seconds=seq * interval_s)).isoformat().replace("+00:00", "Z"),
-            "seq": seq,
-            "measurements": measurements,
-        }
+        yield (
+            dev.device_id,
+            {
+                "message_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "device_id": dev.device_id,
+                "device_type": dev.device_type,
+                "patient_ref": dev.patient_ref,
+                "event_time": (t0 + timedelta(seconds=seq * interval_s)).isoformat().replace("+00:00", "Z"),
+                "seq": seq,
+                "measurements": measurements,
+            },
+        )

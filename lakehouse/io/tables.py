@@ -12,9 +12,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 def _check(name: str, what: str) -> str:
     if not _NAME.match(name):
-        raise LakehouseError(
-            f"invalid {what} {name!r}", fix="use lower-case <layer>.<name>, e.g. bronze.telemetry"
-        )
+        raise LakehouseError(f"invalid {what} {name!r}", fix="use lower-case <layer>.<name>, e.g. bronze.telemetry")
     return name
 
 

@@ -39,7 +39,7 @@ def java_home(cfg: Config) -> Path:
 
 def java_major_version(java: Path) -> int:
     """Major version of a ``java`` executable, e.g. 17."""
-    out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60).stderr
+    out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60, check=False).stderr
     for token in out.replace('"', " ").split():
         head = token.split(".")[0].split("-")[0].split("+")[0]
         if head.isdigit() and ("." in token or token.isdigit()):

@@ -79,8 +79,8 @@ def _port_holder(port: int) -> str:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.pid:
                 return f" by pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-    except Exception:  # noqa: BLE001 - naming the holder is best effort
-        pass
+    except Exception:  # noqa: BLE001 - naming the holder is best effort (it may belong to another user)
+        return ""
     return ""
 
 

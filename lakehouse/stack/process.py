@@ -47,9 +47,7 @@ def is_ours(pid: int | None, marker: str) -> bool:
     return pid is not None and is_alive(pid) and marker in cmdline(pid)
 
 
-def spawn(
-    command: Sequence[str], *, env: Mapping[str, str], log_file: Path, pid_file: Path, cwd: Path
-) -> int:
+def spawn(command: Sequence[str], *, env: Mapping[str, str], log_file: Path, pid_file: Path, cwd: Path) -> int:
     """Start ``command`` in its own session with output appended to ``log_file``; record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:

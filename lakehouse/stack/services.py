@@ -87,7 +87,9 @@ class Service:
         log = self.home / "logs" / f"{self.name}-{what}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:
-            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(cfg, java), cwd=self.home).returncode
+            rc = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env(cfg, java), cwd=self.home, check=False
+            ).returncode
         if rc != 0:
             from lakehouse.stack.process import tail
 

@@ -92,8 +92,12 @@ def test_up_status_up_again_down(isolated: Path) -> None:
     status = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
     assert status["healthy"] and all(s["healthy"] and s["pid"] for s in status["services"])
     pids = {s["name"]: s["pid"] for s in status["services"]}
-    assert {s["port"] for s in status["services"]} == {19092 + PORT_SHIFT, 19000 + PORT_SHIFT,
-                                                       19866 + PORT_SHIFT, 15000 + PORT_SHIFT}
+    assert {s["port"] for s in status["services"]} == {
+        19092 + PORT_SHIFT,
+        19000 + PORT_SHIFT,
+        19866 + PORT_SHIFT,
+        15000 + PORT_SHIFT,
+    }
 
     again = run_cli("stack", "up", *services_args(SUBSET), env=env)
     assert again.returncode == 0 and again.stdout.count("already running") == len(SUBSET)
