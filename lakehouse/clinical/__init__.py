@@ -1,0 +1,1 @@
+"""Clinical scoring logic: early-warning scores computed from vital-sign observations."""
