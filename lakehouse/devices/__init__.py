@@ -1,1 +1,1 @@
-"""Device side: message producers (synthetic devices; later PhysioNet replay) and the message contract."""
+"""Device side: message producers — synthetic devices in several dialects, and PhysioNet 2019 ICU replay."""

@@ -203,9 +203,11 @@ def iter_patients(archive: Path, patients: int | None = None) -> Iterator[Patien
         chosen = sorted(files, key=lambda item: item[0])
     else:
         chosen = heapq.nsmallest(max(patients, 0), files, key=lambda item: item[0])
-    for (pid, data), (next_pid, _) in zip(chosen, [*chosen[1:], ("", b"")], strict=True):
-        if pid == next_pid:
+    previous: str | None = None
+    for pid, data in chosen:
+        if pid == previous:
             raise LakehouseError(f"patient {pid} appears twice in {archive}")
+        previous = pid
         yield parse_psv(pid, data.decode("utf-8"))
 
 
@@ -245,6 +247,10 @@ def to_message(patient_id: str, row: PatientHour, origin: datetime) -> dict[str,
     }
 
 
+def _hours_of(record: PatientRecord) -> Iterator[tuple[int, str, PatientHour]]:
+    return ((row.iculos, record.patient_id, row) for row in record.rows)
+
+
 def replay_messages(records: Iterable[PatientRecord], origin: datetime) -> Iterator[tuple[str, dict[str, Any]]]:
     """(device id, message) pairs interleaved by ICU hour: every patient's hour h, then hour h+1, ...
 
@@ -253,7 +259,7 @@ def replay_messages(records: Iterable[PatientRecord], origin: datetime) -> Itera
     """
     if origin.tzinfo is None:
         raise ValueError("origin must be timezone-aware (UTC)")
-    streams = [((row.iculos, record.patient_id, row) for row in record.rows) for record in records]
+    streams = [_hours_of(record) for record in records]
     for _, patient_id, row in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         message = to_message(patient_id, row, origin)
         if message is not None:
@@ -276,22 +282,23 @@ def paced_by_hour(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Pass ``messages`` through, releasing the k-th distinct ICU hour at k * 3600 / speed wall seconds.
+    """Pass hour-ordered ``messages`` through, releasing ICU hour h at (h - first hour) * 3600 / speed s.
 
-    ``speed`` 0 or infinity means no waiting. ``on_hour(hours, messages)`` is called after each hour
-    has been handed on, with the running totals.
+    Wall time follows event time, so an hour in which no patient has vitals is a pause too. ``speed``
+    0 or infinity means no waiting. ``on_hour(hours, messages)`` is called after each ICU hour that
+    had messages has been handed on, with the running totals.
     """
     interval = 0.0 if speed <= 0 or math.isinf(speed) else 3600.0 / speed
     start = clock()
-    hours = sent = 0
-    for _, group in groupby(messages, key=lambda item: item[1]["seq"]):
-        due = start + hours * interval
-        if interval and (wait := due - clock()) > 0:
+    first: int | None = None
+    sent = 0
+    for hours, (hour, group) in enumerate(groupby(messages, key=lambda item: int(item[1]["seq"])), start=1):
+        first = hour if first is None else first
+        if interval and (wait := start + (hour - first) * interval - clock()) > 0:
             sleep(wait)
         for item in group:
             sent += 1
             yield item
-        hours += 1
         if on_hour is not None:
             on_hour(hours, sent)
 
@@ -314,6 +321,7 @@ def replay(
     topic = cfg.topics.telemetry
     records = list(iter_patients(archive, patients))
     rows = sum(len(r.rows) for r in records)
+    skipped = sum(not row.has_device_vitals() for r in records for row in r.rows)
     origin = default_origin(records)
     pace = "as fast as possible" if speed == 0 or math.isinf(speed) else f"1 ICU hour per {3600 / speed:g} s"
     progress(f"replaying {len(records)} PhysioNet patients ({rows} patient-hours) to {topic} in {reg.name}, {pace}")
@@ -321,11 +329,11 @@ def replay(
 
     started = time.monotonic()
     last_line = started
-    totals = [0, 0]
+    hours_sent = 0
 
     def on_hour(hours: int, sent: int) -> None:
-        nonlocal last_line
-        totals[:] = [hours, sent]
+        nonlocal last_line, hours_sent
+        hours_sent = hours
         now = time.monotonic()
         if now - last_line >= progress_every_s:
             last_line = now
@@ -337,8 +345,8 @@ def replay(
     stats = ReplayStats(
         patients=len(records),
         messages=sent,
-        rows_skipped_no_vitals=rows - sent,
-        hours=totals[0],
+        rows_skipped_no_vitals=skipped,
+        hours=hours_sent,
         seconds=seconds,
     )
     progress(
