@@ -43,8 +43,88 @@ def _demo(args: argparse.Namespace) -> int:
     from lakehouse import demo
 
     cfg = load_config()
-    summary = demo.run(cfg, messages=args.messages, devices=args.devices, region=args.region)
+    summary = demo.run(
+        cfg, patients=args.patients, devices=args.devices, messages=args.messages,
+        bad_fraction=args.bad_fraction, region=args.region, progress=lambda m: print(m, flush=True),
+    )  # fmt: skip
     print(summary.render())
+    return 0 if summary.balanced else 1
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from lakehouse.devices import simulator
+    from lakehouse.ingest.registry import register_assignments
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    if not args.no_register:
+        fleet = simulator.make_fleet(args.devices, args.seed, prefix=args.prefix)
+        since = datetime.now(UTC) - timedelta(seconds=args.seconds + 3600)
+        print(f"registering {register_assignments(cfg, region, simulator.fleet_assignments(fleet, since, region.name))}"
+              " devices in silver.device_registry", flush=True)  # fmt: skip
+    sim, _ = simulator.simulate(
+        cfg, args.devices, args.rate, args.seconds, region.name, args.bad_fraction, args.seed,
+        realtime=not args.fast, prefix=args.prefix, progress=lambda m: print(m, flush=True),
+    )  # fmt: skip
+    if args.expected_json:
+        with open(args.expected_json, "w", encoding="utf-8") as fh:
+            json.dump(sim.expected.as_dict(), fh, indent=2)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lakehouse.devices import physionet
+    from lakehouse.ingest.registry import register_assignments
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    archive = Path(args.archive)
+    if not archive.exists():
+        raise LakehouseError(
+            f"PhysioNet archive {archive} does not exist", fix="give --archive a .tar.gz or a folder of .psv files"
+        )
+    if not args.no_register:
+        records = list(physionet.iter_patients(archive, args.patients))
+        since = physionet.default_origin(records)
+        n = register_assignments(cfg, region, physionet.assignments(records, since, region.name))
+        print(f"registering {n} devices in silver.device_registry", flush=True)
+    physionet.replay(cfg, archive, args.patients, args.speed, region.name, progress=lambda m: print(m, flush=True))
+    return 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from lakehouse import pipeline
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    if args.action == "start":
+        started = pipeline.start_background(cfg, region)
+        print(f"pipeline ({region.name}) running as pid {started}; log in {cfg.state_dir / 'pipeline' / region.name}")
+        return 0
+    if args.action == "stop":
+        stopped = pipeline.stop_background(cfg, region)
+        print(f"pipeline ({region.name}) " + (f"stopped (pid {stopped})" if stopped else "was not running"))
+        return 0
+    if args.action == "status":
+        pid = pipeline.running_pid(cfg, region)
+        print(f"pipeline ({region.name}): " + (f"running (pid {pid})" if pid else "not running"))
+        return 0 if pid else 1
+    from lakehouse.session import build_spark
+
+    spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}")
+    if args.once:
+        pipeline.run_once(spark, cfg, region, progress=lambda m: print(m, flush=True))
+        rec = pipeline.reconcile(spark, region)
+        print(
+            f"reconciliation ({region.name}): bronze {rec.bronze_rows} = accepted {rec.accepted} + quarantined "
+            f"{rec.quarantined} + duplicates {rec.duplicate}: {'balanced' if rec.balanced else 'NOT BALANCED'}"
+        )
+        return 0 if rec.balanced else 1
+    pipeline.run_continuous(spark, cfg, region, progress=lambda m: print(m, flush=True))
     return 0
 
 
@@ -71,11 +151,48 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--json", action="store_true", help="status: print one JSON object")
     stack.set_defaults(func=_stack)
 
-    demo = sub.add_parser("demo", help="send device messages to Kafka and stream them into a Delta table")
-    demo.add_argument("--messages", type=int, default=5000, help="device messages to send (default 5000)")
-    demo.add_argument("--devices", type=int, default=50, help="simulated devices (default 50)")
+    demo = sub.add_parser("demo", help="replay PhysioNet + simulated devices through the whole pipeline, summarise")
+    demo.add_argument(
+        "--patients", type=int, default=300, help="PhysioNet patients to replay (default 300, the sample)"
+    )
+    demo.add_argument("--devices", type=int, default=40, help="simulated devices (default 40)")
+    demo.add_argument("--messages", type=int, default=4000, help="simulated messages (default 4000)")
+    demo.add_argument("--bad-fraction", type=float, default=0.05, help="share of bad simulated messages (default 0.05)")
     demo.add_argument("--region", default=None, help="region to run in (default: the primary)")
     demo.set_defaults(func=_demo)
+
+    sim = sub.add_parser("simulate", help="send synthetic device messages (two dialects, optional bad data) to Kafka")
+    sim.add_argument("--devices", type=int, required=True, help="number of devices (monitors and wearables alternate)")
+    sim.add_argument("--rate", type=float, required=True, help="messages per second, all devices together")
+    sim.add_argument("--seconds", type=float, required=True, help="how long to simulate")
+    sim.add_argument("--region", default=None, help="region whose Kafka receives them (default: the primary)")
+    sim.add_argument("--bad-fraction", type=float, default=0.0, help="share of bad messages, 0..1 (default 0)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sim.add_argument("--prefix", default="sim", help="device and patient id prefix (default sim)")
+    sim.add_argument("--fast", action="store_true", help="send as fast as possible, event times back-dated")
+    sim.add_argument("--no-register", action="store_true", help="do not register the devices in the registry")
+    sim.add_argument("--expected-json", metavar="FILE", help="write the exact expected outcome counts here")
+    sim.set_defaults(func=_simulate)
+
+    rep = sub.add_parser("replay", help="replay a recorded data set as device messages")
+    rep.add_argument("dataset", choices=["physionet"], help="physionet: PhysioNet/CinC 2019 ICU data")
+    from lakehouse.devices.physionet import SAMPLE_ARCHIVE
+
+    rep.add_argument("--archive", default=str(SAMPLE_ARCHIVE), help="training_setA.tar.gz or a folder of .psv files"
+                     " (default: the committed 300-patient sample)")  # fmt: skip
+    rep.add_argument("--patients", type=int, default=None, help="replay only the first N patients")
+    rep.add_argument("--speed", type=float, default=0.0, help="time compression: 3600 = one ICU hour per second;"
+                     " 0 = as fast as possible (default)")  # fmt: skip
+    rep.add_argument("--region", default=None, help="region whose Kafka receives them (default: the primary)")
+    rep.add_argument("--no-register", action="store_true", help="do not register the devices in the registry")
+    rep.set_defaults(func=_replay)
+
+    pipe = sub.add_parser("pipeline", help="run the streaming pipeline (bronze, silver, gold) of a region")
+    pipe.add_argument("action", choices=["start", "stop", "status", "run"], help="start/stop: in the background;"
+                      " run: in the foreground (continuous, or --once)")  # fmt: skip
+    pipe.add_argument("--once", action="store_true", help="run: one catch-up pass (availableNow), then exit")
+    pipe.add_argument("--region", default=None, help="region (default: the primary)")
+    pipe.set_defaults(func=_pipeline)
     return parser
 
 

@@ -109,6 +109,19 @@ class TopicsConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """Streaming pipeline behaviour: triggers, validation tolerances, late-data policy, maintenance floor."""
+
+    trigger_interval_s: float
+    max_offsets_per_trigger: int
+    future_tolerance_s: int
+    max_event_age_s: int
+    minute_watermark_s: int
+    hourly_watermark_s: int
+    vacuum_min_retention_hours: int
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Behaviour of `lakehouse stack` (embedded profile)."""
 
@@ -129,6 +142,7 @@ class Config:
     mlflow: MlflowConfig
     topics: TopicsConfig
     stack: StackConfig
+    pipeline: PipelineConfig
     regions: Mapping[str, RegionConfig]
 
     @property
@@ -239,6 +253,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     mlflow = _section(data, "mlflow", where)
     topics = _get(data, "topics", dict, where, {})
     stack = _get(data, "stack", dict, where, {})
+    pipe = _get(data, "pipeline", dict, where, {})
     regions_raw = _section(data, "regions", where)
     regions = {str(n): _parse_region(str(n), _section(regions_raw, str(n), "regions")) for n in regions_raw}
     roles = sorted(r.role for r in regions.values())
@@ -276,6 +291,15 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
         stack=StackConfig(
             ready_timeout_s=_get(stack, "ready_timeout_s", float, "stack", 120.0),
             stop_timeout_s=_get(stack, "stop_timeout_s", float, "stack", 30.0),
+        ),
+        pipeline=PipelineConfig(
+            trigger_interval_s=_get(pipe, "trigger_interval_s", float, "pipeline", 1.0),
+            max_offsets_per_trigger=_get(pipe, "max_offsets_per_trigger", int, "pipeline", 200_000),
+            future_tolerance_s=_get(pipe, "future_tolerance_s", int, "pipeline", 300),
+            max_event_age_s=_get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400),
+            minute_watermark_s=_get(pipe, "minute_watermark_s", int, "pipeline", 600),
+            hourly_watermark_s=_get(pipe, "hourly_watermark_s", int, "pipeline", 7200),
+            vacuum_min_retention_hours=_get(pipe, "vacuum_min_retention_hours", int, "pipeline", 168),
         ),
         regions=regions,
     )

@@ -1,114 +1,127 @@
-"""`make demo` / `lakehouse demo`: devices -> Kafka -> Spark -> Delta on HDFS, read back and summarised."""
+"""`make demo` / `lakehouse demo`: PhysioNet ICU replay and simulated devices through the whole medallion.
+
+Replays the committed PhysioNet 2019 sample and a simulated ward (monitors and wearables in their own
+dialects, with a share of bad messages), runs one catch-up pass of the pipeline, and prints what
+reached each table, how the counts reconcile, and the NEWS2 alerts raised.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
 from lakehouse.config import Config
-from lakehouse.devices import synthetic
+from lakehouse.devices import physionet, simulator
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest import bronze
-from lakehouse.io import kafka, tables
+from lakehouse.ingest.registry import register_assignments
 from lakehouse.stack import manager
 
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """What the demo sent, what reached the table, and whether the two reconcile."""
+    """What the demo sent, what reached each table, whether the counts reconcile, which alerts opened."""
 
     region: str
-    topic: str
-    produced: int
-    kafka_records: int
-    bronze_rows: int
-    bronze_rows_before: int
-    devices: int
-    partitions: dict[int, int]
-    table_uri: str
-    delta_version: int
-    delta_log_files: int
-    produce_s: float
-    ingest_s: float
-
-    @property
-    def reconciled(self) -> bool:
-        """Bronze holds exactly one row per Kafka record of the topic: nothing lost, nothing twice."""
-        return self.bronze_rows == self.kafka_records
+    replayed: int
+    simulated: int
+    expected_simulated: dict[str, object]
+    tables: dict[str, int]
+    reconciliation: dict[str, int]
+    balanced: bool
+    quarantine_reasons: dict[str, int]
+    alerts: list[tuple[str, str, str, int, str]]
+    seconds: float
 
     def render(self) -> str:
-        per_partition = ", ".join(f"p{p}={n}" for p, n in sorted(self.partitions.items()))
-        rate = self.produced / self.produce_s if self.produce_s else 0.0
         lines = [
-            f"demo summary ({self.region})",
-            (
-                f"  produced to Kafka       {self.produced:>8} messages to {self.topic} in {self.produce_s:.1f}s"
-                f" ({rate:,.0f} msg/s, acks=all, idempotent)"
-            ),
-            f"  Kafka topic holds       {self.kafka_records:>8} records ({per_partition})",
-            (
-                f"  bronze.telemetry        {self.bronze_rows:>8} rows (+{self.bronze_rows - self.bronze_rows_before}"
-                f" this run, streamed in {self.ingest_s:.1f}s) from {self.devices} devices"
-            ),
-            (
-                f"  Delta table                 {self.table_uri} (version {self.delta_version},"
-                f" {self.delta_log_files} files in _delta_log)"
-            ),
-            (
-                f"  reconciled                  {'yes' if self.reconciled else 'NO'}:"
-                f" table rows {'==' if self.reconciled else '!='} Kafka records"
+            f"demo summary ({self.region}, {self.seconds:.0f}s)",
+            f"  sent to Kafka: {self.replayed} PhysioNet replay messages + {self.simulated} simulated device messages",
+            "  tables:",
+            *(f"    {name:<26} {rows:>9} rows" for name, rows in self.tables.items()),
+            "  reconciliation (messages): "
+            + ", ".join(f"{k} {v}" for k, v in self.reconciliation.items())
+            + f" -> {'balanced' if self.balanced else 'NOT BALANCED'}",
+            "  quarantined by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(self.quarantine_reasons.items())),
+            f"  open NEWS2 alerts: {len(self.alerts)} (first 10)",
+            *(
+                f"    {lvl:<17} {pt:<22} {ward:<7} NEWS2 {total:>2}  at {at}"
+                for pt, lvl, ward, total, at in self.alerts[:10]
             ),
         ]
         return "\n".join(lines)
 
 
-def run(cfg: Config, messages: int = 5000, devices: int = 50, region: str | None = None) -> DemoSummary:
-    """Send ``messages`` device messages to the region's Kafka, stream them into bronze, read back."""
-    if messages < 1 or devices < 1:
-        raise LakehouseError("--messages and --devices must be at least 1")
+def run(
+    cfg: Config,
+    patients: int = 300,
+    devices: int = 40,
+    messages: int = 4000,
+    bad_fraction: float = 0.05,
+    region: str | None = None,
+    archive: Path = physionet.SAMPLE_ARCHIVE,
+    progress: Callable[[str], None] = print,
+) -> DemoSummary:
+    """Send the demo data, run one pipeline pass, and summarise the region's tables."""
+    if patients < 1 or devices < 1 or messages < 1:
+        raise LakehouseError("--patients, --devices and --messages must be at least 1")
     reg = cfg.region(region)
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=reg.name)
-    from hdfs import InsecureClient
+    t0 = time.monotonic()
     from pyspark.sql import functions as F
 
+    from lakehouse import pipeline
     from lakehouse.session import build_spark
+    from lakehouse.tables import uri
 
-    topic = cfg.topics.telemetry
-    kafka.ensure_topic(reg, topic, cfg.topics)
-    t0 = time.monotonic()
-    produced = kafka.produce_json(
-        reg, topic, synthetic.messages(messages, devices), progress_every=max(1000, messages // 10)
+    records = list(physionet.iter_patients(archive, patients))
+    origin = physionet.default_origin(records)
+    progress("registering devices ...")
+    sim_fleet = simulator.make_fleet(devices, seed=7, prefix="demo")
+    register_assignments(
+        cfg,
+        reg,
+        physionet.assignments(records, origin - timedelta(hours=1), reg.name)
+        + simulator.fleet_assignments(sim_fleet, origin, reg.name),
     )
-    produce_s = time.monotonic() - t0
+    replay = physionet.replay(cfg, archive, patients, speed=0, region=reg.name, progress=progress)
+    sim, sent = simulator.simulate(
+        cfg, devices, rate=messages / 60.0, seconds=60.0, region=reg.name, bad_fraction=bad_fraction,
+        realtime=False, prefix="demo", progress=progress,
+    )  # fmt: skip
 
     spark = build_spark(cfg, "lakehouse-demo")
-    uri = tables.table_uri(reg, bronze.TABLE)
-    from delta.tables import DeltaTable
-
-    before = spark.read.format("delta").load(uri).count() if DeltaTable.isDeltaTable(spark, uri) else 0
-    t1 = time.monotonic()
-    bronze.run_bronze(spark, cfg, reg.name, once=True)
-    ingest_s = time.monotonic() - t1
-
-    table = spark.read.format("delta").load(uri)
-    rows = table.count()
-    stats = table.agg(F.countDistinct("key").alias("devices")).first()
-    version = DeltaTable.forPath(spark, uri).history(1).select("version").first()
-    offsets = kafka.end_offsets(reg, topic)
-    log_dir = uri.split("://", 1)[1].split("/", 1)[1]
-    log_files = InsecureClient(reg.hdfs.webhdfs_url, user=reg.hdfs.user).list(f"/{log_dir}/_delta_log")
+    progress("pipeline: one catch-up pass (availableNow) through bronze, silver, gold ...")
+    pipeline.run_once(spark, cfg, reg, progress)
+    rec = pipeline.reconcile(spark, reg)
+    reasons = {
+        r["reason"]: int(r["count"])
+        for r in spark.read.format("delta").load(uri(reg, "silver.quarantine")).groupBy("reason").count().collect()
+    }
+    alerts = (
+        spark.read.format("delta")
+        .load(uri(reg, "gold.alerts"))
+        .filter("status = 'open'")
+        .orderBy(F.col("latest_total").desc(), "patient_ref")
+        .select("patient_ref", "level", "ward", "latest_total", F.col("opened_observation_time").cast("string"))
+        .collect()
+    )
     return DemoSummary(
         region=reg.name,
-        topic=topic,
-        produced=produced,
-        kafka_records=sum(offsets.values()),
-        bronze_rows=rows,
-        bronze_rows_before=before,
-        devices=int(stats["devices"]) if stats else 0,
-        partitions=offsets,
-        table_uri=uri,
-        delta_version=int(version["version"]) if version else -1,
-        delta_log_files=len(log_files),
-        produce_s=produce_s,
-        ingest_s=ingest_s,
+        replayed=replay.messages,
+        simulated=sent,
+        expected_simulated=sim.expected.as_dict(),
+        tables=pipeline.table_counts(spark, reg),
+        reconciliation={
+            "bronze": rec.bronze_rows,
+            "accepted": rec.accepted,
+            "quarantined": rec.quarantined,
+            "duplicates": rec.duplicate,
+        },
+        balanced=rec.balanced,
+        quarantine_reasons=reasons,
+        alerts=[(a[0], a[1], a[2] or "-", int(a[3] or 0), a[4]) for a in alerts],
+        seconds=time.monotonic() - t0,
     )

@@ -30,6 +30,7 @@ from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
     from lakehouse.config import Config
+    from lakehouse.ingest.registry import Assignment
 
 SAMPLE_ARCHIVE = PROJECT_ROOT / "data/physionet2019-sample/training_setA_sample.tar.gz"
 DATASET = "physionet2019"
@@ -355,3 +356,17 @@ def replay(
         f"({stats.messages / max(seconds, 1e-9):.0f} msg/s)"
     )
     return stats
+
+
+def assignments(records: Iterable[PatientRecord], effective_from: datetime, region: str) -> list[Assignment]:
+    """Registry rows for replayed patients: one device each, ward from the ICU unit columns (MICU/SICU)."""
+    from lakehouse.ingest.registry import Assignment
+
+    out: list[Assignment] = []
+    for r in records:
+        first = r.rows[0] if r.rows else None
+        ward = "MICU" if first and first.unit1 == 1 else "SICU" if first and first.unit2 == 1 else "ICU"
+        out.append(
+            Assignment(f"{DEVICE_PREFIX}{r.patient_id}", DEVICE_TYPE, r.patient_id, ward, region, effective_from)
+        )
+    return out

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse.config import Config
+from lakehouse.config import Config, RegionConfig
 from lakehouse.io import kafka, tables
 
 TABLE = "bronze.telemetry"
@@ -41,40 +40,24 @@ def to_bronze(records: DataFrame) -> DataFrame:
     ).withColumn("ingest_date", F.to_date("ingest_time"))
 
 
-@dataclass(frozen=True)
-class BronzeRun:
-    """What one availableNow pass of the bronze stream did."""
-
-    table_uri: str
-    checkpoint_uri: str
-    rows_read: int  # from the last 100 progress reports (Spark keeps no more); exact counts come from the table
-    batches: int
-
-
-def run_bronze(spark: SparkSession, cfg: Config, region_name: str | None = None, once: bool = True) -> BronzeRun:
-    """Stream the region's telemetry topic into bronze; ``once`` drains what is there (availableNow)."""
-    region = cfg.region(region_name)
-    target = tables.table_uri(region, TABLE)
-    checkpoint = tables.checkpoint_uri(region, TABLE)
-    source = kafka.read_kafka(spark, region, cfg.topics.telemetry, streaming=True)
+def start_bronze(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
+    """Start Kafka -> bronze (availableNow when ``once``, else a processing-time trigger); append-only."""
+    source = kafka.read_kafka(
+        spark,
+        region,
+        cfg.topics.telemetry,
+        streaming=True,
+        max_offsets_per_trigger=cfg.pipeline.max_offsets_per_trigger,
+    )
     writer = (
         to_bronze(source)
         .writeStream.format("delta")
         .outputMode("append")
         .partitionBy("ingest_date")
-        .option("checkpointLocation", checkpoint)
+        .option("checkpointLocation", tables.checkpoint_uri(region, TABLE))
         .queryName(f"bronze_telemetry_{region.name}")
     )
-    writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime="5 seconds")
-    query = writer.start(target)
-    try:
-        query.awaitTermination()
-        progress = [p for p in query.recentProgress if int(p.get("numInputRows", 0)) > 0]
-    finally:
-        query.stop()
-    return BronzeRun(
-        table_uri=target,
-        checkpoint_uri=checkpoint,
-        rows_read=sum(int(p["numInputRows"]) for p in progress),
-        batches=len(progress),
-    )
+    target = tables.table_uri(region, TABLE)
+    if once:
+        return writer.trigger(availableNow=True).start(target)
+    return writer.trigger(processingTime=f"{cfg.pipeline.trigger_interval_s} seconds").start(target)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -44,14 +44,14 @@ def end_offsets(region: RegionConfig, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def produce_json(
+def produce(
     region: RegionConfig,
     topic: str,
-    records: Iterable[tuple[str, Mapping[str, Any]]],
+    records: Iterable[tuple[str | None, bytes]],
     progress_every: int = 0,
-    progress: Any = print,
+    progress: Callable[[str], None] = print,
 ) -> int:
-    """Send (key, JSON object) records with acks=all and idempotence; flush; return how many were sent."""
+    """Send (key, raw value) records with acks=all and idempotence; flush; return how many were sent."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
@@ -59,14 +59,13 @@ def produce_json(
         client_id="lakehouse-producer",
         acks="all",
         enable_idempotence=True,
-        linger_ms=20,
-        key_serializer=lambda k: k.encode("utf-8"),
-        value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode("utf-8"),
+        linger_ms=5,
+        batch_size=256 * 1024,
     )
     sent = 0
     try:
         for key, value in records:
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key.encode("utf-8") if key is not None else None, value=value)
             sent += 1
             if progress_every and sent % progress_every == 0:
                 progress(f"  produced {sent} messages")
@@ -76,16 +75,35 @@ def produce_json(
     return sent
 
 
+def produce_json(
+    region: RegionConfig,
+    topic: str,
+    records: Iterable[tuple[str, Mapping[str, Any]]],
+    progress_every: int = 0,
+    progress: Callable[[str], None] = print,
+) -> int:
+    """Send (key, JSON object) records; see :func:`produce`."""
+    encoded = ((k, json.dumps(v, separators=(",", ":")).encode("utf-8")) for k, v in records)
+    return produce(region, topic, encoded, progress_every, progress)
+
+
 def read_kafka(
-    spark: SparkSession, region: RegionConfig, topic: str, *, streaming: bool, starting_offsets: str = "earliest"
+    spark: SparkSession,
+    region: RegionConfig,
+    topic: str,
+    *,
+    streaming: bool,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int | None = None,
 ) -> DataFrame:
     """Spark's Kafka source on ``topic`` (replayable, failOnDataLoss on); batch or streaming."""
-    reader = spark.readStream if streaming else spark.read
-    return (
-        reader.format("kafka")
-        .option("kafka.bootstrap.servers", region.kafka.bootstrap)
+    reader = (spark.readStream if streaming else spark.read).format("kafka")
+    reader = (
+        reader.option("kafka.bootstrap.servers", region.kafka.bootstrap)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         .option("failOnDataLoss", "true")
-        .load()
     )
+    if streaming and max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    return reader.load()

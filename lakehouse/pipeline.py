@@ -1,0 +1,174 @@
+"""`lakehouse pipeline start | stop | run [--once]`: the region's streaming queries as one Spark application.
+
+Queries, in dependency order: Kafka -> bronze.telemetry; bronze -> silver (+ gold.news2, gold.alerts);
+silver -> gold.vitals_minute; silver -> gold.vitals_hourly. ``run --once`` drains each in turn
+(availableNow) for schedulers; ``run`` keeps them all going on processing-time triggers until SIGTERM;
+``start``/``stop`` do that in the background, supervised like the stack's services.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from lakehouse.config import Config, RegionConfig
+from lakehouse.errors import LakehouseError
+from lakehouse.ingest import bronze, gold_job, silver_job
+from lakehouse.io import kafka
+from lakehouse.stack import manager, process
+from lakehouse.tables import SPECS, ensure_all, uri
+
+Starter = Callable[[SparkSession, Config, RegionConfig, bool], StreamingQuery]
+Progress = Callable[[str], None]
+
+STARTERS: tuple[tuple[str, Starter], ...] = (
+    ("bronze.telemetry", bronze.start_bronze),
+    ("silver.vitals", silver_job.start_silver),
+    ("gold.vitals_minute", lambda s, c, r, o: gold_job.start_window_stream(s, c, r, "gold.vitals_minute", o)),
+    ("gold.vitals_hourly", lambda s, c, r, o: gold_job.start_window_stream(s, c, r, "gold.vitals_hourly", o)),
+)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Message counts over every silver batch so far: records == accepted + quarantined + duplicate."""
+
+    bronze_rows: int
+    records: int
+    accepted: int
+    quarantined: int
+    duplicate: int
+    measurements_accepted: int
+    measurements_quarantined: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.records == self.bronze_rows == self.accepted + self.quarantined + self.duplicate
+
+
+def prepare(spark: SparkSession, cfg: Config, region: RegionConfig) -> None:
+    """Topics and tables of the region exist (idempotent)."""
+    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=region.name)
+    kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
+    kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
+    ensure_all(spark, region)
+
+
+def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> dict[str, int]:
+    """One catch-up pass: each query drains what is available, in dependency order; rows read per query."""
+    prepare(spark, cfg, region)
+    read: dict[str, int] = {}
+    for name, start in STARTERS:
+        t0 = time.monotonic()
+        query = start(spark, cfg, region, True)
+        try:
+            query.awaitTermination()
+            rows = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+        finally:
+            query.stop()
+        if query.exception() is not None:
+            raise LakehouseError(f"query {name} failed: {query.exception()}")
+        read[name] = rows
+        progress(f"  {name:<20} read {rows:>8} rows in {time.monotonic() - t0:5.1f}s")
+    return read
+
+
+def run_continuous(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> None:
+    """Run every query on its processing-time trigger until SIGTERM/SIGINT or a query fails."""
+    prepare(spark, cfg, region)
+    queries = [start(spark, cfg, region, False) for _, start in STARTERS]
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        progress(f"pipeline ({region.name}): signal {signum}, stopping queries")
+        for q in queries:
+            q.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    progress(f"pipeline ({region.name}): {len(queries)} queries running: " + ", ".join(q.name or "?" for q in queries))
+    while not stopping:
+        for q in queries:
+            if not q.isActive and not stopping:
+                raise LakehouseError(f"query {q.name} stopped: {q.exception()}", fix="read the pipeline log")
+        time.sleep(1.0)
+
+
+def reconcile(spark: SparkSession, region: RegionConfig) -> Reconciliation:
+    """Sum ``ops.ingest_batches`` and compare with the bronze row count."""
+    totals = (
+        spark.read.format("delta")
+        .load(uri(region, "ops.ingest_batches"))
+        .filter(F.col("region") == region.name)
+        .agg(*[F.coalesce(F.sum(c), F.lit(0)).alias(c) for c in (
+            "records", "messages_accepted", "messages_quarantined", "messages_duplicate",
+            "measurements_accepted", "measurements_quarantined")])
+        .first()
+    )  # fmt: skip
+    assert totals is not None
+    return Reconciliation(
+        bronze_rows=spark.read.format("delta").load(uri(region, "bronze.telemetry")).count(),
+        records=int(totals["records"]),
+        accepted=int(totals["messages_accepted"]),
+        quarantined=int(totals["messages_quarantined"]),
+        duplicate=int(totals["messages_duplicate"]),
+        measurements_accepted=int(totals["measurements_accepted"]),
+        measurements_quarantined=int(totals["measurements_quarantined"]),
+    )
+
+
+def table_counts(spark: SparkSession, region: RegionConfig) -> dict[str, int]:
+    """Rows in every table of the region."""
+    return {name: spark.read.format("delta").load(uri(region, name)).count() for name in SPECS}
+
+
+# --------------------------------------------------------------------------- background supervision
+
+
+def _files(cfg: Config, region: RegionConfig) -> tuple[Path, Path]:
+    folder = cfg.state_dir / "pipeline" / region.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "pipeline.pid", folder / "pipeline.log"
+
+
+def running_pid(cfg: Config, region: RegionConfig) -> int | None:
+    """Pid of the region's background pipeline, or None."""
+    pid_file, _ = _files(cfg, region)
+    pid = process.read_pid(pid_file)
+    return pid if process.is_ours(pid, f"--region {region.name}") and process.is_ours(pid, "pipeline") else None
+
+
+def start_background(cfg: Config, region: RegionConfig) -> int:
+    """Start ``lakehouse pipeline run --region R`` detached (idempotent); returns its pid."""
+    pid = running_pid(cfg, region)
+    if pid is not None:
+        return pid
+    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=region.name)
+    pid_file, log_file = _files(cfg, region)
+    import os
+
+    return process.spawn(
+        [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name],
+        env=dict(os.environ), log_file=log_file, pid_file=pid_file, cwd=cfg.state_dir,
+    )  # fmt: skip
+
+
+def stop_background(cfg: Config, region: RegionConfig, timeout_s: float = 60.0) -> int | None:
+    """Stop the region's background pipeline (SIGTERM, queries stop cleanly); returns the pid it stopped."""
+    pid = running_pid(cfg, region)
+    pid_file, _ = _files(cfg, region)
+    if pid is not None:
+        process.stop(pid, timeout_s)
+    pid_file.unlink(missing_ok=True)
+    return pid
