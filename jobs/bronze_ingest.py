@@ -11,7 +11,7 @@ import sys
 
 from lakehouse.cli import guarded
 from lakehouse.config import load_config
-from lakehouse.ingest.bronze import run_bronze
+from lakehouse.ingest.bronze import start_bronze
 from lakehouse.session import build_spark
 from lakehouse.stack import manager
 
@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config()
         region = cfg.region(args.region)
         manager.require(cfg, "kafka", "hdfs-namenode", region=region.name)
-        run = run_bronze(build_spark(cfg, f"bronze-ingest-{region.name}"), cfg, region.name, once=args.once)
-        print(f"bronze.telemetry <- {cfg.topics.telemetry}: {run.rows_read} records in {run.batches} batch(es)")
+        query = start_bronze(build_spark(cfg, f"bronze-ingest-{region.name}"), cfg, region, once=args.once)
+        query.awaitTermination()
+        rows = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+        print(f"bronze.telemetry <- {cfg.topics.telemetry}: {rows} records")
         return 0
 
     return guarded(job)

@@ -128,6 +128,23 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _maintain(args: argparse.Namespace) -> int:
+    from lakehouse import maintenance
+    from lakehouse.session import build_spark
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    hours = cfg.pipeline.vacuum_min_retention_hours if args.retention_hours is None else args.retention_hours
+    maintenance.check_retention(hours, cfg.pipeline.vacuum_min_retention_hours)  # refuse before any work
+    from lakehouse.stack import manager
+
+    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
+    spark = build_spark(cfg, f"lakehouse-maintenance-{region.name}", catalog_region=region.name)
+    print(f"maintenance ({region.name}): OPTIMIZE" + ("" if args.no_vacuum else f", VACUUM retaining {hours:g} h"))
+    maintenance.maintain(spark, cfg, region, args.table, hours, vacuum=not args.no_vacuum)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakehouse",
@@ -193,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--once", action="store_true", help="run: one catch-up pass (availableNow), then exit")
     pipe.add_argument("--region", default=None, help="region (default: the primary)")
     pipe.set_defaults(func=_pipeline)
+
+    mnt = sub.add_parser("maintain", help="compact small files (OPTIMIZE) and VACUUM a region's tables")
+    mnt.add_argument("--region", default=None, help="region (default: the primary)")
+    mnt.add_argument("--table", action="append", help="only this table (repeatable), e.g. silver.vitals")
+    mnt.add_argument("--retention-hours", type=float, default=None,
+                     help="VACUUM retention; values below pipeline.vacuum_min_retention_hours are refused")  # fmt: skip
+    mnt.add_argument("--no-vacuum", action="store_true", help="OPTIMIZE only")
+    mnt.set_defaults(func=_maintain)
     return parser
 
 

@@ -40,8 +40,18 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
     return conf
 
 
-def build_spark(cfg: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> SparkSession:
-    """Get or create the process's SparkSession for ``cfg`` (jars are local files; nothing is downloaded)."""
+def build_spark(
+    cfg: Config,
+    app_name: str,
+    overrides: Mapping[str, str] | None = None,
+    catalog_region: str | None = None,
+    register_tables: bool = True,
+) -> SparkSession:
+    """Get or create the process's SparkSession for ``cfg`` (jars are local files; nothing is downloaded).
+
+    With ``register_tables``, the tables of ``catalog_region`` (default: the primary) that exist are
+    registered, so SQL such as ``SELECT * FROM gold.news2`` works in every new session.
+    """
     os.environ.setdefault("JAVA_HOME", str(jvm.java_home(cfg)))
     os.environ.setdefault("HADOOP_USER_NAME", cfg.primary.hdfs.user)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -53,4 +63,8 @@ def build_spark(cfg: Config, app_name: str, overrides: Mapping[str, str] | None 
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if register_tables:
+        from lakehouse.tables import register_all
+
+        register_all(spark, cfg.region(catalog_region))
     return spark

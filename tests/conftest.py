@@ -52,6 +52,7 @@ def spark(cfg: Config) -> Iterator[SparkSession]:
         cfg,
         "lakehouse-tests",
         overrides={"spark.master": "local[2]", "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
+        register_tables=False,
     )
     yield session
     session.stop()

@@ -1,8 +1,10 @@
 """The silver stream: bronze -> silver.vitals / silver.quarantine, and in the same micro-batch gold.news2
 and gold.alerts (published to Kafka ``alerts.news2``).
 
-Every write is an idempotent MERGE keyed by the source offset (or the alert id), and every count is
-computed from the batch's DataFrames, so a micro-batch retried after a crash writes and counts the same.
+Silver tables and ``ops.ingest_batches`` take idempotent appends (Delta txnAppId = the checkpoint's
+writer id, txnVersion = the batch id); gold.news2 and gold.alerts take MERGEs keyed by observation or
+alert id. Duplicate detection never counts a record as a duplicate of itself, and every count comes
+from the batch's own DataFrames, so a micro-batch retried after a crash writes and counts the same.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold, silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
-from lakehouse.io import delta, tables
+from lakehouse.io import checkpoints, delta, tables
 from lakehouse.tables import uri
 
 COORDS = ["kafka_topic", "kafka_partition", "kafka_offset"]
@@ -34,12 +36,13 @@ class SilverContext:
     future_tolerance_s: int
     max_event_age_s: int
     alerts_topic: str
+    writer: str  # owner of the checkpoint: Delta's txnAppId for idempotent appends
 
     def uri(self, table: str) -> str:
         return uri(self.region, table)
 
 
-def context(cfg: Config, region: RegionConfig) -> SilverContext:
+def context(cfg: Config, region: RegionConfig, writer: str) -> SilverContext:
     """Load the contract (dialects, catalogue) and the region's settings for the silver stream."""
     catalogue = load_catalogue()
     return SilverContext(
@@ -49,6 +52,7 @@ def context(cfg: Config, region: RegionConfig) -> SilverContext:
         future_tolerance_s=cfg.pipeline.future_tolerance_s,
         max_event_age_s=cfg.pipeline.max_event_age_s,
         alerts_topic=cfg.topics.alerts,
+        writer=writer,
     )
 
 
@@ -78,9 +82,11 @@ def update_news2_and_alerts(spark: SparkSession, vitals: DataFrame, ctx: SilverC
     news2_uri, alerts_uri = ctx.uri("gold.news2"), ctx.uri("gold.alerts")
     observations = gold.to_observations(vitals).persist()
     keys = observations.select("patient_ref", "observation_time")
-    existing = _read(spark, news2_uri).join(keys, ["patient_ref", "observation_time"], "left_semi")
+    dates = [r[0] for r in observations.select(F.to_date("observation_time")).distinct().collect()]
+    stored = _read(spark, news2_uri).filter(F.col("observation_date").isin(dates))
+    existing = stored.join(keys, ["patient_ref", "observation_time"], "left_semi")
     rows = gold.to_news2(gold.combine_observations(observations, existing))
-    delta.merge_upsert(spark, news2_uri, rows, ["patient_ref", "observation_time"])
+    delta.merge_upsert(spark, news2_uri, rows, ["observation_date", "patient_ref", "observation_time"])
 
     touched = observations.select("patient_ref").distinct()
     latest = gold.latest_per_patient(_read(spark, news2_uri).join(touched, "patient_ref", "left_semi")).persist()
@@ -109,55 +115,63 @@ def update_news2_and_alerts(spark: SparkSession, vitals: DataFrame, ctx: SilverC
 
 
 def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, ctx: SilverContext) -> dict[str, int]:
-    """One micro-batch of bronze rows -> silver tables, gold.news2, gold.alerts and its ops.ingest_batches row."""
+    """One micro-batch of bronze rows -> silver tables, gold.news2, gold.alerts and its ops.ingest_batches row.
+
+    The parsed messages and the measurements are materialized once (persisted, then counted in a
+    single job each), so the MERGEs that follow do not re-parse the batch.
+    """
     messages = silver.parse_bronze(bronze_batch, ctx.dialects, ctx.future_tolerance_s, ctx.max_event_age_s).persist()
+    cached: list[DataFrame] = [messages]
     try:
-        records = messages.count()
-        if records == 0:
+        span = messages.agg(
+            F.count(F.lit(1)).alias("records"),
+            F.min(F.when(F.col("reason").isNull(), F.col("event_time"))).alias("lo"),
+            F.max(F.when(F.col("reason").isNull(), F.col("event_time"))).alias("hi"),
+        ).first()
+        if span is None or span["records"] == 0:
             return {"records": 0}
-        rejected = messages.filter(F.col("reason").isNotNull())
-        acceptable = messages.filter(F.col("reason").isNull())
-        span = acceptable.agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi")).first()
         seen = _read(spark, ctx.uri("silver.accepted_messages"))
-        if span is not None and span["lo"] is not None:
-            seen = seen.filter(
-                F.col("event_date").between(
-                    (span["lo"] - timedelta(days=1)).date(), (span["hi"] + timedelta(days=1)).date()
-                )
-            )
-        flagged = silver.with_duplicate_flag(acceptable, seen).persist()
+        if span["lo"] is not None:
+            days = timedelta(days=1)
+            seen = seen.filter(F.col("event_date").between((span["lo"] - days).date(), (span["hi"] + days).date()))
+        flagged = silver.with_duplicate_flag(messages.filter(F.col("reason").isNull()), seen).persist()
+        cached.append(flagged)
         fresh = flagged.filter(~F.col("is_duplicate"))
         registry = _read(spark, ctx.uri("silver.device_registry"))
         measurements = silver.with_registry(silver.explode_measurements(fresh, ctx.catalogue), registry).persist()
-        vitals = silver.to_silver_vitals(measurements).persist()
-        quarantine = silver.to_quarantine(rejected, "message").unionByName(
+        cached.append(measurements)
+        m = measurements.agg(
+            F.count(F.when(F.col("reason").isNull(), 1)).alias("ok"), F.count(F.col("reason")).alias("bad")
+        ).first()
+        d = flagged.agg(F.count(F.when(F.col("is_duplicate"), 1)).alias("dup"), F.count(F.lit(1)).alias("n")).first()
+        assert m is not None and d is not None
+        vitals = silver.to_silver_vitals(measurements)
+        quarantine = silver.to_quarantine(messages, "message").unionByName(
             silver.to_quarantine(measurements, "measurement")
         )
-
-        delta.merge_insert(spark, ctx.uri("silver.accepted_messages"), silver.to_accepted_messages(fresh), COORDS)
-        delta.merge_insert(spark, ctx.uri("silver.vitals"), vitals, [*COORDS, "measurement_index"])
-        delta.merge_insert(spark, ctx.uri("silver.quarantine"), quarantine, [*COORDS, "measurement_index"])
+        delta.append_once(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), ctx.writer, batch_id)
+        delta.append_once(vitals, ctx.uri("silver.vitals"), ctx.writer, batch_id)
+        delta.append_once(quarantine, ctx.uri("silver.quarantine"), ctx.writer, batch_id)
         opened, closed = update_news2_and_alerts(spark, vitals, ctx)
 
         counts = {
-            "records": records,
-            "messages_accepted": fresh.count(),
-            "messages_quarantined": rejected.count(),
-            "messages_duplicate": flagged.filter(F.col("is_duplicate")).count(),
-            "measurements_accepted": vitals.count(),
-            "measurements_quarantined": measurements.filter(F.col("reason").isNotNull()).count(),
+            "records": int(span["records"]),
+            "messages_accepted": int(d["n"]) - int(d["dup"]),
+            "messages_quarantined": int(span["records"]) - int(d["n"]),
+            "messages_duplicate": int(d["dup"]),
+            "measurements_accepted": int(m["ok"]),
+            "measurements_quarantined": int(m["bad"]),
             "alerts_opened": opened,
             "alerts_closed": closed,
         }
         row = spark.createDataFrame([(ctx.region.name, batch_id, *counts.values())], [
             "region", "batch_id", *counts.keys()
         ]).withColumn("processed_time", F.current_timestamp())  # fmt: skip
-        delta.merge_upsert(spark, ctx.uri("ops.ingest_batches"), row.select(*_ops_columns()), ["region", "batch_id"])
-        for df in (flagged, measurements, vitals):
-            df.unpersist()
+        delta.append_once(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), ctx.writer, batch_id)
         return counts
     finally:
-        messages.unpersist()
+        for df in cached:
+            df.unpersist()
 
 
 def _ops_columns() -> list[str]:
@@ -168,7 +182,8 @@ def _ops_columns() -> list[str]:
 
 def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the silver stream over bronze (availableNow when ``once``, else a processing-time trigger)."""
-    ctx = context(cfg, region)
+    checkpoint = tables.checkpoint_uri(region, QUERY)
+    ctx = context(cfg, region, checkpoints.writer_id(spark, checkpoint, QUERY))
     source = spark.readStream.format("delta").load(uri(region, "bronze.telemetry"))
 
     def each(df: DataFrame, batch_id: int) -> None:
@@ -176,7 +191,7 @@ def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
 
     writer = (
         source.writeStream.foreachBatch(each)
-        .option("checkpointLocation", tables.checkpoint_uri(region, QUERY))
+        .option("checkpointLocation", checkpoint)
         .queryName(f"silver_vitals_{region.name}")
     )
     if once:

@@ -69,3 +69,9 @@ def merge_upsert(spark: SparkSession, uri: str, rows: DataFrame, keys: Sequence[
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+def append_once(rows: DataFrame, uri: str, writer: str, version: int) -> None:
+    """Append ``rows`` unless this ``writer`` already committed ``version`` to the table (Delta's idempotent
+    writes: a micro-batch retried after a crash is skipped, not written twice)."""
+    (rows.write.format("delta").mode("append").option("txnAppId", writer).option("txnVersion", str(version)).save(uri))
