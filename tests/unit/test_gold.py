@@ -34,7 +34,7 @@ def test_observation_takes_the_latest_value_of_each_vital_in_the_minute(spark: S
                 ("p1", T0, 95.0, 97.0, None),
                 ("p1", T0 + dt.timedelta(minutes=1), 60.0, None, None),
                 ("p2", T0, None, None, 38.4),
-            ],  # fmt: skip
+            ],
             "patient_ref string, observation_time timestamp, heart_rate double, spo2 double, temperature double",
         ),
     )
