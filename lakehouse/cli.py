@@ -145,6 +145,19 @@ def _maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from lakehouse import bench
+
+    cfg = load_config()
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    if args.kind == "ingest":
+        result = bench.ingest(cfg, messages=args.messages, progress=say)
+    else:
+        result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakehouse",
@@ -218,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="VACUUM retention; values below pipeline.vacuum_min_retention_hours are refused")  # fmt: skip
     mnt.add_argument("--no-vacuum", action="store_true", help="OPTIMIZE only")
     mnt.set_defaults(func=_maintain)
+
+    bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
+    bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze->silver events/s vs Kafka's"
+                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
+    bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
+    bench.add_argument("--messages", type=int, default=50_000, help="ingest: messages to push through (default 50000)")
+    bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
+    bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
+    bench.set_defaults(func=_bench)
     return parser
 
 

@@ -1,0 +1,199 @@
+"""`lakehouse bench ingest | latency --json`: pipeline performance beside same-run baselines.
+
+Every benchmark runs in its own lakehouse root and topics on the running stack, so it measures a
+clean pipeline and leaves the regular tables alone. Numbers go to stdout as one JSON object.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lakehouse.config import CONF_DIR, Config, load_config
+from lakehouse.devices import simulator
+from lakehouse.io import kafka
+from lakehouse.stack import jvm, manager
+
+Progress = Callable[[str], None]
+
+
+def isolated_config(cfg: Config, name: str) -> Config:
+    """``cfg`` with a fresh lakehouse root and topic names (same services), written beside the state."""
+    data = (
+        yaml.safe_load(cfg.source.read_text())
+        if cfg.source.exists()
+        else yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    )
+    tag = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+    for region in data["regions"].values():
+        region["lakehouse_root"] = f"/bench/{tag}"
+    data["topics"]["telemetry"] = f"{tag}.telemetry"
+    data["topics"]["alerts"] = f"{tag}.alerts"
+    folder = cfg.state_dir / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{tag}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(str(path))
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    return {"cpus": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
+            "platform": platform.platform()}  # fmt: skip
+
+
+def kafka_consumer_perf(cfg: Config, topic: str, messages: int) -> dict[str, float]:
+    """Kafka's own consumer perf tool (ConsumerPerformance) on ``topic``: the raw consume rate."""
+    region = cfg.primary
+    cmd = [
+        str(jvm.java_binary(cfg)), "-Xmx512m", "-cp", jvm.classpath(cfg, "kafka"), "org.apache.kafka.tools.ConsumerPerformance",
+        "--bootstrap-server", region.kafka.bootstrap, "--topic", topic, "--messages", str(messages),
+        "--timeout", "60000", "--hide-header",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout.strip().splitlines()
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms,
+    # fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    fields = [f.strip() for f in out[-1].split(",")]
+    numbers = [float(f) for f in fields[2:] if re.fullmatch(r"-?[\d.]+", f)]
+    return {"mb": numbers[0], "mb_per_s": numbers[1], "messages": numbers[2], "msgs_per_s": numbers[3],
+            "fetch_msgs_per_s": numbers[-1]}  # fmt: skip
+
+
+def ingest(cfg: Config, messages: int = 50_000, devices: int = 200, progress: Progress = print) -> dict[str, Any]:
+    """Sustained Kafka -> bronze and bronze -> silver events/s beside Kafka's raw consume rate."""
+    from lakehouse import pipeline
+    from lakehouse.ingest import bronze, silver_job
+    from lakehouse.session import build_spark
+
+    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=cfg.primary.name)
+    bench = isolated_config(cfg, "ingest")
+    bench = replace(bench, pipeline=replace(bench.pipeline, max_offsets_per_trigger=messages))
+    region = bench.primary
+    progress(f"bench ingest: producing {messages} simulated messages to {bench.topics.telemetry}")
+    simulator.simulate(
+        bench, devices, rate=messages / 60, seconds=60, realtime=False, prefix="bench", progress=lambda _: None
+    )
+    progress("bench ingest: baseline, Kafka ConsumerPerformance on the same topic")
+    raw = kafka_consumer_perf(bench, bench.topics.telemetry, messages)
+    spark = build_spark(bench, "lakehouse-bench-ingest", register_tables=False)
+    pipeline.prepare(spark, bench, region)
+    results: dict[str, Any] = {}
+    for name, start in (("kafka_to_bronze", bronze.start_bronze), ("bronze_to_silver", silver_job.start_silver)):
+        progress(f"bench ingest: {name} (availableNow)")
+        t0 = time.monotonic()
+        query = start(spark, bench, region, True)
+        query.awaitTermination()
+        seconds = time.monotonic() - t0
+        rows = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+        results[name] = {"rows": rows, "seconds": round(seconds, 2), "events_per_s": round(rows / seconds, 1),
+                         "batches": len(query.recentProgress)}  # fmt: skip
+    raw_rate = raw["msgs_per_s"]
+    return {
+        "benchmark": "ingest",
+        "machine": machine(),
+        "messages": messages,
+        "baseline_kafka_consumer_perf": raw,
+        **results,
+        "bronze_ratio_to_raw": round(results["kafka_to_bronze"]["events_per_s"] / raw_rate, 4),
+        "silver_ratio_to_raw": round(results["bronze_to_silver"]["events_per_s"] / raw_rate, 4),
+        "target_ratio": 0.40,
+    }
+
+
+def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None}
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else [values[0]] * 99
+    return {"n": len(values), "p50": round(q[49], 3), "p95": round(q[94], 3), "p99": round(q[98], 3)}
+
+
+def latency(
+    cfg: Config, seconds: float = 90.0, devices: int = 40, rate: float = 40.0, progress: Progress = print
+) -> dict[str, Any]:
+    """Device event -> gold.news2 row and -> alerts.news2 message latency with the continuous pipeline running."""
+    import threading
+
+    from pyspark.sql import functions as F
+
+    from lakehouse import pipeline
+    from lakehouse.session import build_spark
+    from lakehouse.tables import uri
+
+    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=cfg.primary.name)
+    bench = isolated_config(cfg, "latency")
+    region = bench.primary
+    spark = build_spark(bench, "lakehouse-bench-latency", register_tables=False)
+    pipeline.prepare(spark, bench, region)
+    from lakehouse.ingest import bronze, gold_job, silver_job
+
+    queries = [
+        bronze.start_bronze(spark, bench, region, False),
+        silver_job.start_silver(spark, bench, region, False),
+        gold_job.start_window_stream(spark, bench, region, "gold.vitals_minute", False),
+    ]
+    progress(f"bench latency: pipeline running; warming up, then {seconds:g}s of {rate:g} msg/s from {devices} devices")
+    simulator.simulate(bench, devices, rate=rate, seconds=10, realtime=True, prefix="warm", progress=lambda _: None)
+    time.sleep(15)
+    t_start = time.time()
+    sender = threading.Thread(
+        target=simulator.simulate,
+        kwargs={"cfg": bench, "devices": devices, "rate": rate, "seconds": seconds, "realtime": True, "prefix": "lat",
+                "progress": lambda _: None},
+    )  # fmt: skip
+    sender.start()
+    sender.join()
+    time.sleep(30)  # drain
+    for q in queries:
+        q.stop()
+    news2 = (
+        spark.read.format("delta").load(uri(region, "gold.news2"))
+        .filter(F.col("patient_ref").startswith("lat-"))
+        .select((F.col("computed_time").cast("double") - F.col("last_event_time").cast("double")).alias("s"))
+    )  # fmt: skip
+    news2_lat = [float(r["s"]) for r in news2.collect()]
+    alerts = (
+        kafka.read_kafka(spark, region, bench.topics.alerts, streaming=False)
+        .select(
+            F.col("timestamp").cast("double").alias("received"),
+            F.get_json_object(F.col("value").cast("string"), "$.opened_event_time").alias("event"),
+            F.get_json_object(F.col("value").cast("string"), "$.status").alias("status"),
+            F.get_json_object(F.col("value").cast("string"), "$.patient_ref").alias("patient"),
+        )
+        .filter("status = 'open' AND patient LIKE 'lat-%'")
+    )
+    alert_lat = [
+        float(r["received"]) - float(r["event_ts"])
+        for r in alerts.select("received", F.to_timestamp("event").cast("double").alias("event_ts")).collect()
+    ]
+    batch = [
+        float(p["durationMs"]["triggerExecution"]) / 1000
+        for p in queries[1].recentProgress if int(p.get("numInputRows", 0)) > 0
+    ]  # fmt: skip
+    return {
+        "benchmark": "latency",
+        "machine": machine(),
+        "load": {"devices": devices, "msgs_per_s": rate, "seconds": seconds, "started": t_start},
+        "event_to_gold_news2_s": _percentiles(news2_lat),
+        "event_to_alert_on_kafka_s": _percentiles(alert_lat),
+        "silver_batch_duration_s": _percentiles(batch),
+        "targets": {"alert_p95_s": 2.0, "gold_p95_s": 5.0},
+    }
