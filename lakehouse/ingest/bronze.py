@@ -8,7 +8,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
-from lakehouse.io import kafka, tables
+from lakehouse.io import kafka, streaming, tables
 
 TABLE = "bronze.telemetry"
 
@@ -58,6 +58,4 @@ def start_bronze(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
         .queryName(f"bronze_telemetry_{region.name}")
     )
     target = tables.table_uri(region, TABLE)
-    if once:
-        return writer.trigger(availableNow=True).start(target)
-    return writer.trigger(processingTime=f"{cfg.pipeline.trigger_interval_s} seconds").start(target)
+    return streaming.start(writer, cfg, once, target)

@@ -13,7 +13,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold
-from lakehouse.io import delta, tables
+from lakehouse.io import delta, streaming, tables
 from lakehouse.tables import uri
 
 KEYS = ["patient_ref", "vital", "window_start"]
@@ -34,6 +34,4 @@ def start_window_stream(
         .option("checkpointLocation", tables.checkpoint_uri(region, table))
         .queryName(f"{table.replace('.', '_')}_{region.name}")
     )
-    if once:
-        return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=f"{cfg.pipeline.trigger_interval_s} seconds").start()
+    return streaming.start(writer, cfg, once)

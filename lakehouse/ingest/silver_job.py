@@ -19,7 +19,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold, silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
-from lakehouse.io import checkpoints, delta, tables
+from lakehouse.io import checkpoints, delta, streaming, tables
 from lakehouse.tables import uri
 
 COORDS = ["kafka_topic", "kafka_partition", "kafka_offset"]
@@ -194,6 +194,4 @@ def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
         .option("checkpointLocation", checkpoint)
         .queryName(f"silver_vitals_{region.name}")
     )
-    if once:
-        return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=f"{cfg.pipeline.trigger_interval_s} seconds").start()
+    return streaming.start(writer, cfg, once)
