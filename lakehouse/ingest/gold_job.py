@@ -8,7 +8,7 @@ Late data policy: a measurement later than the watermark (``pipeline.minute_wate
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
@@ -26,11 +26,16 @@ def start_window_stream(
     """Start one windowed aggregate stream (``table`` is gold.vitals_minute or gold.vitals_hourly)."""
     watermark = cfg.pipeline.minute_watermark_s if table == "gold.vitals_minute" else cfg.pipeline.hourly_watermark_s
     target = uri(region, table)
+
+    def upsert(batch: DataFrame, _batch_id: int) -> None:
+        if not batch.isEmpty():  # no-data batches only advance the watermark: nothing to MERGE
+            delta.merge_upsert(spark, target, batch, KEYS)
+
     source = spark.readStream.format("delta").load(uri(region, "silver.vitals"))
     writer = (
         gold.windowed_vitals(source, WINDOWS[table], watermark)
         .writeStream.outputMode("update")
-        .foreachBatch(lambda df, _batch_id: delta.merge_upsert(spark, target, df, KEYS))
+        .foreachBatch(upsert)
         .option("checkpointLocation", tables.checkpoint_uri(region, table))
         .queryName(f"{table.replace('.', '_')}_{region.name}")
     )

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -171,6 +170,19 @@ def test_poison_messages_never_stop_the_stream(spark: SparkSession, profile: tup
     assert after.quarantined - before.quarantined == len(poison)
 
 
+def committed_versions(cfg: Config, table: str) -> int:
+    """Commits in a table's _delta_log, read through WebHDFS (no Spark job competing with the pipeline)."""
+    from hdfs import InsecureClient
+
+    region = cfg.primary
+    client = InsecureClient(region.hdfs.webhdfs_url, user=region.hdfs.user)
+    log = "/" + uri(region, table).split("://", 1)[1].split("/", 1)[1] + "/_delta_log"
+    if client.status(log, strict=False) is None:
+        return 0
+    return sum(1 for name in client.list(log) if name.endswith(".json"))
+
+
+@pytest.mark.timeout(1800)
 def test_kill_minus_9_mid_run_then_restart_loses_and_duplicates_nothing(
     spark: SparkSession, stack: Config, tmp_path: Path
 ) -> None:
@@ -188,11 +200,10 @@ def test_kill_minus_9_mid_run_then_restart_loses_and_duplicates_nothing(
     )  # fmt: skip
     second = None
     try:
-        ops = uri(region, "ops.ingest_batches")
-        deadline = time.monotonic() + 420
-        while time.monotonic() < deadline:  # until the first silver batch is committed
+        deadline = time.monotonic() + 1200  # a cold first micro-batch is slow on 2 shared cores
+        while time.monotonic() < deadline:  # until the first silver batch is committed (version 1 of ops)
             assert proc.poll() is None, (tmp_path / "pipeline.log").read_text()[-3000:]
-            if DeltaTable.isDeltaTable(spark, ops) and spark.read.format("delta").load(ops).count() > 0:
+            if committed_versions(cfg, "ops.ingest_batches") >= 2:
                 break
             time.sleep(2)
         else:
@@ -249,3 +260,39 @@ def test_maintenance_compacts_and_refuses_unsafe_vacuum(spark: SparkSession, pro
     [result] = maintenance.maintain(spark, cfg, cfg.primary, ["silver.vitals"], progress=lambda _: None)
     assert result.files_after <= result.files_before
     assert spark.read.format("delta").load(location).count() == rows
+
+
+@pytest.mark.timeout(1800)
+def test_pipeline_start_status_stop_in_the_background(spark: SparkSession, stack: Config, tmp_path: Path) -> None:
+    path = isolated_profile(tmp_path, "background")
+    cfg = load_config(str(path))
+    env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lakehouse", "pipeline", *args], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)  # fmt: skip
+
+    assert cli("status").returncode == 1
+    started = cli("start")
+    assert started.returncode == 0, started.stderr
+    pid = pipeline.running_pid(cfg, cfg.primary)
+    assert pid is not None and f"pid {pid}" in started.stdout
+    assert cli("start").returncode == 0 and pipeline.running_pid(cfg, cfg.primary) == pid  # idempotent
+    try:
+        sim, _ = simulator.simulate(
+            cfg, 6, rate=20, seconds=15, seed=5, realtime=False, prefix="bg", progress=lambda _: None
+        )
+        deadline, rows = time.monotonic() + 1200, -1
+        while time.monotonic() < deadline:
+            assert pipeline.running_pid(cfg, cfg.primary) == pid, "the background pipeline died"
+            if committed_versions(cfg, "ops.ingest_batches") >= 2:
+                rows = spark.read.format("delta").load(uri(cfg.primary, "silver.vitals")).count()
+                if rows >= sim.expected.measurements_accepted:
+                    break
+            time.sleep(5)
+        assert rows == sim.expected.measurements_accepted
+    finally:
+        stopped = cli("stop")
+    assert stopped.returncode == 0 and f"stopped (pid {pid})" in stopped.stdout
+    assert process.group_members(pid) == []
+    assert cli("status").returncode == 1
