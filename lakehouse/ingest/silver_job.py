@@ -22,7 +22,6 @@ from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_d
 from lakehouse.io import checkpoints, delta, streaming, tables
 from lakehouse.tables import uri
 
-COORDS = ["kafka_topic", "kafka_partition", "kafka_offset"]
 QUERY = "silver.vitals"
 
 
