@@ -12,15 +12,12 @@ import re
 import statistics
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lakehouse.config import CONF_DIR, Config, load_config
+from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.io import kafka
 from lakehouse.stack import jvm, manager
@@ -30,21 +27,7 @@ Progress = Callable[[str], None]
 
 def isolated_config(cfg: Config, name: str) -> Config:
     """``cfg`` with a fresh lakehouse root and topic names (same services), written beside the state."""
-    data = (
-        yaml.safe_load(cfg.source.read_text())
-        if cfg.source.exists()
-        else yaml.safe_load((CONF_DIR / "local.yaml").read_text())
-    )
-    tag = f"bench-{name}-{uuid.uuid4().hex[:8]}"
-    for region in data["regions"].values():
-        region["lakehouse_root"] = f"/bench/{tag}"
-    data["topics"]["telemetry"] = f"{tag}.telemetry"
-    data["topics"]["alerts"] = f"{tag}.alerts"
-    folder = cfg.state_dir / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{tag}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_config(str(path))
+    return load_config(str(write_sandbox_profile(cfg.source, cfg.state_dir / "bench", f"bench-{name}")))
 
 
 def machine() -> dict[str, Any]:

@@ -313,6 +313,23 @@ def config_path(selector: str | None = None) -> Path:
     return CONF_DIR / f"{value}.yaml"
 
 
+def write_sandbox_profile(source: Path, folder: Path, name: str) -> Path:
+    """Copy profile ``source`` into ``folder`` with its own lakehouse root and topic names (same services),
+    so a test or benchmark runs a clean pipeline beside the regular tables; returns the new file."""
+    import uuid
+
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    for region in data["regions"].values():
+        region["lakehouse_root"] = f"/sandbox/{tag}"
+    data["topics"]["telemetry"] = f"{tag}.telemetry"
+    data["topics"]["alerts"] = f"{tag}.alerts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{tag}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 def load_config(selector: str | None = None) -> Config:
     """Load and validate the selected profile; every problem is a :class:`ConfigError` naming file and key."""
     path = config_path(selector)

@@ -8,6 +8,7 @@ silver -> gold.vitals_minute; silver -> gold.vitals_hourly. ``run --once`` drain
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -156,8 +157,6 @@ def start_background(cfg: Config, region: RegionConfig) -> int:
         return pid
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=region.name)
     pid_file, log_file = _files(cfg, region)
-    import os
-
     return process.spawn(
         [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name],
         env=dict(os.environ), log_file=log_file, pid_file=pid_file, cwd=cfg.state_dir,

@@ -13,18 +13,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import maintenance, pipeline
-from lakehouse.config import CONF_DIR, Config, load_config
+from lakehouse.config import CONF_DIR, Config, load_config, write_sandbox_profile
 from lakehouse.devices import physionet, simulator
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import contract
@@ -39,15 +37,7 @@ CATALOGUE = contract.load_catalogue()
 
 def isolated_profile(folder: Path, name: str) -> Path:
     """conf/local.yaml with its own lakehouse root and topic names (same services)."""
-    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
-    tag = f"{name}-{uuid.uuid4().hex[:8]}"
-    for region in data["regions"].values():
-        region["lakehouse_root"] = f"/test/{tag}"
-    data["topics"]["telemetry"] = f"{tag}.telemetry"
-    data["topics"]["alerts"] = f"{tag}.alerts"
-    path = folder / f"{tag}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_sandbox_profile(CONF_DIR / "local.yaml", folder, name)
 
 
 def table(spark: SparkSession, cfg: Config, name: str) -> object:
