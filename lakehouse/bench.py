@@ -61,10 +61,21 @@ def kafka_consumer_perf(cfg: Config, topic: str, messages: int) -> dict[str, flo
             "fetch_msgs_per_s": numbers[-1]}  # fmt: skip
 
 
+def _drain(spark: Any, start: Callable[..., Any], bench: Config, region: Any) -> dict[str, Any]:
+    """Run one query with availableNow until it has read everything; rows, seconds, batches, rows/s."""
+    t0 = time.monotonic()
+    query = start(spark, bench, region, True)
+    query.awaitTermination()
+    seconds = time.monotonic() - t0
+    rows = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+    return {"rows": rows, "seconds": round(seconds, 2), "events_per_s": round(rows / seconds, 1),
+            "batches": len(query.recentProgress)}  # fmt: skip
+
+
 def ingest(cfg: Config, messages: int = 50_000, devices: int = 200, progress: Progress = print) -> dict[str, Any]:
-    """Sustained Kafka -> bronze and bronze -> silver events/s beside Kafka's raw consume rate."""
+    """Sustained Kafka -> bronze, bronze -> silver and Kafka -> gold.news2 events/s beside Kafka's raw consume rate."""
     from lakehouse import pipeline
-    from lakehouse.ingest import bronze, silver_job
+    from lakehouse.ingest import bronze, news2_job, silver_job
     from lakehouse.session import build_spark
 
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=cfg.primary.name)
@@ -73,12 +84,14 @@ def ingest(cfg: Config, messages: int = 50_000, devices: int = 200, progress: Pr
     region = bench.primary
     spark = build_spark(bench, "lakehouse-bench-ingest", register_tables=False)
     pipeline.prepare(spark, bench, region)
+    stages = (("kafka_to_bronze", bronze.start_bronze), ("bronze_to_silver", silver_job.start_silver),
+              ("kafka_to_gold_news2", news2_job.start_news2))  # fmt: skip
     warm = max(2000, messages // 10)
     progress(f"bench ingest: warm-up pass over {warm} messages (JIT, first-batch planning; not measured)")
     simulator.simulate(
         bench, devices, rate=warm / 60, seconds=60, realtime=False, prefix="warm", progress=lambda _: None
     )
-    for warm_start in (bronze.start_bronze, silver_job.start_silver):
+    for _, warm_start in stages:
         warm_start(spark, bench, region, True).awaitTermination()
     progress(f"bench ingest: producing {messages} simulated messages to {bench.topics.telemetry}")
     simulator.simulate(
@@ -87,15 +100,9 @@ def ingest(cfg: Config, messages: int = 50_000, devices: int = 200, progress: Pr
     progress("bench ingest: baseline, Kafka ConsumerPerformance on the same topic (all its messages)")
     raw = kafka_consumer_perf(bench, bench.topics.telemetry, messages + warm)
     results: dict[str, Any] = {}
-    for name, start in (("kafka_to_bronze", bronze.start_bronze), ("bronze_to_silver", silver_job.start_silver)):
+    for name, start in stages:
         progress(f"bench ingest: {name} (availableNow)")
-        t0 = time.monotonic()
-        query = start(spark, bench, region, True)
-        query.awaitTermination()
-        seconds = time.monotonic() - t0
-        rows = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
-        results[name] = {"rows": rows, "seconds": round(seconds, 2), "events_per_s": round(rows / seconds, 1),
-                         "batches": len(query.recentProgress)}  # fmt: skip
+        results[name] = _drain(spark, start, bench, region)
     raw_rate = raw["msgs_per_s"]
     return {
         "benchmark": "ingest",
@@ -104,8 +111,7 @@ def ingest(cfg: Config, messages: int = 50_000, devices: int = 200, progress: Pr
         "warm_up_messages": warm,
         "baseline_kafka_consumer_perf": raw,
         **results,
-        "bronze_ratio_to_raw": round(results["kafka_to_bronze"]["events_per_s"] / raw_rate, 4),
-        "silver_ratio_to_raw": round(results["bronze_to_silver"]["events_per_s"] / raw_rate, 4),
+        **{f"{name}_ratio_to_raw": round(results[name]["events_per_s"] / raw_rate, 4) for name, _ in stages},
         "target_ratio": 0.40,
     }
 
@@ -120,7 +126,12 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
 def latency(
     cfg: Config, seconds: float = 90.0, devices: int = 40, rate: float = 40.0, progress: Progress = print
 ) -> dict[str, Any]:
-    """Device event -> gold.news2 row and -> alerts.news2 message latency with the continuous pipeline running."""
+    """Device event -> gold.news2 row and -> alerts.news2 message latency with the whole continuous pipeline running.
+
+    ``gold.news2``: the commit time of the Delta version that made the row visible (its change-data-feed
+    ``_commit_timestamp``) minus the observation's event time. Alerts: the Kafka timestamp of the open
+    event minus the event time of the observation that opened it.
+    """
     import threading
 
     from pyspark.sql import functions as F
@@ -134,14 +145,10 @@ def latency(
     region = bench.primary
     spark = build_spark(bench, "lakehouse-bench-latency", register_tables=False)
     pipeline.prepare(spark, bench, region)
-    from lakehouse.ingest import bronze, gold_job, silver_job
-
-    queries = [
-        bronze.start_bronze(spark, bench, region, False),
-        silver_job.start_silver(spark, bench, region, False),
-        gold_job.start_window_stream(spark, bench, region, "gold.vitals_minute", False),
-    ]
-    progress(f"bench latency: pipeline running; warming up, then {seconds:g}s of {rate:g} msg/s from {devices} devices")
+    queries = {name: start(spark, bench, region, False) for name, start in pipeline.STARTERS}
+    realtime = queries["gold.news2"]
+    progress(f"bench latency: pipeline running ({len(queries)} queries); warming up, then {seconds:g}s of "
+             f"{rate:g} msg/s from {devices} devices")  # fmt: skip
     simulator.simulate(bench, devices, rate=rate, seconds=10, realtime=True, prefix="warm", progress=lambda _: None)
     time.sleep(15)
     t_start = time.time()
@@ -152,21 +159,28 @@ def latency(
     )  # fmt: skip
     sender.start()
     sender.join()
-    # drain: until the silver query has been idle for a few triggers (or 5 minutes pass)
-    deadline = time.monotonic() + 300
+    # drain: until the real-time query has been idle for a few triggers (or 2 minutes pass)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        recent = queries[1].recentProgress[-3:]
-        if len(recent) == 3 and all(int(p.get("numInputRows", 0)) == 0 for p in recent):
+        recent = realtime.recentProgress[-4:]
+        if len(recent) == 4 and all(int(p.get("numInputRows", 0)) == 0 for p in recent):
             break
-        if queries[1].exception() is not None:
-            raise RuntimeError(f"silver query failed during the benchmark: {queries[1].exception()}")
-        time.sleep(2)
-    for q in reversed(queries):
+        for name, q in queries.items():
+            if q.exception() is not None:
+                raise RuntimeError(f"query {name} failed during the benchmark: {q.exception()}")
+        time.sleep(1)
+    batches = {
+        name: _percentiles([float(p["durationMs"]["triggerExecution"]) / 1000 for p in q.recentProgress
+                            if int(p.get("numInputRows", 0)) > 0])
+        for name, q in queries.items()
+    }  # fmt: skip
+    for q in reversed(list(queries.values())):
         q.stop()
     news2 = (
-        spark.read.format("delta").load(uri(region, "gold.news2"))
+        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+        .load(uri(region, "gold.news2"))
         .filter(F.col("patient_ref").startswith("lat-"))
-        .select((F.col("computed_time").cast("double") - F.col("last_event_time").cast("double")).alias("s"))
+        .select((F.col("_commit_timestamp").cast("double") - F.col("observation_time").cast("double")).alias("s"))
     )  # fmt: skip
     news2_lat = [float(r["s"]) for r in news2.collect()]
     alerts = (
@@ -183,16 +197,17 @@ def latency(
         float(r["received"]) - float(r["event_ts"])
         for r in alerts.select("received", F.to_timestamp("event").cast("double").alias("event_ts")).collect()
     ]
-    batch = [
-        float(p["durationMs"]["triggerExecution"]) / 1000
-        for p in queries[1].recentProgress if int(p.get("numInputRows", 0)) > 0
-    ]  # fmt: skip
     return {
         "benchmark": "latency",
         "machine": machine(),
         "load": {"devices": devices, "msgs_per_s": rate, "seconds": seconds, "started": t_start},
         "event_to_gold_news2_s": _percentiles(news2_lat),
         "event_to_alert_on_kafka_s": _percentiles(alert_lat),
-        "silver_batch_duration_s": _percentiles(batch),
+        "batch_duration_s": batches,
+        "settings": {
+            "realtime_trigger_ms": bench.pipeline.realtime_trigger_ms,
+            "news2_hold_ms": bench.pipeline.news2_hold_ms,
+            "trigger_interval_s": bench.pipeline.trigger_interval_s,
+        },
         "targets": {"alert_p95_s": 2.0, "gold_p95_s": 5.0},
     }

@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     mnt.set_defaults(func=_maintain)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
-    bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze->silver events/s vs Kafka's"
+    bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     bench.add_argument("--messages", type=int, default=50_000, help="ingest: messages to push through (default 50000)")

@@ -1,7 +1,8 @@
 """`lakehouse pipeline start | stop | run [--once]`: the region's streaming queries as one Spark application.
 
-Queries, in dependency order: Kafka -> bronze.telemetry; bronze -> silver (+ gold.news2, gold.alerts);
-silver -> gold.vitals_minute; silver -> gold.vitals_hourly. ``run --once`` drains each in turn
+Queries, in dependency order: Kafka -> gold.news2 + alerts.news2 (real time, per-patient state);
+alerts.news2 -> gold.alerts; Kafka -> bronze.telemetry; bronze -> silver.*; silver -> gold.vitals_minute;
+silver -> gold.vitals_hourly. ``run --once`` drains each in turn
 (availableNow) for schedulers; ``run`` keeps them all going on processing-time triggers until SIGTERM;
 ``start``/``stop`` do that in the background, supervised like the stack's services.
 """
@@ -23,7 +24,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest import bronze, gold_job, silver_job
+from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
 from lakehouse.io import kafka
 from lakehouse.stack import manager, process
 from lakehouse.tables import SPECS, ensure_all, uri
@@ -32,6 +33,8 @@ Starter = Callable[[SparkSession, Config, RegionConfig, bool], StreamingQuery]
 Progress = Callable[[str], None]
 
 STARTERS: tuple[tuple[str, Starter], ...] = (
+    ("gold.news2", news2_job.start_news2),
+    ("gold.alerts", alerts_job.start_alerts),
     ("bronze.telemetry", bronze.start_bronze),
     ("silver.vitals", silver_job.start_silver),
     ("gold.vitals_minute", lambda s, c, r, o: gold_job.start_window_stream(s, c, r, "gold.vitals_minute", o)),

@@ -29,6 +29,12 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         "spark.local.dir": str(cfg.state_dir / "spark" / "tmp"),
         "spark.sql.warehouse.dir": str(cfg.state_dir / "spark" / "warehouse"),
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        # queries share the cores fairly: the real-time NEWS2 query (pool "realtime") never waits behind a
+        # long silver batch
+        "spark.scheduler.mode": "FAIR",
+        # pyspark's Arrow serializer concatenates frames with all-null columns (news2_job's alert-only rows);
+        # pandas warns about a future change that does not affect those typed columns
+        "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning:pyspark.sql.pandas.serializers",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
     if cfg.spark.master.startswith("local"):

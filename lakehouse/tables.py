@@ -27,8 +27,6 @@ INGEST_BATCHES_SCHEMA = T.StructType(
         T.StructField("messages_duplicate", T.LongType(), False),
         T.StructField("measurements_accepted", T.LongType(), False),
         T.StructField("measurements_quarantined", T.LongType(), False),
-        T.StructField("alerts_opened", T.LongType(), False),
-        T.StructField("alerts_closed", T.LongType(), False),
         T.StructField("processed_time", T.TimestampType(), False),
     ]
 )
@@ -51,7 +49,8 @@ SPECS: dict[str, TableSpec] = {
         TableSpec("gold.vitals_hourly", WINDOW_SCHEMA, ("window_date",),
                   "Per patient, vital and event-time hour: n, min, max, mean, stddev; late data policy in docs."),
         TableSpec("gold.news2", NEWS2_SCHEMA, ("observation_date",),
-                  "NEWS2 per patient observation (patient, event minute), all seven parameters and which were present."),
+                  "NEWS2 per final patient observation; key (patient_ref, observation_time); parameters present.",
+                  (("delta.enableChangeDataFeed", "true"),)),
         TableSpec("gold.alerts", ALERTS_SCHEMA, ("opened_date",),
                   "NEWS2 alert episodes: medium (>=5), single_parameter (a 3), high (>=7); one open per patient and level."),
         TableSpec("ops.ingest_batches", INGEST_BATCHES_SCHEMA, (),

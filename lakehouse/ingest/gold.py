@@ -1,31 +1,20 @@
-"""Silver -> gold transforms: per-patient observations with NEWS2, alert levels, windowed vital aggregates.
+"""Gold tables: their schemas and the pure ``DataFrame -> DataFrame`` transforms that fill them.
 
-Pure ``DataFrame -> DataFrame`` functions; the jobs that MERGE their output live in ``silver_job`` (NEWS2
-and alerts, in the same micro-batch that accepts the measurements, for latency) and ``gold_job``
-(windowed aggregates).
+``gold.news2`` and ``gold.alerts`` are written by the real-time query (``news2_job``, per-patient state in
+``lakehouse.clinical.early_warning``); the windowed vital aggregates by ``gold_job``.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.clinical.news2 import NEWS2_INPUT_SCHEMA, NEWS2_OUTPUT_SCHEMA, with_news2
+from lakehouse.clinical.early_warning import OBSERVED_VITALS
+from lakehouse.clinical.news2 import NEWS2_INPUT_SCHEMA, NEWS2_OUTPUT_SCHEMA
 
-OBSERVED_VITALS = (
-    "respiratory_rate",
-    "spo2",
-    "fio2",
-    "systolic_bp",
-    "diastolic_bp",
-    "mean_arterial_pressure",
-    "heart_rate",
-    "temperature",
-)
-
-# gold.news2: one row per patient observation (patient_ref, observation_time = event minute); NEWS2 of the
-# latest value of each vital measured in that minute; parameters_present says which were measured.
+# gold.news2: one row per final patient observation; key (patient_ref, observation_time = event time); the
+# latest value of each vital carried forward up to news2_carry_forward_s; parameters_present says which counted.
 NEWS2_SCHEMA = T.StructType(
     [
         T.StructField("patient_ref", T.StringType(), False),
@@ -39,8 +28,6 @@ NEWS2_SCHEMA = T.StructType(
         T.StructField("computed_time", T.TimestampType(), False),
     ]
 )
-
-ALERT_LEVELS = ("single_parameter", "medium", "high")
 
 # gold.alerts: one row per alert episode; key alert_id; at most one open alert per patient (and so per level).
 ALERTS_SCHEMA = T.StructType(
@@ -83,107 +70,6 @@ WINDOW_SCHEMA = T.StructType(
         T.StructField("updated_time", T.TimestampType(), False),
     ]
 )
-
-
-def _latest(vital: str) -> Column:
-    at = F.when(F.col("vital") == F.lit(vital), F.col("event_time"))
-    return F.max_by(F.when(F.col("vital") == F.lit(vital), F.col("value")), at).alias(vital)
-
-
-def to_observations(vitals: DataFrame) -> DataFrame:
-    """``silver.vitals`` rows -> one row per patient and event minute with the latest value of each vital."""
-    return (
-        vitals.withColumn("observation_time", F.date_trunc("minute", "event_time"))
-        .groupBy("patient_ref", "observation_time")
-        .agg(
-            F.max_by("ward", "event_time").alias("ward"),
-            *(_latest(v) for v in OBSERVED_VITALS),
-            F.max("event_time").alias("last_event_time"),
-        )
-    )
-
-
-def combine_observations(new: DataFrame, existing: DataFrame) -> DataFrame:
-    """Merge a batch's observations with the stored rows of the same keys: new values win, gaps are kept."""
-    keys = ["patient_ref", "observation_time"]
-    old = existing.select(
-        *keys,
-        F.col("ward").alias("old_ward"),
-        *(F.col(v).alias(f"old_{v}") for v in OBSERVED_VITALS),
-        F.col("last_event_time").alias("old_last_event_time"),
-    )
-    return new.join(old, keys, "left").select(
-        *keys,
-        F.coalesce("ward", "old_ward").alias("ward"),
-        *(F.coalesce(v, f"old_{v}").alias(v) for v in OBSERVED_VITALS),
-        F.greatest("last_event_time", "old_last_event_time").alias("last_event_time"),
-    )
-
-
-def to_news2(observations: DataFrame) -> DataFrame:
-    """Observations -> ``gold.news2`` rows. Air/oxygen comes from FiO2 when measured; consciousness
-    is not device-measured, so it is assumed Alert and flagged (``consciousness_assumed``)."""
-    scored = with_news2(
-        observations.withColumn("on_oxygen", F.lit(None).cast("boolean"))
-        .withColumn("consciousness", F.lit(None).cast("string"))
-        .withColumn("spo2_scale", F.lit(None).cast("int"))
-    )
-    return scored.withColumn("observation_date", F.to_date("observation_time")).select(
-        *[F.col(f.name).cast(f.dataType) if f.name != "computed_time" else F.current_timestamp().alias(f.name)
-          for f in NEWS2_SCHEMA]
-    )  # fmt: skip
-
-
-def with_alert_level(news2: DataFrame) -> DataFrame:
-    """Adds ``alert_level``: high (NEWS2 >= 7, emergency), medium (>= 5), single_parameter (a 3), else null."""
-    total = F.col("news2_total")
-    return news2.withColumn(
-        "alert_level",
-        F.when(total >= 7, F.lit("high"))
-        .when(total >= 5, F.lit("medium"))
-        .when(F.col("any_parameter_3"), F.lit("single_parameter")),
-    )
-
-
-def latest_per_patient(news2: DataFrame) -> DataFrame:
-    """The most recent observation of each patient."""
-    w = Window.partitionBy("patient_ref").orderBy(F.col("observation_time").desc())
-    return news2.withColumn("_rn", F.row_number().over(w)).filter("_rn = 1").drop("_rn")
-
-
-def triggering_parameters(news2: DataFrame) -> Column:
-    """Names of the parameters that scored 3 (for the alert payload)."""
-    names = [f.name.removeprefix("score_") for f in NEWS2_OUTPUT_SCHEMA if f.name.startswith("score_")]
-    return F.filter(F.array(*[F.when(F.col(f"score_{n}") == 3, F.lit(n)) for n in names]), lambda x: x.isNotNull())
-
-
-def new_alerts(latest: DataFrame, open_alerts: DataFrame) -> DataFrame:
-    """Alerts to open: patients whose latest observation has a level with no open alert of that level."""
-    candidates = with_alert_level(latest).filter(F.col("alert_level").isNotNull())
-    opened = candidates.join(
-        open_alerts.select("patient_ref", F.col("level").alias("alert_level")),
-        ["patient_ref", "alert_level"],
-        "left_anti",
-    )
-    return opened.select(
-        F.sha2(F.concat_ws("|", "patient_ref", "alert_level", F.col("observation_time").cast("string")), 256).alias(
-            "alert_id"
-        ),
-        "patient_ref",
-        "ward",
-        F.col("alert_level").alias("level"),
-        F.lit("open").alias("status"),
-        "news2_total",
-        triggering_parameters(latest).alias("triggering_parameters"),
-        F.col("observation_time").alias("opened_observation_time"),
-        F.col("last_event_time").alias("opened_event_time"),
-        F.current_timestamp().alias("opened_time"),
-        F.col("observation_time").alias("latest_observation_time"),
-        F.col("news2_total").alias("latest_total"),
-        F.lit(None).cast("timestamp").alias("closed_observation_time"),
-        F.lit(None).cast("timestamp").alias("closed_time"),
-        F.to_date("observation_time").alias("opened_date"),
-    )
 
 
 def windowed_vitals(vitals: DataFrame, duration: str, watermark_s: int) -> DataFrame:

@@ -8,8 +8,10 @@ every measurement of an accepted message ends in ``silver.vitals`` or ``silver.q
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import reduce
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -106,10 +108,66 @@ def _by_dialect(dialects: Sequence[Dialect], build: dict[str, Column]) -> Column
     return expr
 
 
-def _raw_field(rule: FieldRule) -> Column:
+_SIMPLE_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def _dialect_paths(d: Dialect) -> list[str]:
+    """Every JSON path a dialect reads."""
+    m = d.measurements
+    paths = [d.match_path, *(r.path for r in d.fields.values() if r.path)]
+    paths += [p for p in (m.path, m.code, m.value, m.unit) if p]
+    return paths + [f.path for f in m.fields]
+
+
+def payload_schema(dialects: Sequence[Dialect]) -> T.StructType:
+    """One struct schema covering every simple path (``$.a.b``) of every dialect, leaves as strings, so a
+    message is parsed once (``from_json``) instead of once per field (``get_json_object``). A JSON value of
+    any type is kept as its JSON text in a string leaf, exactly as ``get_json_object`` returns it."""
+    tree: dict[str, Any] = {}
+    leaves: set[tuple[str, ...]] = set()
+    for path in {p for d in dialects for p in _dialect_paths(d) if _SIMPLE_PATH.match(p)}:
+        parts = tuple(path[2:].split("."))
+        leaves.add(parts)
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(parts[-1], {})
+
+    def build(node: dict[str, Any], prefix: tuple[str, ...]) -> T.StructType:
+        fields = []
+        for name in sorted(node):
+            here = (*prefix, name)
+            if node[name] and here in leaves:  # both a value and a parent: read it with get_json_object
+                continue
+            fields.append(T.StructField(name, build(node[name], here) if node[name] else T.StringType()))
+        return T.StructType(fields)
+
+    return T.StructType([*build(tree, ()).fields, T.StructField(CORRUPT, T.StringType())])
+
+
+CORRUPT = "_corrupt_record"
+
+
+def _json_at(path: str, schema: T.StructType | None = None) -> Column:
+    """The value at ``path`` from the once-parsed ``doc`` when the payload schema has it, else by path."""
+    if _SIMPLE_PATH.match(path):
+        col: Column = F.col("doc")
+        node: T.DataType = schema if schema is not None else T.StructType()
+        parts = path[2:].split(".")
+        for part in parts:
+            if not isinstance(node, T.StructType) or part not in node.fieldNames():
+                return F.get_json_object(F.col("json"), path)
+            node = node[part].dataType
+            col = col.getField(part)
+        if isinstance(node, T.StringType):
+            return col
+    return F.get_json_object(F.col("json"), path)
+
+
+def _raw_field(rule: FieldRule, schema: T.StructType) -> Column:
     if rule.const is not None:
         return F.lit(rule.const)
-    return F.get_json_object(F.col("json"), rule.path or "$")
+    return _json_at(rule.path or "$", schema)
 
 
 def _timestamp(rule: FieldRule, raw: Column) -> Column:
@@ -118,12 +176,11 @@ def _timestamp(rule: FieldRule, raw: Column) -> Column:
     return F.try_to_timestamp(raw)
 
 
-def _raw_measurements(d: Dialect) -> Column:
+def _raw_measurements(d: Dialect, schema: T.StructType) -> Column:
     m = d.measurements
-    json = F.col("json")
     if m.kind == "array":
         item = T.StructType([T.StructField(n, T.StringType()) for n in (m.item_vital, m.item_value, m.item_unit)])
-        items = F.from_json(F.get_json_object(json, m.path or "$"), T.ArrayType(item))
+        items = F.from_json(_json_at(m.path or "$", schema), T.ArrayType(item))
         return F.transform(
             items,
             lambda x: F.struct(
@@ -134,15 +191,15 @@ def _raw_measurements(d: Dialect) -> Column:
             ),
         )
     if m.kind == "single":
-        code = F.get_json_object(json, m.code or "$")
-        unit = F.get_json_object(json, m.unit or "$")
+        code = _json_at(m.code or "$", schema)
+        unit = _json_at(m.unit or "$", schema)
         codes = F.create_map(*[F.lit(x) for kv in (m.codes or {}).items() for x in kv])
         units = F.create_map(*[F.lit(x) for kv in (m.units or {"": ""}).items() for x in kv])
         return F.array(
             F.struct(
                 code.alias("source_code"),
                 F.try_element_at(codes, code).alias("vital"),
-                F.get_json_object(json, m.value or "$").alias("value_raw"),
+                _json_at(m.value or "$", schema).alias("value_raw"),
                 F.coalesce(F.try_element_at(units, unit), unit).alias("unit_raw"),
             )
         )
@@ -150,7 +207,7 @@ def _raw_measurements(d: Dialect) -> Column:
         F.struct(
             F.lit(f.path).alias("source_code"),
             F.lit(f.vital).alias("vital"),
-            F.get_json_object(json, f.path).alias("value_raw"),
+            _json_at(f.path, schema).alias("value_raw"),
             F.lit(f.unit).alias("unit_raw"),
         )
         for f in m.fields
@@ -158,50 +215,58 @@ def _raw_measurements(d: Dialect) -> Column:
     return F.filter(F.array(*present), lambda x: x["value_raw"].isNotNull())
 
 
-def with_payload(bronze: DataFrame) -> DataFrame:
-    """Decode the raw Kafka value ``raw_value``: adds ``json`` (text) and ``payload_error`` (null for a JSON object)."""
+def with_payload(bronze: DataFrame, dialects: Sequence[Dialect]) -> DataFrame:
+    """Decode the raw Kafka value ``raw_value``: adds ``json`` (text), ``doc`` (parsed once with
+    :func:`payload_schema`) and ``payload_error`` (null for a JSON object)."""
     undecoded = F.col("raw_value").cast("string")
     valid_utf8 = F.is_valid_utf8(undecoded)
     text = F.make_valid_utf8(undecoded)
-    is_object = F.get_json_object(text, "$").isNotNull() & F.trim(text).startswith("{")
-    return bronze.withColumn("json", text).withColumn(
-        "payload_error",
-        F.when(F.col("raw_value").isNull() | (F.length("raw_value") == 0), F.lit("empty_payload"))
-        .when(~valid_utf8, F.lit("invalid_utf8"))
-        .when(~is_object, F.lit("malformed_json")),
+    schema = payload_schema(dialects)
+    doc = F.from_json(text, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    is_object = F.trim(text).startswith("{") & F.col("doc").isNotNull() & F.col("doc")[CORRUPT].isNull()
+    return (
+        bronze.withColumn("json", text)
+        .withColumn("doc", doc)
+        .withColumn(
+            "payload_error",
+            F.when(F.col("raw_value").isNull() | (F.length("raw_value") == 0), F.lit("empty_payload"))
+            .when(~valid_utf8, F.lit("invalid_utf8"))
+            .when(~is_object, F.lit("malformed_json")),
+        )
     )
 
 
 def normalize_messages(df: DataFrame, dialects: Sequence[Dialect]) -> DataFrame:
     """Recognise each message's dialect and map it onto the contract (header fields + raw measurements)."""
+    schema = payload_schema(dialects)
     match = [
         (
             d.name,
-            F.get_json_object(F.col("json"), d.match_path) == F.lit(d.match_equals)
+            _json_at(d.match_path, schema) == F.lit(d.match_equals)
             if d.match_equals is not None
-            else F.get_json_object(F.col("json"), d.match_path).isNotNull(),
+            else _json_at(d.match_path, schema).isNotNull(),
         )
         for d in dialects
     ]
     dialect = reduce(lambda acc, nm: acc.when(nm[1], F.lit(nm[0])), match[1:], F.when(match[0][1], F.lit(match[0][0])))
     out = df.withColumn("dialect", F.when(F.col("payload_error").isNull(), dialect))
     for name in ("message_id", "device_id", "device_type", "patient_ref"):
-        out = out.withColumn(name, _by_dialect(dialects, {d.name: _raw_field(d.fields[name]) for d in dialects}))
+        out = out.withColumn(name, _by_dialect(dialects, {d.name: _raw_field(d.fields[name], schema) for d in dialects}))
     out = out.withColumn(
-        "event_time_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["event_time"]) for d in dialects})
+        "event_time_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["event_time"], schema) for d in dialects})
     ).withColumn(
         "event_time",
         _by_dialect(
             dialects,
-            {d.name: _timestamp(d.fields["event_time"], _raw_field(d.fields["event_time"])) for d in dialects},
+            {d.name: _timestamp(d.fields["event_time"], _raw_field(d.fields["event_time"], schema)) for d in dialects},
         ),
     )
-    out = out.withColumn("seq_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["seq"]) for d in dialects}))
+    out = out.withColumn("seq_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["seq"], schema) for d in dialects}))
     out = out.withColumn("seq", F.col("seq_raw").try_cast("long"))
     return out.withColumn(
         "measurements",
-        _by_dialect(dialects, {d.name: _raw_measurements(d) for d in dialects}).cast(T.ArrayType(RAW_MEASUREMENT)),
-    )
+        _by_dialect(dialects, {d.name: _raw_measurements(d, schema) for d in dialects}).cast(T.ArrayType(RAW_MEASUREMENT)),
+    ).drop("doc")
 
 
 def with_message_checks(df: DataFrame, future_tolerance_s: int, max_age_s: int) -> DataFrame:
@@ -393,7 +458,7 @@ def parse_bronze(bronze: DataFrame, dialects: Sequence[Dialect], future_toleranc
         .withColumnRenamed("partition", "kafka_partition")
         .withColumnRenamed("offset", "kafka_offset")
         .withColumnRenamed("value", "raw_value")
-        .transform(with_payload)
+        .transform(with_payload, dialects)
         .transform(normalize_messages, dialects)
         .transform(with_message_checks, future_tolerance_s, max_age_s)
     )

@@ -1,10 +1,9 @@
-"""The silver stream: bronze -> silver.vitals / silver.quarantine, and in the same micro-batch gold.news2
-and gold.alerts (published to Kafka ``alerts.news2``).
+"""The silver stream: bronze -> silver.vitals, silver.quarantine, silver.accepted_messages, ops.ingest_batches.
 
-Silver tables and ``ops.ingest_batches`` take idempotent appends (Delta txnAppId = the checkpoint's
-writer id, txnVersion = the batch id); gold.news2 and gold.alerts take MERGEs keyed by observation or
-alert id. Duplicate detection never counts a record as a duplicate of itself, and every count comes
+Every table takes idempotent appends (Delta txnAppId = the checkpoint's writer id, txnVersion = the
+batch id). Duplicate detection never counts a record as a duplicate of itself, and every count comes
 from the batch's own DataFrames, so a micro-batch retried after a crash writes and counts the same.
+(NEWS2 and alerts do not wait for silver: ``news2_job`` reads Kafka directly.)
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
-from lakehouse.ingest import gold, silver
+from lakehouse.ingest import silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
 from lakehouse.io import checkpoints, delta, streaming, tables
 from lakehouse.tables import uri
@@ -34,7 +33,6 @@ class SilverContext:
     catalogue: Catalogue
     future_tolerance_s: int
     max_event_age_s: int
-    alerts_topic: str
     writer: str  # owner of the checkpoint: Delta's txnAppId for idempotent appends
 
     def uri(self, table: str) -> str:
@@ -50,7 +48,6 @@ def context(cfg: Config, region: RegionConfig, writer: str) -> SilverContext:
         catalogue=catalogue,
         future_tolerance_s=cfg.pipeline.future_tolerance_s,
         max_event_age_s=cfg.pipeline.max_event_age_s,
-        alerts_topic=cfg.topics.alerts,
         writer=writer,
     )
 
@@ -59,65 +56,11 @@ def _read(spark: SparkSession, location: str) -> DataFrame:
     return spark.read.format("delta").load(location)
 
 
-def _publish_alerts(alerts: DataFrame, ctx: SilverContext) -> None:
-    """Send alert events to Kafka (at least once; consumers dedupe on alert_id + status)."""
-    (
-        alerts.select(
-            F.col("patient_ref").alias("key"),
-            F.to_json(
-                F.struct(*[F.col(c) for c in alerts.columns], F.current_timestamp().alias("published_time"))
-            ).alias("value"),
-        )
-        .write.format("kafka")
-        .option("kafka.bootstrap.servers", ctx.region.kafka.bootstrap)
-        .option("kafka.acks", "all")
-        .option("topic", ctx.alerts_topic)
-        .save()
-    )
-
-
-def update_news2_and_alerts(spark: SparkSession, vitals: DataFrame, ctx: SilverContext) -> tuple[int, int]:
-    """MERGE a batch's accepted measurements into gold.news2, then open/close gold.alerts; (opened, closed)."""
-    news2_uri, alerts_uri = ctx.uri("gold.news2"), ctx.uri("gold.alerts")
-    observations = gold.to_observations(vitals).persist()
-    keys = observations.select("patient_ref", "observation_time")
-    dates = [r[0] for r in observations.select(F.to_date("observation_time")).distinct().collect()]
-    stored = _read(spark, news2_uri).filter(F.col("observation_date").isin(dates))
-    existing = stored.join(keys, ["patient_ref", "observation_time"], "left_semi")
-    rows = gold.to_news2(gold.combine_observations(observations, existing))
-    delta.merge_upsert(spark, news2_uri, rows, ["observation_date", "patient_ref", "observation_time"])
-
-    touched = observations.select("patient_ref").distinct()
-    latest = gold.latest_per_patient(_read(spark, news2_uri).join(touched, "patient_ref", "left_semi")).persist()
-    open_alerts = _read(spark, alerts_uri).filter("status = 'open'").join(touched, "patient_ref", "left_semi").persist()
-    levels = gold.with_alert_level(latest).select("patient_ref", "alert_level", F.col("observation_time").alias("obs"))
-    to_close = (
-        open_alerts.join(levels, "patient_ref")
-        .filter(F.col("alert_level").isNull() | (F.col("alert_level") != F.col("level")))
-        .withColumn("status", F.lit("closed"))
-        .withColumn("closed_observation_time", F.col("obs"))
-        .withColumn("closed_time", F.current_timestamp())
-        .drop("alert_level", "obs")
-        .persist()
-    )
-    to_open = gold.new_alerts(latest, open_alerts).persist()
-    opened, closed = to_open.count(), to_close.count()
-    if opened or closed:
-        _publish_alerts(to_open.unionByName(to_close), ctx)
-    if closed:
-        delta.merge_upsert(spark, alerts_uri, to_close, ["alert_id"])
-    if opened:
-        delta.merge_insert(spark, alerts_uri, to_open, ["alert_id"])
-    for df in (observations, latest, open_alerts, to_close, to_open):
-        df.unpersist()
-    return opened, closed
-
-
 def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, ctx: SilverContext) -> dict[str, int]:
-    """One micro-batch of bronze rows -> silver tables, gold.news2, gold.alerts and its ops.ingest_batches row.
+    """One micro-batch of bronze rows -> silver tables and its ops.ingest_batches row.
 
     The parsed messages and the measurements are materialized once (persisted, then counted in a
-    single job each), so the MERGEs that follow do not re-parse the batch.
+    single job each), so the appends that follow do not re-parse the batch.
     """
     messages = silver.parse_bronze(bronze_batch, ctx.dialects, ctx.future_tolerance_s, ctx.max_event_age_s).persist()
     cached: list[DataFrame] = [messages]
@@ -151,7 +94,6 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
         delta.append_once(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), ctx.writer, batch_id)
         delta.append_once(vitals, ctx.uri("silver.vitals"), ctx.writer, batch_id)
         delta.append_once(quarantine, ctx.uri("silver.quarantine"), ctx.writer, batch_id)
-        opened, closed = update_news2_and_alerts(spark, vitals, ctx)
 
         counts = {
             "records": int(span["records"]),
@@ -160,8 +102,6 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
             "messages_duplicate": int(d["dup"]),
             "measurements_accepted": int(m["ok"]),
             "measurements_quarantined": int(m["bad"]),
-            "alerts_opened": opened,
-            "alerts_closed": closed,
         }
         row = spark.createDataFrame([(ctx.region.name, batch_id, *counts.values())], [
             "region", "batch_id", *counts.keys()

@@ -18,18 +18,21 @@ class TableSpec:
     schema: T.StructType
     partition_by: tuple[str, ...]
     comment: str
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 def ensure_table(spark: SparkSession, uri: str, spec: TableSpec) -> None:
     """Create the Delta table at ``uri`` from ``spec`` unless one exists (idempotent)."""
-    (
+    builder = (
         DeltaTable.createIfNotExists(spark)
         .location(uri)
         .addColumns(spec.schema)
         .partitionedBy(*spec.partition_by)
         .comment(spec.comment)
-        .execute()
     )
+    for key, value in spec.properties:
+        builder = builder.property(key, value)
+    builder.execute()
 
 
 def register(spark: SparkSession, spec: TableSpec, uri: str) -> None:

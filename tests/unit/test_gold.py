@@ -1,16 +1,17 @@
-"""Gold builders: observations per patient-minute, NEWS2 rows, alert levels and episodes, windows."""
+"""Gold builders: the real-time NEWS2 state function on a batch frame, alert event compaction, windows."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
-from lakehouse.ingest import gold
+from lakehouse.ingest import alerts_job, gold, news2_job
 
 T0 = dt.datetime(2026, 11, 26, 9, 0, 0)
+RULES = news2_job.StateRules(hold_ms=0, carry_forward_s=3600)
 VITALS_COLS = "patient_ref string, ward string, vital string, value double, unit string, event_time timestamp"
 
 
@@ -23,32 +24,24 @@ def vitals(spark: SparkSession, rows: list[tuple[str, str, float, int]]) -> Data
     )
 
 
-def test_observation_takes_the_latest_value_of_each_vital_in_the_minute(spark: SparkSession) -> None:
-    df = vitals(spark, [("p1", "heart_rate", 80, 5), ("p1", "heart_rate", 95, 50), ("p1", "spo2", 97, 20),
-                        ("p1", "heart_rate", 60, 70), ("p2", "temperature", 38.4, 10)])  # fmt: skip
-    obs = gold.to_observations(df).select("patient_ref", "observation_time", "heart_rate", "spo2", "temperature")
-    assertDataFrameEqual(
-        obs,
-        spark.createDataFrame(
-            [
-                ("p1", T0, 95.0, 97.0, None),
-                ("p1", T0 + dt.timedelta(minutes=1), 60.0, None, None),
-                ("p2", T0, None, None, 38.4),
-            ],
-            "patient_ref string, observation_time timestamp, heart_rate double, spo2 double, temperature double",
-        ),
+def run_early_warning(spark: SparkSession, measurements: DataFrame, folder: Path) -> DataFrame:
+    """The state function as a stream (it only runs in streaming queries): file source -> memory sink."""
+    measurements.write.parquet(str(folder / "in"))
+    stream = spark.readStream.schema(measurements.schema).parquet(str(folder / "in"))
+    name = f"early_warning_{folder.name}".replace("-", "_")
+    query = (
+        news2_job.early_warning(stream, RULES)
+        .writeStream.format("memory")
+        .queryName(name)
+        .option("checkpointLocation", str(folder / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
     )
+    query.awaitTermination()
+    return spark.table(name)
 
 
-def test_combine_keeps_stored_values_the_new_batch_lacks(spark: SparkSession) -> None:
-    new = gold.to_observations(vitals(spark, [("p1", "heart_rate", 120, 30)]))
-    stored = gold.to_observations(vitals(spark, [("p1", "spo2", 90, 10), ("p1", "heart_rate", 70, 10)]))
-    row = gold.combine_observations(new, stored).first()
-    assert row is not None and (row["heart_rate"], row["spo2"]) == (120.0, 90.0)
-    assert row["last_event_time"] == T0 + dt.timedelta(seconds=30)
-
-
-def test_news2_rows_levels_and_new_alerts(spark: SparkSession) -> None:
+def test_early_warning_scores_observations_and_raises_alerts(spark: SparkSession, tmp_path: Path) -> None:
     df = vitals(
         spark,
         [
@@ -58,35 +51,37 @@ def test_news2_rows_levels_and_new_alerts(spark: SparkSession) -> None:
             ("p_med", "respiratory_rate", 22, 1), ("p_med", "heart_rate", 115, 1), ("p_med", "temperature", 38.5, 1),
             # p_single: SBP 85 (3) alone => 3 with a single 3
             ("p_single", "systolic_bp", 85, 1),
-            # p_ok: normal
-            ("p_ok", "heart_rate", 70, 1), ("p_ok", "spo2", 98, 1),
+            # p_ok: normal, measured twice: two observations, the first completed by carry-forward
+            ("p_ok", "heart_rate", 70, 1), ("p_ok", "spo2", 98, 1), ("p_ok", "heart_rate", 72, 30),
             # p_o2: FiO2 40% => on oxygen (2) + SpO2 97 on scale 1 (0) + RR 21 (2) => 4, low, no alert
             ("p_o2", "fio2", 40, 1), ("p_o2", "spo2", 97, 1), ("p_o2", "respiratory_rate", 21, 1),
         ],
     )  # fmt: skip
-    news2 = gold.to_news2(gold.to_observations(df))
-    assert [f.name for f in news2.schema] == [f.name for f in gold.NEWS2_SCHEMA]
-    levels = {r["patient_ref"]: (r["news2_total"], r["alert_level"]) for r in gold.with_alert_level(news2).collect()}
-    assert levels == {
-        "p_high": (9, "high"), "p_med": (5, "medium"), "p_single": (3, "single_parameter"),
-        "p_ok": (0, None), "p_o2": (4, None),
-    }  # fmt: skip
-    open_alerts = spark.createDataFrame([("p_med", "medium"), ("p_high", "medium")], "patient_ref string, level string")
-    opened = gold.new_alerts(gold.latest_per_patient(news2), open_alerts)
-    got = {(r["patient_ref"], r["level"]) for r in opened.collect()}
-    assert got == {("p_high", "high"), ("p_single", "single_parameter")}  # p_med already has its open alert
-    single = opened.filter("patient_ref = 'p_single'").first()
-    assert single is not None and single["triggering_parameters"] == ["systolic_bp"] and single["status"] == "open"
-    ids = opened.select("alert_id").collect()
-    assert len({r[0] for r in ids}) == len(ids) and all(len(r[0]) == 64 for r in ids)
+    out = run_early_warning(spark, df.select("patient_ref", "event_time", "vital", "value", "ward"), tmp_path)
+    news2 = out.filter("kind = 'observation'").select(*[f.name for f in gold.NEWS2_SCHEMA])
+    totals = {(r["patient_ref"], r["observation_time"]): r["news2_total"] for r in news2.collect()}
+    at = T0 + dt.timedelta(seconds=1)
+    assert totals == {("p_high", at): 9, ("p_med", at): 5, ("p_single", at): 3, ("p_ok", at): 0,
+                      ("p_ok", T0 + dt.timedelta(seconds=30)): 0, ("p_o2", at): 4}  # fmt: skip
+    later = news2.filter("patient_ref = 'p_ok' AND heart_rate = 72").first()
+    assert later is not None and later["spo2"] == 98.0 and later["ward"] == "ICU-1"
+    alerts = out.filter("kind = 'alert'").select(*[f.name for f in gold.ALERTS_SCHEMA])
+    got = {(r["patient_ref"], r["level"], r["status"]) for r in alerts.collect()}
+    assert got == {("p_high", "high", "open"), ("p_med", "medium", "open"), ("p_single", "single_parameter", "open")}
+    single = alerts.filter("patient_ref = 'p_single'").first()
+    assert single is not None and single["triggering_parameters"] == ["systolic_bp"]
 
 
-def test_latest_per_patient(spark: SparkSession) -> None:
-    df = spark.createDataFrame(
-        [("p1", T0, 1), ("p1", T0 + dt.timedelta(minutes=3), 2), ("p2", T0, 3)],
-        "patient_ref string, observation_time timestamp, n int",
+def test_alert_events_keep_the_close_of_each_alert(spark: SparkSession) -> None:
+    events = spark.createDataFrame(
+        [("a1", "open", 0, 1), ("a1", "closed", 0, 5), ("a1", "open", 0, 9), ("a2", "open", 1, 2), ("a2", "open", 1, 3)],
+        "alert_id string, status string, partition int, offset long",
     )
-    assert sorted(r["n"] for r in gold.latest_per_patient(df).collect()) == [2, 3]
+    for f in gold.ALERTS_SCHEMA:
+        if f.name not in events.columns:
+            events = events.withColumn(f.name, F.lit(None).cast(f.dataType))
+    latest = {r["alert_id"]: r["status"] for r in alerts_job.latest_event_per_alert(events).collect()}
+    assert latest == {"a1": "closed", "a2": "open"}
 
 
 def test_windowed_vitals_on_a_batch_frame(spark: SparkSession) -> None:

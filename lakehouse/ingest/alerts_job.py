@@ -1,0 +1,78 @@
+"""The alert table stream: Kafka ``alerts.news2`` -> ``gold.alerts`` (one row per alert episode).
+
+The topic is the alert event log the real-time query publishes (open, then close events). Each
+micro-batch keeps the latest event per alert id (a close wins over an open) and MERGEs it by alert id:
+new alerts are inserted, a close updates the open row, and a resent event changes nothing, so a
+retried batch or an at-least-once duplicate leaves the table as it was.
+"""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from lakehouse.config import Config, RegionConfig
+from lakehouse.ingest.gold import ALERTS_SCHEMA
+from lakehouse.io import kafka, streaming, tables
+from lakehouse.tables import uri
+
+QUERY = "gold.alerts"
+
+
+def parse_alert_events(records: DataFrame) -> DataFrame:
+    """Kafka records of ``alerts.news2`` -> gold.alerts rows (one per event, in topic order)."""
+    return records.select(
+        F.from_json(F.col("value").cast("string"), ALERTS_SCHEMA).alias("a"), "partition", "offset"
+    ).select("a.*", "partition", "offset")
+
+
+def latest_event_per_alert(events: DataFrame) -> DataFrame:
+    """One row per alert id: its close event if the batch has one, else its open event."""
+    w = Window.partitionBy("alert_id").orderBy(
+        F.when(F.col("status") == "closed", 0).otherwise(1), F.col("partition"), F.col("offset").desc()
+    )
+    return (
+        events.filter(F.col("alert_id").isNotNull())
+        .withColumn("_rn", F.row_number().over(w))
+        .filter("_rn = 1")
+        .select(*[F.col(f.name) for f in ALERTS_SCHEMA])
+    )
+
+
+def merge_alerts(spark: SparkSession, target: str, events: DataFrame) -> None:
+    """Insert new alerts; close open ones; anything else (a resend) changes nothing."""
+    (
+        DeltaTable.forPath(spark, target)
+        .alias("t")
+        .merge(events.alias("s"), "t.alert_id = s.alert_id")
+        .whenMatchedUpdate(
+            condition="s.status = 'closed' AND t.status = 'open'",
+            set={
+                "status": "s.status",
+                "closed_observation_time": "s.closed_observation_time",
+                "closed_time": "s.closed_time",
+            },
+        )
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
+    """Start alerts.news2 -> gold.alerts (availableNow when ``once``)."""
+    target = uri(region, "gold.alerts")
+
+    def each(batch: DataFrame, _batch_id: int) -> None:
+        latest = latest_event_per_alert(parse_alert_events(batch))
+        if not latest.isEmpty():
+            merge_alerts(spark, target, latest)
+
+    source = kafka.read_kafka(spark, region, cfg.topics.alerts, streaming=True)
+    writer = (
+        source.writeStream.foreachBatch(each)
+        .option("checkpointLocation", tables.checkpoint_uri(region, QUERY))
+        .queryName(f"gold_alerts_{region.name}")
+    )
+    return streaming.start(writer, cfg, once)

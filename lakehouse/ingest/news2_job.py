@@ -1,0 +1,180 @@
+"""The real-time early-warning query: Kafka telemetry -> per-patient state -> gold.news2 and alerts.news2.
+
+It reads the telemetry topic directly (no Delta hop before an alert), validates and normalizes each
+message with the same transforms as silver (only accepted measurements count), keeps one
+:class:`~lakehouse.clinical.early_warning.PatientState` per patient in Spark's state store
+(``applyInPandasWithState``), and per micro-batch
+
+1. publishes the alert events (open, close) to the Kafka topic ``alerts.news2`` first, for latency, then
+2. appends the final observations to ``gold.news2`` (idempotent: Delta txnAppId/txnVersion = batch id).
+
+``gold.alerts`` is then MERGEd from the alert topic by :mod:`lakehouse.ingest.alerts_job`. Exactly once:
+the Kafka source is replayable, the state store and the append are versioned by the batch id, and the
+state function only reads the batch's processing time (constant when a batch is retried), so a retried
+batch computes the same rows. Alert publishing is at least once; consumers dedupe on alert_id + status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
+
+from lakehouse.clinical.early_warning import Measurement, PatientState
+from lakehouse.config import Config, RegionConfig
+from lakehouse.ingest import silver
+from lakehouse.ingest.bronze import to_bronze
+from lakehouse.ingest.contract import load_catalogue, load_dialects
+from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
+from lakehouse.io import checkpoints, delta, kafka, tables
+from lakehouse.tables import uri
+
+QUERY = "gold.news2"
+
+STATE_SCHEMA = T.StructType([T.StructField("json", T.StringType(), False)])
+
+# The state function's rows: kind 'observation' (a gold.news2 row) or 'alert' (a gold.alerts event);
+# the columns of both tables, all nullable (each kind fills its own).
+_ALERT_ONLY = [f for f in ALERTS_SCHEMA if f.name not in {g.name for g in NEWS2_SCHEMA}]
+OUTPUT_SCHEMA = T.StructType(
+    [T.StructField("kind", T.StringType(), False)]
+    + [T.StructField(f.name, f.dataType, True) for f in (*NEWS2_SCHEMA, *_ALERT_ONLY)]
+)
+_TIMESTAMPS = [f.name for f in OUTPUT_SCHEMA if isinstance(f.dataType, T.TimestampType)]
+
+
+@dataclass(frozen=True)
+class StateRules:
+    """How the state function turns measurements into observations (from ``pipeline`` config)."""
+
+    hold_ms: int  # 0: every observation is final at the end of its micro-batch (catch-up runs)
+    carry_forward_s: int
+
+
+def to_measurements(records: DataFrame, registry: DataFrame, cfg: Config) -> DataFrame:
+    """Kafka records -> accepted measurements (patient_ref, event_time, vital, value, ward), as in silver."""
+    catalogue = load_catalogue()
+    messages = silver.parse_bronze(
+        to_bronze(records),
+        load_dialects(catalogue=catalogue),
+        cfg.pipeline.future_tolerance_s,
+        cfg.pipeline.max_event_age_s,
+    ).filter(F.col("reason").isNull())
+    measurements = silver.explode_measurements(messages, catalogue).filter(F.col("reason").isNull())
+    return silver.with_registry(measurements, registry).select("patient_ref", "event_time", "vital", "value", "ward")
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns = OUTPUT_SCHEMA.fieldNames()
+    frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=columns, dtype=object)
+    for name in _TIMESTAMPS:
+        frame[name] = pd.to_datetime(frame[name])
+    return frame
+
+
+def state_function(rules: StateRules) -> Any:
+    """The ``applyInPandasWithState`` function: one patient's measurements of a batch -> output rows."""
+
+    def step(key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
+        patient = str(key[0])
+        now_us = state.getCurrentProcessingTimeMs() * 1000
+        current = PatientState.from_json(state.get[0]) if state.exists else PatientState()
+        events: list[dict[str, Any]] = []
+        if state.hasTimedOut:
+            final = current.finish(patient, now_us, rules.carry_forward_s)
+        else:
+            measurements = [
+                Measurement(int(t.value // 1000), str(v), float(x), None if w is None or pd.isna(w) else str(w))
+                for frame in batches
+                for t, v, x, w in zip(frame["event_time"], frame["vital"], frame["value"], frame["ward"], strict=True)
+            ]
+            final, events = current.step(patient, measurements, now_us, rules.carry_forward_s)
+            if rules.hold_ms == 0:
+                final += current.finish(patient, now_us, rules.carry_forward_s)
+        state.update((current.to_json(),))
+        if current.pending_us is not None and rules.hold_ms:
+            state.setTimeoutDuration(rules.hold_ms)
+        rows = [{"kind": "observation", **r} for r in final] + [{"kind": "alert", **e} for e in events]
+        if rows:
+            yield _frame(rows)
+
+    return step
+
+
+def early_warning(measurements: DataFrame, rules: StateRules) -> DataFrame:
+    """Accepted measurements (streaming) -> observation and alert rows, per-patient state in the state store."""
+    return measurements.groupBy("patient_ref").applyInPandasWithState(
+        state_function(rules),
+        outputStructType=OUTPUT_SCHEMA,
+        stateStructType=STATE_SCHEMA,
+        outputMode="append",
+        # no timeout in catch-up runs (hold 0): with one, availableNow would run no-data batches forever
+        timeoutConf=GroupStateTimeout.ProcessingTimeTimeout if rules.hold_ms else GroupStateTimeout.NoTimeout,
+    )
+
+
+def publish_alerts(alerts: DataFrame, region: RegionConfig, topic: str) -> None:
+    """Send alert events (gold.alerts rows) to Kafka, keyed by patient; acks=all."""
+    (
+        alerts.select(
+            F.col("patient_ref").alias("key"),
+            F.to_json(
+                F.struct(*[F.col(c) for c in alerts.columns], F.current_timestamp().alias("published_time"))
+            ).alias("value"),
+        )
+        .write.format("kafka")
+        .option("kafka.bootstrap.servers", region.kafka.bootstrap)
+        .option("kafka.acks", "all")
+        .option("topic", topic)
+        .save()
+    )
+
+
+def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
+    """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
+    checkpoint = tables.checkpoint_uri(region, QUERY)
+    writer_id = checkpoints.writer_id(spark, checkpoint, QUERY)
+    rules = StateRules(0 if once else cfg.pipeline.news2_hold_ms, cfg.pipeline.news2_carry_forward_s)
+    records = kafka.read_kafka(
+        spark,
+        region,
+        cfg.topics.telemetry,
+        streaming=True,
+        max_offsets_per_trigger=cfg.pipeline.max_offsets_per_trigger,
+    )
+    registry = spark.read.format("delta").load(uri(region, "silver.device_registry"))
+    rows = early_warning(to_measurements(records, registry, cfg), rules)
+    news2_uri = uri(region, "gold.news2")
+
+    def each(batch: DataFrame, batch_id: int) -> None:
+        batch.persist()
+        try:
+            alerts = batch.filter("kind = 'alert'").select(*[F.col(f.name) for f in ALERTS_SCHEMA])
+            if not alerts.isEmpty():
+                publish_alerts(alerts, region, cfg.topics.alerts)
+            observations = batch.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
+            if not observations.isEmpty():
+                delta.append_once(observations, news2_uri, writer_id, batch_id)
+        finally:
+            batch.unpersist()
+
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", "realtime")
+    try:
+        writer = (
+            rows.writeStream.foreachBatch(each)
+            .outputMode("append")
+            .option("checkpointLocation", checkpoint)
+            .queryName(f"gold_news2_{region.name}")
+        )
+        if once:
+            return writer.trigger(availableNow=True).start()
+        return writer.trigger(processingTime=f"{cfg.pipeline.realtime_trigger_ms} milliseconds").start()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
