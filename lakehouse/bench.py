@@ -123,6 +123,19 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(values), "p50": round(q[49], 3), "p95": round(q[94], 3), "p99": round(q[98], 3)}
 
 
+def _wait_idle(queries: dict[str, Any], timeout_s: float, triggers: int = 3) -> None:
+    """Until every query's last ``triggers`` batches read nothing (or ``timeout_s`` passes); a failed query raises."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, q in queries.items():
+            if q.exception() is not None:
+                raise RuntimeError(f"query {name} failed during the benchmark: {q.exception()}")
+        recent = [q.recentProgress[-triggers:] for q in queries.values()]
+        if all(len(r) == triggers and all(int(p.get("numInputRows", 0)) == 0 for p in r) for r in recent):
+            return
+        time.sleep(1)
+
+
 def latency(
     cfg: Config, seconds: float = 90.0, devices: int = 40, rate: float = 40.0, progress: Progress = print
 ) -> dict[str, Any]:
@@ -150,7 +163,7 @@ def latency(
     progress(f"bench latency: pipeline running ({len(queries)} queries); warming up, then {seconds:g}s of "
              f"{rate:g} msg/s from {devices} devices")  # fmt: skip
     simulator.simulate(bench, devices, rate=rate, seconds=10, realtime=True, prefix="warm", progress=lambda _: None)
-    time.sleep(15)
+    _wait_idle(queries, 300)  # cold first batches (plan, code generation, JIT) are not part of the measure
     t_start = time.time()
     sender = threading.Thread(
         target=simulator.simulate,
@@ -159,16 +172,7 @@ def latency(
     )  # fmt: skip
     sender.start()
     sender.join()
-    # drain: until the real-time query has been idle for a few triggers (or 2 minutes pass)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        recent = realtime.recentProgress[-4:]
-        if len(recent) == 4 and all(int(p.get("numInputRows", 0)) == 0 for p in recent):
-            break
-        for name, q in queries.items():
-            if q.exception() is not None:
-                raise RuntimeError(f"query {name} failed during the benchmark: {q.exception()}")
-        time.sleep(1)
+    _wait_idle({"gold.news2": realtime}, 120)
     batches = {
         name: _percentiles([float(p["durationMs"]["triggerExecution"]) / 1000 for p in q.recentProgress
                             if int(p.get("numInputRows", 0)) > 0])

@@ -115,7 +115,7 @@ class PipelineConfig:
     trigger_interval_s: float
     max_offsets_per_trigger: int
     realtime_trigger_ms: int  # trigger of the real-time NEWS2/alert query (Kafka -> gold.news2, alerts.news2)
-    news2_hold_ms: int  # an observation is scored once no newer measurement of the patient came for this long
+    news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
     future_tolerance_s: int
     max_event_age_s: int
@@ -299,7 +299,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             trigger_interval_s=_get(pipe, "trigger_interval_s", float, "pipeline", 1.0),
             max_offsets_per_trigger=_get(pipe, "max_offsets_per_trigger", int, "pipeline", 200_000),
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
-            news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 1000),
+            news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
             future_tolerance_s=_get(pipe, "future_tolerance_s", int, "pipeline", 300),
             max_event_age_s=_get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400),

@@ -9,12 +9,13 @@ Rules (docs/pipeline.md, "Real-time NEWS2"):
 - An *observation* is a patient's measurements at one event time, completed with the latest value of
   every other vital measured at most ``carry_forward_s`` earlier. It is scored with the NEWS2 chart
   (:func:`lakehouse.clinical.news2.score_observation`).
-- An observation becomes *final* (one ``gold.news2`` row) when a newer measurement of the patient
-  arrives, or ``hold_ms`` after its last measurement arrived (a bedside monitor's round of vitals at one
-  time may span two micro-batches). Final observation times strictly increase per patient, so
-  (patient_ref, observation_time) is unique and ``gold.news2`` is append-only.
-- A measurement at or before the patient's latest observation time (late, or a resend) changes nothing
-  here; it is kept in ``silver.vitals``.
+- An observation becomes *final* (one ``gold.news2`` row) at the end of its micro-batch, or, with a
+  hold time, when a newer measurement of the patient arrives or ``hold_ms`` after its last measurement
+  arrived. Final observation times strictly increase per patient, so (patient_ref, observation_time)
+  is unique and ``gold.news2`` is append-only.
+- A measurement at or before the patient's latest observation time (late, a resend, or the rest of a
+  monitor's round that reached the next micro-batch) makes no observation of its own; it still becomes
+  its vital's latest value if it is newer than the one known, so the next observation carries it.
 - Alerts follow the *latest* observation at once, before it is final: NEWS2 >= 7 high (emergency),
   >= 5 medium, any single parameter scoring 3 single_parameter. A patient has at most one open alert;
   when the level changes, the open alert closes and one of the new level opens.
@@ -145,7 +146,9 @@ class PatientState:
             if (floor is not None and m.event_us < floor) or (
                 self.final_us is not None and m.event_us <= self.final_us
             ):
-                self.ignored += 1
+                self.ignored += 1  # no new observation; still the vital's latest value if it is newer
+                if m.vital not in self.vitals or self.vitals[m.vital][1] < m.event_us:
+                    self.vitals[m.vital] = (float(m.value), m.event_us)
                 continue
             if self.pending_us is not None and m.event_us > self.pending_us:
                 final.append(self.observation(patient_ref, self.pending_us, now_us, carry_forward_s))

@@ -141,6 +141,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
     writer_id = checkpoints.writer_id(spark, checkpoint, QUERY)
+    # catch-up runs never hold: a timeout would make availableNow run no-data batches forever
     rules = StateRules(0 if once else cfg.pipeline.news2_hold_ms, cfg.pipeline.news2_carry_forward_s)
     records = kafka.read_kafka(
         spark,

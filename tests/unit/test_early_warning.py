@@ -47,13 +47,17 @@ def test_values_are_carried_forward_until_they_are_too_old() -> None:
     assert last["temperature"] is None and "temperature" in last["parameters_missing"]
 
 
-def test_late_and_resent_measurements_change_nothing() -> None:
+def test_late_and_resent_measurements_make_no_observation_but_update_what_is_known() -> None:
     st = PatientState()
     st.step("p1", [m(10, "heart_rate", 70)], T0, CARRY)
     st.step("p1", [m(20, "heart_rate", 75)], T0, CARRY)  # 10 s is now final
     final, events = st.step("p1", [m(10, "heart_rate", 140), m(5, "spo2", 80), m(20, "heart_rate", 75)], T0, CARRY)
-    assert final == [] and events == [] and st.ignored == 2  # the resend at 20 s merges into the pending one
-    assert st.vitals["heart_rate"][0] == 75.0 and "spo2" not in st.vitals
+    assert final == [] and st.ignored == 2  # the resend at 20 s merges into the pending one
+    # the pending observation (20 s) now knows SpO2 80 (scores 3): a single-parameter alert
+    assert [(e["level"], e["triggering_parameters"]) for e in events] == [("single_parameter", ["spo2"])]
+    assert st.vitals["heart_rate"] == (75.0, T0 + 20 * S)  # the late 140 at 10 s is older: not the latest
+    assert st.vitals["spo2"] == (80.0, T0 + 5 * S)  # the only SpO2 known: the next observation carries it
+    assert st.finish("p1", T0, CARRY)[0]["spo2"] == 80.0
 
 
 def test_final_observation_times_strictly_increase() -> None:
