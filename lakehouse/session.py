@@ -32,6 +32,7 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         # queries share the cores fairly: the real-time NEWS2 query (pool "realtime") never waits behind a
         # long silver batch
         "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(cfg.state_dir / "spark" / "fairscheduler.xml"),
         # pyspark's Arrow serializer concatenates frames with all-null columns (news2_job's alert-only rows);
         # pandas warns about a future change that does not affect those typed columns
         "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning:pyspark.sql.pandas.serializers",
@@ -44,6 +45,15 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
     conf.update(cfg.spark.conf)
     conf.update(overrides or {})
     return conf
+
+
+# Scheduler pools: the real-time NEWS2 query's pool is served first (minShare) and weighs more.
+FAIR_POOLS = """<?xml version="1.0"?>
+<allocations>
+  <pool name="realtime"><schedulingMode>FIFO</schedulingMode><weight>4</weight><minShare>1</minShare></pool>
+  <pool name="default"><schedulingMode>FAIR</schedulingMode><weight>1</weight><minShare>0</minShare></pool>
+</allocations>
+"""
 
 
 def build_spark(
@@ -64,6 +74,9 @@ def build_spark(
     if cfg.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     (cfg.state_dir / "spark" / "tmp").mkdir(parents=True, exist_ok=True)
+    pools = cfg.state_dir / "spark" / "fairscheduler.xml"
+    if not pools.exists() or pools.read_text() != FAIR_POOLS:
+        pools.write_text(FAIR_POOLS)
     builder = SparkSession.builder
     for key, value in spark_conf(cfg, app_name, overrides).items():
         builder = builder.config(key, value)

@@ -208,6 +208,9 @@ def test_kill_minus_9_mid_run_then_restart_loses_and_duplicates_nothing(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+    deadline = time.monotonic() + 30  # SIGKILL is delivered at once, but a big process takes a moment to exit
+    while process.group_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert process.group_members(proc.pid) == []
 
     pipeline.run_once(spark, cfg, region, progress=lambda _: None)
