@@ -20,6 +20,7 @@ from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold, silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
 from lakehouse.io import checkpoints, delta, streaming, tables
+from lakehouse.observability import batches
 from lakehouse.tables import uri
 
 QUERY = "silver.vitals"
@@ -104,6 +105,7 @@ def update_news2_and_alerts(spark: SparkSession, vitals: DataFrame, ctx: SilverC
     opened, closed = to_open.count(), to_close.count()
     if opened or closed:
         _publish_alerts(to_open.unionByName(to_close), ctx)
+        batches.record_alert_episodes(ctx.region.name, to_open, to_close)
     if closed:
         delta.merge_upsert(spark, alerts_uri, to_close, ["alert_id"])
     if opened:
@@ -167,6 +169,7 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
             "region", "batch_id", *counts.keys()
         ]).withColumn("processed_time", F.current_timestamp())  # fmt: skip
         delta.append_once(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), ctx.writer, batch_id)
+        batches.record_silver_batch(ctx.region.name, counts, quarantine, vitals)
         return counts
     finally:
         for df in cached:
