@@ -53,7 +53,7 @@ def finish_batch_job(cfg: Config, job: str, region: str, seconds: float) -> bool
     """
     from lakehouse.observability.metrics import STREAM_ACTIVE, record_job
 
-    for sample in STREAM_ACTIVE.collect()[0].samples:
+    for sample in next(iter(STREAM_ACTIVE.collect())).samples:
         if sample.labels.get("region") == region:
             STREAM_ACTIVE.labels(region, sample.labels["query"]).set(0)
     record_job(job, region, seconds)
