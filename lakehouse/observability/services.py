@@ -61,7 +61,8 @@ def prometheus_config(cfg: Config, rules_dir: str | Path = RULES_DIR) -> dict[st
 
 def render_prometheus_config(cfg: Config, rules_dir: str | Path = RULES_DIR) -> str:
     """:func:`prometheus_config` as the YAML file Prometheus reads."""
-    header = f"# Generated from conf/{cfg.source.name} by `lakehouse metrics scrape-config`; do not edit.\n"
+    source = f"conf/{cfg.source.name}" if cfg.source.parent == CONF_DIR else str(cfg.source)
+    header = f"# Generated from {source} by `lakehouse metrics scrape-config`; do not edit.\n"
     return header + yaml.safe_dump(prometheus_config(cfg, rules_dir), sort_keys=False)
 
 
