@@ -93,8 +93,10 @@ def test_prometheus_container_reads_the_config_generated_from_cluster_yaml() -> 
     assert "./conf/prometheus:/etc/prometheus:ro" in prom["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
     committed = (CONF_DIR / "prometheus" / "prometheus.yml").read_text()
-    assert committed == render_prometheus_config(CLUSTER, CLUSTER_RULES_DIR), "regenerate: LAKEHOUSE_ENV=cluster " \
+    assert committed == render_prometheus_config(CLUSTER, CLUSTER_RULES_DIR), (
+        "regenerate: LAKEHOUSE_ENV=cluster "
         "lakehouse metrics scrape-config --rules-dir /etc/prometheus/rules > conf/prometheus/prometheus.yml"
+    )
 
 
 def test_grafana_is_provisioned_from_conf_grafana() -> None:
