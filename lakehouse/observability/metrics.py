@@ -133,10 +133,17 @@ MESSAGE_OUTCOMES = {"messages_accepted": "accepted", "messages_quarantined": "qu
                     "messages_duplicate": "duplicate"}  # fmt: skip
 
 
+ALERT_LEVELS = ("high", "medium", "single_parameter")
+
+
 def record_silver_counts(region: str, counts: Mapping[str, int]) -> None:
-    """Count one silver batch's message outcomes (the dict ``process_batch`` returns)."""
+    """Count one silver batch's message outcomes (the dict ``process_batch`` returns); every outcome and
+    NEWS2 alert level/status series exists from the first batch on, at 0 until it happens."""
     for key, outcome in MESSAGE_OUTCOMES.items():
         MESSAGES.labels(region, outcome).inc(counts.get(key, 0))
+    for level in ALERT_LEVELS:
+        for status in ("opened", "closed"):
+            NEWS2_ALERTS.labels(region, level, status)
 
 
 def record_quarantine(region: str, by_reason: Mapping[tuple[str, str], int]) -> None:

@@ -187,3 +187,9 @@ def test_log_lines_are_json_with_job_region_query_and_batch() -> None:
         "batch_id": 7, "message": "batch done",
     }  # fmt: skip
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"])
+
+
+def test_alert_levels_series_are_the_gold_levels() -> None:
+    from lakehouse.ingest import gold
+
+    assert sorted(metrics.ALERT_LEVELS) == sorted(gold.ALERT_LEVELS)
