@@ -7,8 +7,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from lakehouse.config import ENV_VAR, load_config
+from lakehouse.config import ENV_VAR, Config, load_config
 from lakehouse.errors import LakehouseError
+
+
+def _log_job(cfg: Config, job: str, region: str | None) -> None:
+    """JSON-line log of this job run under the state folder (see lakehouse.observability.logs)."""
+    from lakehouse.observability import logs
+
+    logs.configure(cfg, job, region)
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -61,6 +68,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     region = cfg.region(args.region)
+    _log_job(cfg, "simulate", region.name)
     if not args.no_register:
         fleet = simulator.make_fleet(args.devices, args.seed, prefix=args.prefix)
         since = datetime.now(UTC) - timedelta(seconds=args.seconds + 3600)
@@ -84,6 +92,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     region = cfg.region(args.region)
+    _log_job(cfg, "replay", region.name)
     archive = Path(args.archive)
     if not archive.exists():
         raise LakehouseError(
@@ -138,6 +147,7 @@ def _maintain(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     region = cfg.region(args.region)
+    _log_job(cfg, "maintenance", region.name)
     hours = cfg.pipeline.vacuum_min_retention_hours if args.retention_hours is None else args.retention_hours
     maintenance.check_retention(hours, cfg.pipeline.vacuum_min_retention_hours)  # refuse before any work
     from lakehouse.stack import manager

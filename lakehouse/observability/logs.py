@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def configure(cfg: Config, job: str, region: str | None) -> Path:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    logging.getLogger(f"{LOGGER}.job").info("job started: " + " ".join(sys.argv[1:]))
     return path
 
 
