@@ -106,7 +106,9 @@ def observed(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPa
         assert stopped.returncode == 0, stopped.stderr
     # more data, then a batch pass over it, which pushes its metrics to the Pushgateway (the continuous
     # pipeline's series went stale when its target went away)
-    simulator.simulate(cfg, 6, rate=20, seconds=5, seed=22, realtime=False, prefix="obs", progress=lambda _: None)
+    simulator.simulate(
+        cfg, 6, rate=20, seconds=5, bad_fraction=0.2, seed=22, realtime=False, prefix="obs", progress=lambda _: None
+    )
     t_push = time.time()
     pipeline.run_once(spark, cfg, region, progress=lambda _: None)
     pushed = f'job="pipeline",instance="",region="{region.name}"'
