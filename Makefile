@@ -1,11 +1,12 @@
 # make demo  - the main job on the embedded default (sets everything up first)
 # make test  - the whole test suite against the real local stack
 # make setup - set-up only (Debian packages, venv, Maven jars); idempotent
+# make report - the metrics report (PNG + HTML) from the stack's Prometheus into .state/report
 SHELL := /bin/bash
 VENV ?= .venv
 LAKEHOUSE := $(VENV)/bin/lakehouse
 
-.PHONY: setup demo test unit lint stack-up stack-down stack-status
+.PHONY: setup demo test unit lint stack-up stack-down stack-status report
 
 setup:
 	@scripts/setup.sh
@@ -32,3 +33,6 @@ stack-down:
 
 stack-status:
 	@$(LAKEHOUSE) stack status
+
+report:
+	@$(LAKEHOUSE) report --out .state/report

@@ -7,8 +7,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from lakehouse.config import ENV_VAR, load_config
+from lakehouse.config import ENV_VAR, Config, load_config
 from lakehouse.errors import LakehouseError
+
+
+def _log_job(cfg: Config, job: str, region: str | None) -> None:
+    """JSON-line log of this job run under the state folder (see lakehouse.observability.logs)."""
+    from lakehouse.observability import logs
+
+    logs.configure(cfg, job, region)
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -41,8 +48,10 @@ def _stack(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from lakehouse import demo
+    from lakehouse.observability import logs
 
     cfg = load_config()
+    logs.configure(cfg, "demo", cfg.region(args.region).name)
     summary = demo.run(
         cfg, patients=args.patients, devices=args.devices, messages=args.messages,
         bad_fraction=args.bad_fraction, region=args.region, progress=lambda m: print(m, flush=True),
@@ -59,6 +68,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     region = cfg.region(args.region)
+    _log_job(cfg, "simulate", region.name)
     if not args.no_register:
         fleet = simulator.make_fleet(args.devices, args.seed, prefix=args.prefix)
         since = datetime.now(UTC) - timedelta(seconds=args.seconds + 3600)
@@ -82,6 +92,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     region = cfg.region(args.region)
+    _log_job(cfg, "replay", region.name)
     archive = Path(args.archive)
     if not archive.exists():
         raise LakehouseError(
@@ -98,9 +109,11 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _pipeline(args: argparse.Namespace) -> int:
     from lakehouse import pipeline
+    from lakehouse.observability import logs
 
     cfg = load_config()
     region = cfg.region(args.region)
+    logs.configure(cfg, "pipeline", region.name)
     if args.action == "start":
         started = pipeline.start_background(cfg, region)
         print(f"pipeline ({region.name}) running as pid {started}; log in {cfg.state_dir / 'pipeline' / region.name}")
@@ -134,6 +147,7 @@ def _maintain(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     region = cfg.region(args.region)
+    _log_job(cfg, "maintenance", region.name)
     hours = cfg.pipeline.vacuum_min_retention_hours if args.retention_hours is None else args.retention_hours
     maintenance.check_retention(hours, cfg.pipeline.vacuum_min_retention_hours)  # refuse before any work
     from lakehouse.stack import manager
@@ -155,6 +169,38 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
     print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from lakehouse.observability import exporter, logs, services
+
+    cfg = load_config()
+    if args.action == "scrape-config":
+        print(services.render_prometheus_config(cfg, args.rules_dir or services.RULES_DIR), end="")
+        return 0
+    logs.configure(cfg, "lakehouse-exporter", None)
+    exporter.run_exporter(cfg)
+    return 0
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    from lakehouse.observability import dashboards
+
+    published = dashboards.publish(args.url, dashboards.load_all(), token=args.token)
+    for uid, url in published:
+        print(f"published {uid}: {url}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lakehouse.observability import report
+
+    cfg = load_config()
+    page = report.render(cfg, Path(args.out), minutes=args.minutes)
+    print(f"report written: {page}")
     return 0
 
 
@@ -240,6 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)
+
+    met = sub.add_parser("metrics", help="Prometheus: the generated scrape configuration, the lakehouse exporter")
+    met.add_argument("action", choices=["scrape-config", "exporter"], help="scrape-config: print the Prometheus"
+                     " configuration generated from the profile; exporter: serve table versions, replication lag and"
+                     " Kafka offsets (run by `stack up`)")  # fmt: skip
+    met.add_argument("--rules-dir", default=None, help="scrape-config: where Prometheus finds the rule files")
+    met.add_argument("--home", default=None, help="exporter: the service's folder (set by `stack up`)")
+    met.set_defaults(func=_metrics)
+
+    dash = sub.add_parser("dashboards", help="Grafana dashboards of conf/grafana/dashboards")
+    dash.add_argument("action", choices=["publish"], help="publish: create or overwrite them in a running Grafana")
+    dash.add_argument("--url", required=True, help="Grafana's URL, e.g. http://grafana:3000")
+    dash.add_argument("--token", default=None, help="API token (default: $GRAFANA_TOKEN, else"
+                      " $GRAFANA_USER/$GRAFANA_PASSWORD)")  # fmt: skip
+    dash.set_defaults(func=_dashboards)
+
+    rep_ = sub.add_parser("report", help="static snapshot for people without Grafana: PNG plots and an HTML page")
+    rep_.add_argument("--out", required=True, help="folder to write index.html and the PNGs into")
+    rep_.add_argument("--minutes", type=float, default=60.0, help="time range, ending now (default 60)")
+    rep_.set_defaults(func=_report)
     return parser
 
 
@@ -248,8 +314,16 @@ def guarded(job: Callable[[], int]) -> int:
     try:
         return int(job())
     except LakehouseError as exc:
+        from lakehouse.observability import logs
+
+        logs.failure(exc)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        from lakehouse.observability import logs
+
+        logs.failure(exc)
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -133,6 +133,20 @@ class StackConfig:
 
 
 @dataclass(frozen=True)
+class ObservabilityConfig:
+    """Prometheus, the Pushgateway and the project's metric endpoints; ``embedded`` means `stack up` runs them."""
+
+    prometheus_url: str
+    pushgateway_url: str
+    exporter_url: str  # the lakehouse exporter: replication lag and Kafka offsets, computed per scrape
+    pipeline_metrics: Mapping[str, str]  # region -> host:port where its continuous pipeline serves /metrics
+    embedded: bool
+    scrape_interval_s: float
+    retention: str  # Prometheus TSDB retention, e.g. "7d"
+    rpo_s: int  # DR recovery-point objective: replication lag above it is an alert
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one profile."""
 
@@ -146,6 +160,7 @@ class Config:
     topics: TopicsConfig
     stack: StackConfig
     pipeline: PipelineConfig
+    observability: ObservabilityConfig
     regions: Mapping[str, RegionConfig]
 
     @property
@@ -247,6 +262,32 @@ def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
     )
 
 
+def _parse_observability(data: Mapping[str, Any], regions: Mapping[str, RegionConfig]) -> ObservabilityConfig:
+    where = "observability"
+    urls = {k: _get(data, k, str, where) for k in ("prometheus_url", "pushgateway_url", "exporter_url")}
+    for key, url in urls.items():
+        _port_of(url, f"{where}.{key}")
+    per_region = _get(data, "pipeline_metrics", dict, where)
+    if set(per_region) != set(regions):
+        raise ConfigError(
+            f"{where}.pipeline_metrics must name every region ({', '.join(regions)}), got {sorted(per_region)}"
+        )
+    for name, endpoint in per_region.items():
+        if not isinstance(endpoint, str):
+            raise ConfigError(f"{where}.pipeline_metrics.{name} must be host:port, got {endpoint!r}")
+        _port_of(endpoint, f"{where}.pipeline_metrics.{name}")
+    return ObservabilityConfig(
+        prometheus_url=urls["prometheus_url"],
+        pushgateway_url=urls["pushgateway_url"],
+        exporter_url=urls["exporter_url"],
+        pipeline_metrics={str(k): str(v) for k, v in per_region.items()},
+        embedded=_get(data, "embedded", bool, where, False),
+        scrape_interval_s=_get(data, "scrape_interval_s", float, where, 15.0),
+        retention=_get(data, "retention", str, where, "7d"),
+        rpo_s=_get(data, "rpo_s", int, where, 300),
+    )
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -307,6 +348,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             hourly_watermark_s=_get(pipe, "hourly_watermark_s", int, "pipeline", 7200),
             vacuum_min_retention_hours=_get(pipe, "vacuum_min_retention_hours", int, "pipeline", 168),
         ),
+        observability=_parse_observability(_section(data, "observability", where), regions),
         regions=regions,
     )
 

@@ -26,6 +26,7 @@ from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
 from lakehouse.io import kafka
+from lakehouse.observability import exporter, listener
 from lakehouse.stack import manager, process
 from lakehouse.tables import SPECS, ensure_all, uri
 
@@ -65,10 +66,12 @@ def prepare(spark: SparkSession, cfg: Config, region: RegionConfig) -> None:
     kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
     ensure_all(spark, region)
+    listener.install(spark, region.name)
 
 
 def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> dict[str, int]:
     """One catch-up pass: each query drains what is available, in dependency order; rows read per query."""
+    t_run = time.monotonic()
     prepare(spark, cfg, region)
     read: dict[str, int] = {}
     for name, start in STARTERS:
@@ -83,12 +86,14 @@ def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: P
             raise LakehouseError(f"query {name} failed: {query.exception()}")
         read[name] = rows
         progress(f"  {name:<20} read {rows:>8} rows in {time.monotonic() - t0:5.1f}s")
+    exporter.finish_batch_job(cfg, "pipeline", region.name, time.monotonic() - t_run)
     return read
 
 
 def run_continuous(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> None:
     """Run every query on its processing-time trigger until SIGTERM/SIGINT or a query fails."""
     prepare(spark, cfg, region)
+    exporter.serve_pipeline_metrics(cfg, region)
     queries = [start(spark, cfg, region, False) for _, start in STARTERS]
     stopping = False
 

@@ -34,6 +34,7 @@ from lakehouse.ingest.bronze import to_bronze
 from lakehouse.ingest.contract import load_catalogue, load_dialects
 from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.io import checkpoints, delta, kafka, tables
+from lakehouse.observability import batches
 from lakehouse.tables import uri
 
 QUERY = "gold.news2"
@@ -160,6 +161,9 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
             alerts = batch.filter("kind = 'alert'").select(*[F.col(f.name) for f in ALERTS_SCHEMA])
             if not alerts.isEmpty():
                 publish_alerts(alerts, region, cfg.topics.alerts)
+                batches.record_alert_episodes(
+                    region.name, alerts.filter("status = 'open'"), alerts.filter("status = 'closed'")
+                )
             observations = batch.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
             if not observations.isEmpty():
                 delta.append_once(observations, news2_uri, writer_id, batch_id)

@@ -19,6 +19,7 @@ from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
 from lakehouse.io import checkpoints, delta, streaming, tables
+from lakehouse.observability import batches
 from lakehouse.tables import uri
 
 QUERY = "silver.vitals"
@@ -107,6 +108,7 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
             "region", "batch_id", *counts.keys()
         ]).withColumn("processed_time", F.current_timestamp())  # fmt: skip
         delta.append_once(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), ctx.writer, batch_id)
+        batches.record_silver_batch(ctx.region.name, counts, quarantine, vitals)
         return counts
     finally:
         for df in cached:

@@ -15,6 +15,7 @@ from lakehouse.stack.services import Service, services
 __all__ = ["ServiceStatus", "down", "require", "select", "services", "status", "up"]
 
 Progress = Callable[[str], None]
+JVM_KINDS = ("kafka", "hdfs-namenode", "hdfs-datanode")
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _port_holder(port: int) -> str:
 def _preflight(cfg: Config, todo: list[Service]) -> None:
     if not todo:
         return
-    if any(s.kind != "mlflow" for s in todo):
+    if any(s.kind in JVM_KINDS for s in todo):
         jvm.check_java(cfg)
         for jar_set in ("kafka", "hadoop"):
             jvm.jar_dir(cfg, jar_set)
@@ -149,7 +150,7 @@ def up(cfg: Config, only: Iterable[str] | None = None, progress: Progress = prin
         if svc not in todo:
             progress(f"  {svc.name:<22} already running (pid {_running_pid(svc)})")
     _preflight(cfg, todo)
-    java = jvm.java_binary(cfg) if any(s.kind != "mlflow" for s in todo) else Path("java")
+    java = jvm.java_binary(cfg) if any(s.kind in JVM_KINDS for s in todo) else Path("java")
     started: dict[str, tuple[Service, int, float]] = {}
     try:
         for svc in todo:

@@ -1,4 +1,5 @@
-"""The services of the stack: how each is configured, started and checked.
+"""The services of the stack: how each is configured, started and checked (Prometheus, the Pushgateway and
+the lakehouse exporter are defined in :mod:`lakehouse.observability.services`).
 
 In the local profile every service is *managed*: `lakehouse stack up` writes its config under
 ``<state_dir>/<name>/``, formats its storage once, and runs it as a plain process. In the cluster
@@ -368,4 +369,6 @@ def services(cfg: Config) -> list[Service]:
             home=cfg.state_dir / "services" / "mlflow",
         )
     )  # fmt: skip
-    return out
+    from lakehouse.observability.services import observability_services
+
+    return out + observability_services(cfg)

@@ -28,6 +28,7 @@ def test_status_json_reports_every_service_healthy(stack: Config) -> None:
     assert names == {
         "kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia",
         "kafka-europe", "hdfs-namenode-europe", "hdfs-datanode-europe", "mlflow",
+        "pushgateway", "lakehouse-exporter", "prometheus",
     }  # fmt: skip
     for svc in report["services"]:
         assert svc["healthy"] and svc["running"] and isinstance(svc["pid"], int), svc

@@ -24,6 +24,10 @@ def _endpoints() -> list[tuple[str, str]]:
         out += [(f"webhdfs {region.name}", region.hdfs.webhdfs_url)]
     out += [("spark master", CLUSTER.spark.master), ("mlflow", CLUSTER.mlflow.tracking_uri)]
     out += [("mlflow artifacts", CLUSTER.mlflow.artifacts_uri)]
+    obs = CLUSTER.observability
+    out += [("prometheus", obs.prometheus_url), ("pushgateway", obs.pushgateway_url)]
+    out += [("lakehouse exporter", obs.exporter_url)]
+    out += [(f"pipeline metrics {region}", endpoint) for region, endpoint in obs.pipeline_metrics.items()]
     return out
 
 
@@ -80,3 +84,26 @@ def test_no_secret_values_in_compose() -> None:
         for key in svc.get("environment") or {}:
             if any(word in key.upper() for word in ("PASSWORD", "SECRET", "TOKEN")):
                 assert key.endswith("_FILE"), f"{name}.{key} holds a secret inline"
+
+
+def test_prometheus_container_reads_the_config_generated_from_cluster_yaml() -> None:
+    from lakehouse.observability.services import CLUSTER_RULES_DIR, render_prometheus_config
+
+    prom = SERVICES["prometheus"]
+    assert "./conf/prometheus:/etc/prometheus:ro" in prom["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    committed = (CONF_DIR / "prometheus" / "prometheus.yml").read_text()
+    assert committed == render_prometheus_config(CLUSTER, CLUSTER_RULES_DIR), (
+        "regenerate: LAKEHOUSE_ENV=cluster "
+        "lakehouse metrics scrape-config --rules-dir /etc/prometheus/rules > conf/prometheus/prometheus.yml"
+    )
+
+
+def test_grafana_is_provisioned_from_conf_grafana() -> None:
+    grafana = SERVICES["grafana"]
+    assert "./conf/grafana:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    provider = yaml.safe_load((CONF_DIR / "grafana" / "dashboards" / "lakehouse.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/provisioning/dashboards"
+    datasource = yaml.safe_load((CONF_DIR / "grafana" / "datasources" / "prometheus.yaml").read_text())
+    url = datasource["datasources"][0]["url"]
+    assert url == CLUSTER.observability.prometheus_url

@@ -62,6 +62,12 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         data["regions"]["asia"]["hdfs"]["namenode_uri"] = "http://127.0.0.1:19000"
     elif change == "bootstrap_without_port":
         data["regions"]["asia"]["kafka"]["bootstrap_servers"] = ["127.0.0.1"]
+    elif change == "missing_observability":
+        del data["observability"]
+    elif change == "pipeline_metrics_missing_region":
+        del data["observability"]["pipeline_metrics"]["europe"]
+    elif change == "pushgateway_without_port":
+        data["observability"]["pushgateway_url"] = "http://127.0.0.1"
     path = tmp_path / f"{change}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -76,6 +82,9 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("bad_role", r"regions\.europe\.role must be one of"),
         ("namenode_not_hdfs", r"regions\.asia\.hdfs\.namenode_uri must start with hdfs://"),
         ("bootstrap_without_port", r"bootstrap_servers must be host:port"),
+        ("missing_observability", r"config\.observability is missing"),
+        ("pipeline_metrics_missing_region", r"observability\.pipeline_metrics must name every region"),
+        ("pushgateway_without_port", r"observability\.pushgateway_url must be host:port or a URL with a port"),
     ],
 )
 def test_malformed_config_names_file_and_key(tmp_path: Path, change: str, message: str) -> None:

@@ -1,0 +1,33 @@
+"""Metrics of one silver micro-batch, from DataFrames the batch has already materialised.
+
+Each function runs one small aggregate (a handful of rows collected) over persisted data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.observability import metrics
+
+
+def record_silver_batch(region: str, counts: Mapping[str, int], quarantine: DataFrame, vitals: DataFrame) -> None:
+    """Message outcomes, quarantine by (reason, level) and accepted measurements per ward of one batch."""
+    metrics.record_silver_counts(region, counts)
+    if counts.get("messages_quarantined", 0) or counts.get("measurements_quarantined", 0):
+        rows = quarantine.groupBy("reason", "level").count().collect()
+        metrics.record_quarantine(region, {(str(r["reason"]), str(r["level"])): int(r["count"]) for r in rows})
+    if counts.get("measurements_accepted", 0):
+        rows = vitals.groupBy(F.coalesce(F.col("ward"), F.lit("unassigned")).alias("ward")).count().collect()
+        metrics.record_wards(region, {str(r["ward"]): int(r["count"]) for r in rows})
+
+
+def record_alert_episodes(region: str, opened: DataFrame, closed: DataFrame) -> None:
+    """NEWS2 alert episodes opened and closed in one batch, by level."""
+    by_level: dict[tuple[str, str], int] = {}
+    for status, frame in (("opened", opened), ("closed", closed)):
+        for r in frame.groupBy("level").count().collect():
+            by_level[(str(r["level"]), status)] = int(r["count"])
+    metrics.record_alerts(region, by_level)

@@ -1,0 +1,185 @@
+"""Getting metrics to Prometheus: serve ``/metrics`` (long-running jobs), push to the Pushgateway (batch
+jobs), and the lakehouse exporter: a small process that measures, at every scrape, what no job reports
+by itself — each table's Delta version per region, DR replication lag, Kafka end offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lakehouse.config import Config, RegionConfig
+from lakehouse.observability.metrics import REGISTRY
+from lakehouse.tables import SPECS
+
+log = logging.getLogger("lakehouse.metrics")
+
+
+def host_port(endpoint: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port`` or a URL."""
+    parsed = urlparse(endpoint if "://" in endpoint else f"tcp://{endpoint}")
+    assert parsed.hostname is not None and parsed.port is not None  # validated with the config
+    return parsed.hostname, parsed.port
+
+
+def serve_pipeline_metrics(cfg: Config, region: RegionConfig) -> str | None:
+    """Serve the project's registry on the region's ``pipeline_metrics`` endpoint; returns its URL.
+
+    Metrics never stop a pipeline: when the port is taken (another pipeline of the region runs), a
+    warning line says so and None comes back.
+    """
+    host, port = host_port(cfg.observability.pipeline_metrics[region.name])
+    bind = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "0.0.0.0"
+    try:
+        start_http_server(port, addr=bind, registry=REGISTRY)
+    except OSError as exc:
+        log.warning(f"metrics not served: {bind}:{port} is taken ({exc})")
+        return None
+    return f"http://{host}:{port}/metrics"
+
+
+def finish_batch_job(cfg: Config, job: str, region: str, seconds: float) -> bool:
+    """Stamp a successful batch run and push the registry to the Pushgateway.
+
+    Every query of a batch run has stopped by now, though the listener may not have heard of the last
+    termination yet (Spark delivers events asynchronously): the run's queries are marked inactive here.
+    """
+    from lakehouse.observability.metrics import STREAM_ACTIVE, record_job
+
+    for sample in next(iter(STREAM_ACTIVE.collect())).samples:
+        if sample.labels.get("region") == region:
+            STREAM_ACTIVE.labels(region, sample.labels["query"]).set(0)
+    record_job(job, region, seconds)
+    return push(cfg, job, region)
+
+
+def push(cfg: Config, job: str, region: str | None, registry: CollectorRegistry = REGISTRY) -> bool:
+    """Push ``registry`` to the Pushgateway under ``job`` (and ``region``), replacing that group.
+
+    Metrics never fail a job: when the Pushgateway does not answer, a warning line says so and False
+    comes back.
+    """
+    key = {"region": region} if region else {}
+    try:
+        push_to_gateway(cfg.observability.pushgateway_url, job=job, grouping_key=key, registry=registry, timeout=10)
+    except OSError as exc:
+        log.warning(f"metrics not pushed: Pushgateway at {cfg.observability.pushgateway_url} did not answer ({exc})")
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- the lakehouse exporter
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    """Latest Delta version of a table in one region and the commit time (s) of each version."""
+
+    version: int  # -1: no table
+    commit_times: dict[int, float]
+
+
+def delta_versions(region: RegionConfig, table: str, timeout_s: float = 5.0) -> TableVersion:
+    """Read a table's ``_delta_log`` listing over WebHDFS (no Spark): versions and their commit times."""
+    from hdfs import InsecureClient
+
+    path = "/" + SPECS[table].name.replace(".", "/")
+    root = "/" + region.lakehouse_root.strip("/")
+    client = InsecureClient(region.hdfs.webhdfs_url, user=region.hdfs.user, timeout=timeout_s)
+    listing = client.list(f"{root}{path}/_delta_log", status=True) if client.status(
+        f"{root}{path}/_delta_log", strict=False
+    ) else []  # fmt: skip
+    times = {
+        int(name[:-5]): status["modificationTime"] / 1000.0
+        for name, status in listing
+        if name.endswith(".json") and name[:-5].isdigit()
+    }
+    return TableVersion(max(times) if times else -1, times)
+
+
+def replication_lag(primary: TableVersion, secondary: TableVersion, now: float) -> tuple[int, float]:
+    """(versions, seconds) the secondary is behind: the seconds are the age of the oldest primary commit the
+    secondary lacks, 0 when it has them all."""
+    behind = max(0, primary.version - secondary.version)
+    if behind == 0:
+        return 0, 0.0
+    first_missing = secondary.version + 1
+    stamp = primary.commit_times.get(first_missing, min(primary.commit_times.values()))
+    return behind, max(0.0, now - stamp)
+
+
+class LakehouseCollector(Collector):
+    """Computed at scrape time: table versions, replication lag primary -> each secondary, Kafka end offsets."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from lakehouse.io import kafka
+
+        now = time.time()
+        version = GaugeMetricFamily(
+            "lakehouse_table_version", "Latest Delta version of a table (-1: the table does not exist)",
+            labels=["region", "table"],
+        )  # fmt: skip
+        lag_v = GaugeMetricFamily(
+            "lakehouse_replication_lag_versions", "Delta versions the secondary's copy of a table is behind",
+            labels=["table", "source", "target"],
+        )  # fmt: skip
+        lag_s = GaugeMetricFamily(
+            "lakehouse_replication_lag_seconds",
+            "Age of the oldest primary commit the secondary does not have (0: caught up)",
+            labels=["table", "source", "target"],
+        )  # fmt: skip
+        offsets = GaugeMetricFamily(
+            "lakehouse_kafka_end_offset", "Sum over partitions of a topic's latest offsets", labels=["region", "topic"]
+        )
+        up = GaugeMetricFamily(
+            "lakehouse_exporter_source_up", "1 when the exporter could read the source", labels=["region", "source"]
+        )
+        primary = self.cfg.primary
+        seen: dict[str, dict[str, TableVersion]] = {}
+        for region in self.cfg.regions.values():
+            try:
+                seen[region.name] = {t: delta_versions(region, t) for t in SPECS}
+                up.add_metric([region.name, "hdfs"], 1)
+            except Exception as exc:  # noqa: BLE001 - one region down must not hide the other
+                log.warning(f"exporter: HDFS of {region.name} unreadable: {exc}")
+                up.add_metric([region.name, "hdfs"], 0)
+                continue
+            for table, tv in seen[region.name].items():
+                version.add_metric([region.name, table], tv.version)
+            try:
+                for topic in (self.cfg.topics.telemetry, self.cfg.topics.alerts):
+                    offsets.add_metric([region.name, topic], sum(kafka.end_offsets(region, topic).values()))
+                up.add_metric([region.name, "kafka"], 1)
+            except Exception as exc:  # noqa: BLE001
+                log.warning(f"exporter: Kafka of {region.name} unreadable: {exc}")
+                up.add_metric([region.name, "kafka"], 0)
+        for region in self.cfg.regions.values():
+            if region.name == primary.name or primary.name not in seen or region.name not in seen:
+                continue
+            for table in SPECS:
+                versions, seconds = replication_lag(seen[primary.name][table], seen[region.name][table], now)
+                lag_v.add_metric([table, primary.name, region.name], versions)
+                lag_s.add_metric([table, primary.name, region.name], seconds)
+        yield from (version, lag_v, lag_s, offsets, up)
+
+
+def run_exporter(cfg: Config) -> None:
+    """Serve the lakehouse exporter on ``observability.exporter_url`` until killed."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LakehouseCollector(cfg))
+    host, port = host_port(cfg.observability.exporter_url)
+    bind = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "0.0.0.0"
+    start_http_server(port, addr=bind, registry=registry)
+    log.info(f"lakehouse exporter serving on {cfg.observability.exporter_url}/metrics")
+    while True:
+        time.sleep(3600)
