@@ -50,7 +50,8 @@ SPECS: dict[str, TableSpec] = {
                   "Per patient, vital and event-time hour: n, min, max, mean, stddev; late data policy in docs."),
         TableSpec("gold.news2", NEWS2_SCHEMA, ("observation_date",),
                   "NEWS2 per final patient observation; key (patient_ref, observation_time); parameters present.",
-                  (("delta.enableChangeDataFeed", "true"),)),
+                  # appended every half second: a log checkpoint (a few seconds here) every 100 commits, not 10
+                  (("delta.enableChangeDataFeed", "true"), ("delta.checkpointInterval", "100"))),
         TableSpec("gold.alerts", ALERTS_SCHEMA, ("opened_date",),
                   "NEWS2 alert episodes: medium (>=5), single_parameter (a 3), high (>=7); one open per patient and level."),
         TableSpec("ops.ingest_batches", INGEST_BATCHES_SCHEMA, (),

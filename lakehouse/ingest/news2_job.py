@@ -156,19 +156,20 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     news2_uri = uri(region, "gold.news2")
 
     def each(batch: DataFrame, batch_id: int) -> None:
-        batch.persist()
-        try:
-            alerts = batch.filter("kind = 'alert'").select(*[F.col(f.name) for f in ALERTS_SCHEMA])
-            if not alerts.isEmpty():
-                publish_alerts(alerts, region, cfg.topics.alerts)
-                batches.record_alert_episodes(
-                    region.name, alerts.filter("status = 'open'"), alerts.filter("status = 'closed'")
-                )
-            observations = batch.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
-            if not observations.isEmpty():
-                delta.append_once(observations, news2_uri, writer_id, batch_id)
-        finally:
-            batch.unpersist()
+        # computed once (the state store commits once); the actions below then plan over a small RDD
+        # relation instead of re-planning the whole parse-and-state query each time
+        rows = batch.localCheckpoint(eager=True)
+        kinds = {r["kind"]: int(r["count"]) for r in rows.groupBy("kind").count().collect()}
+        if kinds.get("alert"):
+            alerts = rows.filter("kind = 'alert'").select(*[F.col(f.name) for f in ALERTS_SCHEMA])
+            publish_alerts(alerts, region, cfg.topics.alerts)
+            batches.record_alert_episodes(
+                region.name, alerts.filter("status = 'open'"), alerts.filter("status = 'closed'")
+            )
+        if kinds.get("observation"):
+            observations = rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
+            delta.append_once(observations, news2_uri, writer_id, batch_id)
+        rows.unpersist()
 
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "realtime")
     try:
