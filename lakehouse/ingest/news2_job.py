@@ -3,10 +3,9 @@
 It reads the telemetry topic directly (no Delta hop before an alert), validates and normalizes each
 message with the same transforms as silver (only accepted measurements count), keeps one
 :class:`~lakehouse.clinical.early_warning.PatientState` per patient in Spark's state store
-(``applyInPandasWithState``), and per micro-batch
-
-1. publishes the alert events (open, close) to the Kafka topic ``alerts.news2`` first, for latency, then
-2. appends the final observations to ``gold.news2`` (idempotent: Delta txnAppId/txnVersion = batch id).
+(``applyInPandasWithState``), publishes each alert event (open, close) to the Kafka topic ``alerts.news2`` from the state function
+the moment it is decided (before the micro-batch ends, for latency), and per micro-batch appends the
+final observations to ``gold.news2`` (idempotent: Delta txnAppId/txnVersion = batch id).
 
 ``gold.alerts`` is then MERGEd from the alert topic by :mod:`lakehouse.ingest.alerts_job`. Exactly once:
 the Kafka source is replayable, the state store and the append are versioned by the batch id, and the
@@ -16,8 +15,10 @@ batch computes the same rows. Alert publishing is at least once; consumers dedup
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -57,6 +58,45 @@ class StateRules:
 
     hold_ms: int  # 0: every observation is final at the end of its micro-batch (catch-up runs)
     carry_forward_s: int
+    alerts_to: tuple[str, str] | None = None  # (bootstrap servers, topic): publish alerts as they are decided
+
+
+_PRODUCERS: dict[str, Any] = {}
+
+
+def _producer(bootstrap: str) -> Any:
+    """One idempotent, acks=all Kafka producer per Python worker process (workers are reused)."""
+    if bootstrap not in _PRODUCERS:
+        from kafka import KafkaProducer
+
+        _PRODUCERS[bootstrap] = KafkaProducer(
+            bootstrap_servers=bootstrap, client_id="lakehouse-alerts", acks="all", enable_idempotence=True, linger_ms=0
+        )
+    return _PRODUCERS[bootstrap]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds") + "Z"  # naive UTC
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def alert_message(event: dict[str, Any], published: datetime) -> bytes:
+    """An alert event as the JSON the ``alerts.news2`` topic carries (gold.alerts columns + published_time)."""
+    body = {f.name: _json_value(event.get(f.name)) for f in ALERTS_SCHEMA}
+    body["published_time"] = _json_value(published)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def send_alerts(events: list[dict[str, Any]], bootstrap: str, topic: str) -> None:
+    """Publish alert events to Kafka now and wait for the acks (at least once: a retried batch resends)."""
+    producer = _producer(bootstrap)
+    published = datetime.now(UTC).replace(tzinfo=None)
+    for event in events:
+        producer.send(topic, key=str(event["patient_ref"]).encode(), value=alert_message(event, published))
+    producer.flush()
 
 
 def to_measurements(records: DataFrame, registry: DataFrame, cfg: Config) -> DataFrame:
@@ -97,6 +137,8 @@ def state_function(rules: StateRules) -> Any:
                 for t, v, x, w in zip(frame["event_time"], frame["vital"], frame["value"], frame["ward"], strict=True)
             ]
             final, events = current.step(patient, measurements, now_us, rules.carry_forward_s)
+            if events and rules.alerts_to is not None:
+                send_alerts(events, *rules.alerts_to)
             if rules.hold_ms == 0:
                 final += current.finish(patient, now_us, rules.carry_forward_s)
         state.update((current.to_json(),))
@@ -121,29 +163,16 @@ def early_warning(measurements: DataFrame, rules: StateRules) -> DataFrame:
     )
 
 
-def publish_alerts(alerts: DataFrame, region: RegionConfig, topic: str) -> None:
-    """Send alert events (gold.alerts rows) to Kafka, keyed by patient; acks=all."""
-    (
-        alerts.select(
-            F.col("patient_ref").alias("key"),
-            F.to_json(
-                F.struct(*[F.col(c) for c in alerts.columns], F.current_timestamp().alias("published_time"))
-            ).alias("value"),
-        )
-        .write.format("kafka")
-        .option("kafka.bootstrap.servers", region.kafka.bootstrap)
-        .option("kafka.acks", "all")
-        .option("topic", topic)
-        .save()
-    )
-
-
 def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
     writer_id = checkpoints.writer_id(spark, checkpoint, QUERY)
     # catch-up runs never hold: a timeout would make availableNow run no-data batches forever
-    rules = StateRules(0 if once else cfg.pipeline.news2_hold_ms, cfg.pipeline.news2_carry_forward_s)
+    rules = StateRules(
+        0 if once else cfg.pipeline.news2_hold_ms,
+        cfg.pipeline.news2_carry_forward_s,
+        (region.kafka.bootstrap, cfg.topics.alerts),
+    )
     records = kafka.read_kafka(
         spark,
         region,
@@ -160,9 +189,8 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
         # relation instead of re-planning the whole parse-and-state query each time
         rows = batch.localCheckpoint(eager=True)
         kinds = {r["kind"]: int(r["count"]) for r in rows.groupBy("kind").count().collect()}
-        if kinds.get("alert"):
+        if kinds.get("alert"):  # already on Kafka: the state function published them as it decided them
             alerts = rows.filter("kind = 'alert'").select(*[F.col(f.name) for f in ALERTS_SCHEMA])
-            publish_alerts(alerts, region, cfg.topics.alerts)
             batches.record_alert_episodes(
                 region.name, alerts.filter("status = 'open'"), alerts.filter("status = 'closed'")
             )

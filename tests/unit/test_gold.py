@@ -91,3 +91,18 @@ def test_windowed_vitals_on_a_batch_frame(spark: SparkSession) -> None:
     assert rows == [(T0, 2, 80.0, 100.0, 90.0), (T0 + dt.timedelta(minutes=1), 1, 60.0, 60.0, 60.0)]
     assert [f.name for f in out.schema] == [f.name for f in gold.WINDOW_SCHEMA]
     assert out.filter(F.col("updated_time").isNull()).count() == 0
+
+
+def test_published_alert_json_parses_back_into_gold_alerts_rows(spark: SparkSession) -> None:
+    from lakehouse.clinical.early_warning import Measurement, PatientState
+
+    start = int(T0.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+    _, events = PatientState().step("p9", [Measurement(start, "systolic_bp", 85.0, "W2")], start + 250_000, 3600)
+    value = news2_job.alert_message(events[0], T0 + dt.timedelta(seconds=1))
+    records = spark.createDataFrame([(bytearray(value), 0, 7)], "value binary, partition int, offset long")
+    row = alerts_job.parse_alert_events(records).first()
+    assert row is not None
+    assert (row["patient_ref"], row["ward"], row["level"], row["status"]) == ("p9", "W2", "single_parameter", "open")
+    assert row["opened_event_time"] == T0 and row["opened_time"] == T0 + dt.timedelta(microseconds=250_000)
+    assert row["opened_date"] == T0.date() and row["triggering_parameters"] == ["systolic_bp"]
+    assert row["closed_time"] is None and row["alert_id"] == events[0]["alert_id"]
