@@ -32,6 +32,10 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         # queries share the cores fairly: the real-time NEWS2 query (pool "realtime") never waits behind a
         # long silver batch
         "spark.scheduler.mode": "FAIR",
+        # HDFS client: a file's close asks the NameNode to complete it and, when the DataNode's block
+        # report is a few ms behind, sleeps 400 ms before asking again; every Delta commit and checkpoint
+        # file pays that. Retry after 10 ms (doubling) instead.
+        "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "10",
         "spark.scheduler.allocation.file": str(cfg.state_dir / "spark" / "fairscheduler.xml"),
         # pyspark's Arrow serializer concatenates frames with all-null columns (news2_job's alert-only rows);
         # pandas warns about a future change that does not affect those typed columns

@@ -5,7 +5,7 @@ message with the same transforms as silver (only accepted measurements count), k
 :class:`~lakehouse.clinical.early_warning.PatientState` per patient in Spark's state store
 (``applyInPandasWithState``), publishes each alert event (open, close) to the Kafka topic ``alerts.news2`` from the state function
 the moment it is decided (before the micro-batch ends, for latency), and per micro-batch appends the
-final observations to ``gold.news2`` (idempotent: Delta txnAppId/txnVersion = batch id).
+final observations to ``gold.news2`` (idempotent: ``delta.BatchAppender``).
 
 ``gold.alerts`` is then MERGEd from the alert topic by :mod:`lakehouse.ingest.alerts_job`. Exactly once:
 the Kafka source is replayable, the state store and the append are versioned by the batch id, and the
@@ -166,7 +166,7 @@ def early_warning(measurements: DataFrame, rules: StateRules) -> DataFrame:
 def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
-    writer_id = checkpoints.writer_id(spark, checkpoint, QUERY)
+    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
     # catch-up runs never hold: a timeout would make availableNow run no-data batches forever
     rules = StateRules(
         0 if once else cfg.pipeline.news2_hold_ms,
@@ -196,7 +196,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
             )
         if kinds.get("observation"):
             observations = rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
-            delta.append_once(observations, news2_uri, writer_id, batch_id)
+            appender.append(observations, news2_uri, batch_id)
         rows.unpersist()
 
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "realtime")

@@ -1,7 +1,7 @@
 """The silver stream: bronze -> silver.vitals, silver.quarantine, silver.accepted_messages, ops.ingest_batches.
 
-Every table takes idempotent appends (Delta txnAppId = the checkpoint's writer id, txnVersion = the
-batch id). Duplicate detection never counts a record as a duplicate of itself, and every count comes
+Every table takes idempotent appends (``delta.BatchAppender``: each commit is marked with the
+checkpoint's writer id and the batch id; a run's first batch skips tables that already have it). Duplicate detection never counts a record as a duplicate of itself, and every count comes
 from the batch's own DataFrames, so a micro-batch retried after a crash writes and counts the same.
 (NEWS2 and alerts do not wait for silver: ``news2_job`` reads Kafka directly.)
 """
@@ -34,13 +34,13 @@ class SilverContext:
     catalogue: Catalogue
     future_tolerance_s: int
     max_event_age_s: int
-    writer: str  # owner of the checkpoint: Delta's txnAppId for idempotent appends
+    appender: delta.BatchAppender  # idempotent appends, marked with the checkpoint's writer id
 
     def uri(self, table: str) -> str:
         return uri(self.region, table)
 
 
-def context(cfg: Config, region: RegionConfig, writer: str) -> SilverContext:
+def context(cfg: Config, region: RegionConfig, appender: delta.BatchAppender) -> SilverContext:
     """Load the contract (dialects, catalogue) and the region's settings for the silver stream."""
     catalogue = load_catalogue()
     return SilverContext(
@@ -49,7 +49,7 @@ def context(cfg: Config, region: RegionConfig, writer: str) -> SilverContext:
         catalogue=catalogue,
         future_tolerance_s=cfg.pipeline.future_tolerance_s,
         max_event_age_s=cfg.pipeline.max_event_age_s,
-        writer=writer,
+        appender=appender,
     )
 
 
@@ -92,9 +92,9 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
         quarantine = silver.to_quarantine(messages, "message").unionByName(
             silver.to_quarantine(measurements, "measurement")
         )
-        delta.append_once(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), ctx.writer, batch_id)
-        delta.append_once(vitals, ctx.uri("silver.vitals"), ctx.writer, batch_id)
-        delta.append_once(quarantine, ctx.uri("silver.quarantine"), ctx.writer, batch_id)
+        ctx.appender.append(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), batch_id)
+        ctx.appender.append(vitals, ctx.uri("silver.vitals"), batch_id)
+        ctx.appender.append(quarantine, ctx.uri("silver.quarantine"), batch_id)
 
         counts = {
             "records": int(span["records"]),
@@ -107,7 +107,7 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
         row = spark.createDataFrame([(ctx.region.name, batch_id, *counts.values())], [
             "region", "batch_id", *counts.keys()
         ]).withColumn("processed_time", F.current_timestamp())  # fmt: skip
-        delta.append_once(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), ctx.writer, batch_id)
+        ctx.appender.append(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), batch_id)
         batches.record_silver_batch(ctx.region.name, counts, quarantine, vitals)
         return counts
     finally:
@@ -124,7 +124,7 @@ def _ops_columns() -> list[str]:
 def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the silver stream over bronze (availableNow when ``once``, else a processing-time trigger)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
-    ctx = context(cfg, region, checkpoints.writer_id(spark, checkpoint, QUERY))
+    ctx = context(cfg, region, delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY)))
     source = spark.readStream.format("delta").load(uri(region, "bronze.telemetry"))
 
     def each(df: DataFrame, batch_id: int) -> None:

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 def writer_id(spark: SparkSession, checkpoint: str, query: str) -> str:
     """A stable id for the query that owns ``checkpoint``, kept in a file inside it.
 
-    It names the writer in Delta's idempotent writes (txnAppId): a restart from the same checkpoint
+    It marks the writer's commits (``delta.BatchAppender``): a restart from the same checkpoint
     reuses it, so a retried batch is recognised; a fresh checkpoint gets a fresh id, so its batch
     numbers (which start again at 0) are never mistaken for ones already written.
     """

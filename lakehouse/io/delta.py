@@ -1,4 +1,4 @@
-"""Delta I/O: create tables from specs, idempotent insert-only MERGE, upsert MERGE, catalog registration."""
+"""Delta I/O: create tables from specs, idempotent batch appends, MERGEs, catalog registration."""
 
 from __future__ import annotations
 
@@ -74,7 +74,38 @@ def merge_upsert(spark: SparkSession, uri: str, rows: DataFrame, keys: Sequence[
     )
 
 
-def append_once(rows: DataFrame, uri: str, writer: str, version: int) -> None:
-    """Append ``rows`` unless this ``writer`` already committed ``version`` to the table (Delta's idempotent
-    writes: a micro-batch retried after a crash is skipped, not written twice)."""
-    (rows.write.format("delta").mode("append").option("txnAppId", writer).option("txnVersion", str(version)).save(uri))
+class BatchAppender:
+    """Idempotent appends of one streaming query's micro-batches (foreachBatch) to Delta tables.
+
+    Every commit carries ``userMetadata = "<writer>:<batch id>"`` (writer: the id stored in the query's
+    checkpoint). Spark never runs a batch twice within one run of a query, so only the first batch a run
+    sees can be a retry of a batch that was committed before a crash: for that batch alone the table's
+    recent history is read and a table that already has the marker is skipped. This replaces Delta's
+    ``txnAppId``/``txnVersion`` options, whose check rebuilds the table state on every commit (about
+    2.5 s per append here, measured, against 0.5 s for the append itself).
+    """
+
+    HISTORY_DEPTH = 200  # commits looked back on a run's first batch (other writers: maintenance only)
+
+    def __init__(self, spark: SparkSession, writer: str) -> None:
+        self.spark = spark
+        self.writer = writer
+        self.first_batch: int | None = None
+
+    def marker(self, batch_id: int) -> str:
+        return f"{self.writer}:{batch_id}"
+
+    def committed(self, uri: str, batch_id: int) -> bool:
+        """Whether this writer already committed ``batch_id`` to the table at ``uri``."""
+        marker = self.marker(batch_id)
+        history = DeltaTable.forPath(self.spark, uri).history(self.HISTORY_DEPTH).select("userMetadata")
+        return any(r[0] == marker for r in history.collect())
+
+    def append(self, rows: DataFrame, uri: str, batch_id: int) -> bool:
+        """Append ``rows`` as batch ``batch_id``; False when that batch is already in the table."""
+        if self.first_batch is None:
+            self.first_batch = batch_id
+        if batch_id == self.first_batch and self.committed(uri, batch_id):
+            return False
+        rows.write.format("delta").mode("append").option("userMetadata", self.marker(batch_id)).save(uri)
+        return True
