@@ -391,12 +391,17 @@ class SparkConnectServer(Service):
     def prepare(self, cfg: Config, java: Path) -> None:
         (self.home / "tmp").mkdir(parents=True, exist_ok=True)
 
+    @staticmethod
+    def spark_home() -> Path:
+        """pyspark's own Spark distribution (bin/spark-submit, jars/ with spark-connect)."""
+        import pyspark
+
+        return Path(pyspark.__file__).parent
+
     def command(self, cfg: Config, java: Path) -> list[str]:
         from lakehouse import session
 
         assert self.region_cfg is not None
-        import pyspark
-
         conf = session.spark_conf(
             cfg,
             f"lakehouse-spark-connect-{self.region_cfg.name}",
@@ -408,15 +413,13 @@ class SparkConnectServer(Service):
                 "spark.connect.grpc.binding.port": str(self.port),
             },
         )
-        submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+        submit = self.spark_home() / "bin" / "spark-submit"
         args = [a for key, value in conf.items() for a in ("--conf", f"{key}={value}")]
         return [str(submit), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", *args]
 
     def env(self, cfg: Config, java: Path) -> dict[str, str]:
-        import pyspark
-
         env = super().env(cfg, java)
-        env["SPARK_HOME"] = str(Path(pyspark.__file__).parent)
+        env["SPARK_HOME"] = str(self.spark_home())
         env["SPARK_LOCAL_IP"] = self.host
         env["HADOOP_USER_NAME"] = self.region_cfg.hdfs.user if self.region_cfg else "lakehouse"
         env["PYSPARK_PYTHON"] = sys.executable
