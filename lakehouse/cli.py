@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -159,6 +160,60 @@ def _maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sql(args: argparse.Namespace) -> int:
+    from lakehouse import sql
+    from lakehouse.session import build_spark
+    from lakehouse.stack import manager
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    manager.require(cfg, "metastore", "hdfs-namenode", "hdfs-datanode", region=region.name)
+    spark = build_spark(cfg, f"lakehouse-sql-{region.name}", catalog_region=region.name)
+    spark.sparkContext.setLogLevel("ERROR")  # the output is the result; the metastore client warns a lot
+    result = sql.run(spark, args.query, args.limit)
+    print(sql.render(result, args.format))
+    if result.truncated and args.format != "table":
+        print(f"note: only the first {args.limit} rows are shown (--limit)", file=sys.stderr)
+    return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import nbformat
+
+    from lakehouse import notebook
+
+    paths = [Path(p) for p in args.paths] or notebook.notebooks()
+    if args.action == "strip":
+        for p in (p for p in paths if notebook.strip(p)):
+            print(f"stripped outputs from {p}")
+        return 0
+    if args.action == "check":
+        dirty = [p for p in paths if notebook.has_outputs(nbformat.read(p, as_version=4))]
+        for p in dirty:
+            print(f"{p} carries outputs; run `lakehouse notebook strip {p}`", file=sys.stderr)
+        return 1 if dirty else 0
+    load_config()  # a bad profile fails here, before a kernel starts
+    params: dict[str, object] = {"REGION": args.region, "DATE_FROM": args.date_from, "DATE_TO": args.date_to}
+    for item in args.param or []:
+        name, _, text = item.partition("=")
+        try:
+            params[name] = ast.literal_eval(text)  # True, 5, 'x' ...
+        except (ValueError, SyntaxError):
+            params[name] = text  # a bare string
+
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        executed = notebook.execute(path, params, timeout_s=args.timeout)
+        nbformat.write(executed, out_dir / path.name)
+        print(
+            f"{path.name}: {len(executed.cells)} cells ran, {notebook.images(executed)} chart(s) -> {out_dir / path.name}"
+        )
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from lakehouse import bench
 
@@ -277,6 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="VACUUM retention; values below pipeline.vacuum_min_retention_hours are refused")  # fmt: skip
     mnt.add_argument("--no-vacuum", action="store_true", help="OPTIMIZE only")
     mnt.set_defaults(func=_maintain)
+
+    sql = sub.add_parser("sql", help="run one SQL query over a region's catalog (gold.news2, silver.vitals, ...)")
+    sql.add_argument("query", help='e.g. "SELECT ward, count(*) FROM gold.alerts GROUP BY ward"')
+    sql.add_argument("--region", default=None, help="region whose catalog and tables to query (default: the primary)")
+    sql.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output (default table)")
+    sql.add_argument("--limit", type=int, default=1000, help="print at most this many rows (default 1000)")
+    sql.set_defaults(func=_sql)
+
+    nbk = sub.add_parser("notebook", help="run the analyst notebooks headlessly, or strip/check their outputs")
+    nbk.add_argument("action", choices=["run", "strip", "check"], help="run: execute with parameters and save the"
+                     " executed copies; strip: remove outputs in place; check: fail if any carries outputs")  # fmt: skip
+    nbk.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb)")
+    nbk.add_argument("--region", default=None, help="run: REGION parameter (default: the primary)")
+    nbk.add_argument("--from", dest="date_from", default=None, help="run: DATE_FROM, YYYY-MM-DD (default: DATE_TO - 6)")
+    nbk.add_argument("--to", dest="date_to", default=None, help="run: DATE_TO, YYYY-MM-DD, inclusive (default: today)")
+    nbk.add_argument("--param", action="append", metavar="NAME=VALUE",
+                     help="run: another parameter, a Python literal or a bare string, e.g. REQUIRE_ROWS=True")  # fmt: skip
+    nbk.add_argument("--output-dir", default=".state/notebooks", help="run: where executed copies go")
+    nbk.add_argument("--timeout", type=int, default=600, help="run: seconds per cell (default 600)")
+    nbk.set_defaults(func=_notebook)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
     bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"

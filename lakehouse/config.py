@@ -70,11 +70,27 @@ class EmbeddedRegion:
     kafka_heap: str
     namenode_heap: str
     datanode_heap: str
+    metastore_heap: str = "256m"
+
+
+@dataclass(frozen=True)
+class MetastoreConfig:
+    """A region's persistent catalog, a Hive metastore: either an external Thrift metastore (``uri``, the
+    cluster profile) or a Derby network server the stack runs (``derby_port``) holding ``database``."""
+
+    uri: str | None
+    derby_port: int | None
+    database: str
+
+    @property
+    def jdbc_url(self) -> str:
+        """JDBC URL of the embedded metastore database (created on first connection)."""
+        return f"jdbc:derby://127.0.0.1:{self.derby_port}/{self.database};create=true"
 
 
 @dataclass(frozen=True)
 class RegionConfig:
-    """One region (Asia primary, Europe secondary): its Kafka, its HDFS and where tables live there."""
+    """One region (Asia primary, Europe secondary): its Kafka, its HDFS, its catalog and where tables live."""
 
     name: str
     role: str
@@ -82,6 +98,7 @@ class RegionConfig:
     hdfs: HdfsConfig
     lakehouse_root: str
     embedded: EmbeddedRegion | None
+    metastore: MetastoreConfig
 
     @property
     def warehouse_uri(self) -> str:
@@ -96,6 +113,20 @@ class MlflowConfig:
     tracking_uri: str
     artifacts_uri: str
     embedded: bool
+
+
+@dataclass(frozen=True)
+class SparkConnectConfig:
+    """The long-running Spark Connect server analysts attach to (``sc://host:port``) without a local JVM.
+
+    ``embedded``: `lakehouse stack up --service spark-connect` runs it (with ``autostart`` plain `stack up`
+    does too); it serves the tables and catalog of ``region`` (default: the primary).
+    """
+
+    url: str
+    embedded: bool
+    autostart: bool
+    region: str | None
 
 
 @dataclass(frozen=True)
@@ -157,6 +188,7 @@ class Config:
     java_home: Path | None
     spark: SparkConfig
     mlflow: MlflowConfig
+    spark_connect: SparkConnectConfig
     topics: TopicsConfig
     stack: StackConfig
     pipeline: PipelineConfig
@@ -249,9 +281,27 @@ def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
             kafka_heap=str(heap.get("kafka", "384m")),
             namenode_heap=str(heap.get("namenode", "384m")),
             datanode_heap=str(heap.get("datanode", "256m")),
+            metastore_heap=str(heap.get("metastore", "256m")),
         )
         if len(servers) != 1:
             raise ConfigError(f"{where}: an embedded region runs exactly one Kafka broker")
+    meta = _section(data, "metastore", where)
+    mw = f"{where}.metastore"
+    metastore = MetastoreConfig(
+        uri=_get(meta, "uri", str, mw, None),
+        derby_port=_get(meta, "derby_port", int, mw, None),
+        database=_get(meta, "database", str, mw, f"metastore_{name}"),
+    )
+    if (metastore.uri is None) == (metastore.derby_port is None):
+        raise ConfigError(f"{mw} needs exactly one of uri (an external Hive metastore) or derby_port (embedded)")
+    if metastore.uri is not None and not metastore.uri.startswith("thrift://"):
+        raise ConfigError(f"{mw}.uri must be a thrift:// URI, got {metastore.uri!r}")
+    if metastore.uri is not None:
+        _port_of(metastore.uri, f"{mw}.uri")
+    if metastore.derby_port is not None and embedded is None:
+        raise ConfigError(f"{mw}.derby_port is for embedded regions; give an external region a uri")
+    if not metastore.database.replace("_", "").isalnum():
+        raise ConfigError(f"{mw}.database must be letters, digits and underscores, got {metastore.database!r}")
     return RegionConfig(
         name=name,
         role=role,
@@ -259,6 +309,7 @@ def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
         hdfs=hdfs_cfg,
         lakehouse_root=_get(data, "lakehouse_root", str, where, "/lakehouse"),
         embedded=embedded,
+        metastore=metastore,
     )
 
 
@@ -308,6 +359,20 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     extra_conf = _get(spark, "conf", dict, "spark", {})
     artifacts = _get(mlflow, "artifacts_uri", str, "mlflow", "")
     _port_of(_get(mlflow, "tracking_uri", str, "mlflow"), "mlflow.tracking_uri")
+    connect = _section(data, "spark_connect", where)
+    connect_cfg = SparkConnectConfig(
+        url=_get(connect, "url", str, "spark_connect"),
+        embedded=_get(connect, "embedded", bool, "spark_connect", False),
+        autostart=_get(connect, "autostart", bool, "spark_connect", False),
+        region=_get(connect, "region", str, "spark_connect", None),
+    )
+    if not connect_cfg.url.startswith("sc://"):
+        raise ConfigError(f"spark_connect.url must be sc://host:port, got {connect_cfg.url!r}")
+    _port_of(connect_cfg.url, "spark_connect.url")
+    if connect_cfg.region is not None and connect_cfg.region not in regions:
+        raise ConfigError(
+            f"spark_connect.region {connect_cfg.region!r} is not one of the regions ({', '.join(regions)})"
+        )
     return Config(
         profile=_get(data, "profile", str, where),
         source=source,
@@ -326,6 +391,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             artifacts_uri=artifacts or (state_dir / "mlflow" / "artifacts").as_uri(),
             embedded=_get(mlflow, "embedded", bool, "mlflow", False),
         ),
+        spark_connect=connect_cfg,
         topics=TopicsConfig(
             telemetry=_get(topics, "telemetry", str, "topics", "telemetry.vitals"),
             alerts=_get(topics, "alerts", str, "topics", "alerts.news2"),
@@ -362,14 +428,18 @@ def config_path(selector: str | None = None) -> Path:
 
 
 def write_sandbox_profile(source: Path, folder: Path, name: str) -> Path:
-    """Copy profile ``source`` into ``folder`` with its own lakehouse root and topic names (same services),
-    so a test or benchmark runs a clean pipeline beside the regular tables; returns the new file."""
+    """Copy profile ``source`` into ``folder`` with its own lakehouse root, topic names and (embedded) metastore
+    database (same services), so a test or benchmark runs a clean pipeline and catalog beside the regular
+    tables; returns the new file."""
     import uuid
 
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     tag = f"{name}-{uuid.uuid4().hex[:8]}"
-    for region in data["regions"].values():
+    for region_name, region in data["regions"].items():
         region["lakehouse_root"] = f"/sandbox/{tag}"
+        metastore = region.get("metastore") or {}
+        if metastore.get("derby_port") is not None:
+            metastore["database"] = f"sandbox_{region_name}_{tag.replace('-', '_')}"
     data["topics"]["telemetry"] = f"{tag}.telemetry"
     data["topics"]["alerts"] = f"{tag}.alerts"
     folder.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ class Reconciliation:
 
 def prepare(spark: SparkSession, cfg: Config, region: RegionConfig) -> None:
     """Topics and tables of the region exist (idempotent)."""
-    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=region.name)
+    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
     ensure_all(spark, region)
@@ -163,7 +163,7 @@ def start_background(cfg: Config, region: RegionConfig) -> int:
     pid = running_pid(cfg, region)
     if pid is not None:
         return pid
-    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=region.name)
+    manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     pid_file, log_file = _files(cfg, region)
     return process.spawn(
         [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name],

@@ -1,4 +1,4 @@
-"""The one SparkSession factory: Delta extensions and catalog, local Delta/Kafka jars, master from config."""
+"""The one SparkSession factory: Delta extensions, the region's persistent catalog, local jars, master from config."""
 
 from __future__ import annotations
 
@@ -8,8 +8,38 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Config
+from lakehouse.config import Config, RegionConfig
 from lakehouse.stack import jvm
+
+DERBY_CLIENT_JARS = ("derbyclient",)  # the metastore client driver; derby, derbyshared, derbytools ship with pyspark
+
+
+def catalog_conf(cfg: Config, region: RegionConfig) -> dict[str, str]:
+    """Spark settings that make the session's catalog the region's persistent Hive metastore.
+
+    Embedded: Spark's built-in Hive 2.3 metastore client talks straight to the metastore database on the
+    stack's Derby network server (the schema is created on first use); several processes share it safely.
+    Cluster: the region's external Thrift metastore.
+    """
+    meta = region.metastore
+    conf = {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+    }
+    if meta.uri is not None:
+        conf["spark.hadoop.hive.metastore.uris"] = meta.uri
+        return conf
+    client = [p for p in jvm.jars(cfg, "metastore") if p.name.startswith(tuple(f"{n}-" for n in DERBY_CLIENT_JARS))]
+    conf.update(
+        {
+            "spark.hadoop.javax.jdo.option.ConnectionURL": meta.jdbc_url,
+            "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.ClientDriver",
+            "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+            # on the driver's system classpath, where DataNucleus looks the JDBC driver up
+            "spark.driver.extraClassPath": os.pathsep.join(str(p) for p in client),
+        }
+    )
+    return conf
 
 
 def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -65,13 +95,19 @@ def build_spark(
     app_name: str,
     overrides: Mapping[str, str] | None = None,
     catalog_region: str | None = None,
-    register_tables: bool = True,
+    persistent_catalog: bool = True,
+    register_tables: bool | None = None,
 ) -> SparkSession:
     """Get or create the process's SparkSession for ``cfg`` (jars are local files; nothing is downloaded).
 
-    With ``register_tables``, the tables of ``catalog_region`` (default: the primary) that exist are
-    registered, so SQL such as ``SELECT * FROM gold.news2`` works in every new session.
+    With ``persistent_catalog`` the session's catalog is the Hive metastore of ``catalog_region`` (default:
+    the primary), where `lakehouse.tables.ensure_all` created the databases and tables once, so SQL such as
+    ``SELECT * FROM gold.news2`` works in every new process. Without it the catalog lives in memory, for
+    sessions that must not touch the shared catalog (the test session). ``register_tables`` is the old name
+    of ``persistent_catalog``, kept for callers written before the persistent catalog.
     """
+    if register_tables is not None:
+        persistent_catalog = register_tables
     os.environ.setdefault("JAVA_HOME", str(jvm.java_home(cfg)))
     os.environ.setdefault("HADOOP_USER_NAME", cfg.primary.hdfs.user)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -81,13 +117,10 @@ def build_spark(
     pools = cfg.state_dir / "spark" / "fairscheduler.xml"
     if not pools.exists() or pools.read_text() != FAIR_POOLS:
         pools.write_text(FAIR_POOLS)
+    catalog = catalog_conf(cfg, cfg.region(catalog_region)) if persistent_catalog else {}
     builder = SparkSession.builder
-    for key, value in spark_conf(cfg, app_name, overrides).items():
+    for key, value in spark_conf(cfg, app_name, {**catalog, **(overrides or {})}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    if register_tables:
-        from lakehouse.tables import register_all
-
-        register_all(spark, cfg.region(catalog_region))
     return spark

@@ -31,31 +31,196 @@ INGEST_BATCHES_SCHEMA = T.StructType(
     ]
 )
 
+# The catalog's databases, one per layer, with what each holds.
+DATABASES: dict[str, str] = {
+    "bronze": "Raw records exactly as received from Kafka, one table per source; append-only, nothing rejected.",
+    "silver": "Validated, deduplicated, unit-normalised measurements, the quarantine of what was rejected, "
+              "and the device registry.",
+    "gold": "Analyst-facing facts: NEWS2 per patient observation, alert episodes, per-minute and per-hour vital "
+            "aggregates. Times are UTC.",
+    "dq": "Data-quality check results (arrive with the data-quality issue; empty until then).",
+    "ops": "Operational bookkeeping of the pipeline: per-micro-batch counts for reconciliation.",
+}  # fmt: skip
+
+# Column comments shared by several tables.
+_KAFKA = {
+    "kafka_topic": "Kafka topic the record was read from.",
+    "kafka_partition": "Kafka partition of the record.",
+    "kafka_offset": "Kafka offset of the record; (kafka_topic, kafka_partition, kafka_offset) identifies it.",
+}
+_VITAL_UNITS = {
+    "respiratory_rate": "Respiratory rate, breaths per minute (UCUM /min, LOINC 9279-1); latest known value (carried forward).",
+    "spo2": "Peripheral oxygen saturation, percent (UCUM %, LOINC 59408-5); latest known value (carried forward).",
+    "fio2": "Fraction of inspired oxygen, percent (UCUM %, LOINC 3150-0); above 21 means supplemental oxygen.",
+    "systolic_bp": "Systolic blood pressure, mm[Hg] (LOINC 8480-6); latest known value (carried forward).",
+    "diastolic_bp": "Diastolic blood pressure, mm[Hg] (LOINC 8462-4); latest known value (carried forward).",
+    "mean_arterial_pressure": "Mean arterial pressure, mm[Hg] (LOINC 8478-0); latest known value (carried forward).",
+    "heart_rate": "Heart rate, beats per minute (UCUM /min, LOINC 8867-4); latest known value (carried forward).",
+    "temperature": "Body temperature, degrees Celsius (UCUM Cel, LOINC 8310-5); latest known value (carried forward).",
+}
+_NEWS2_SCORES = {
+    f"score_{p}": f"NEWS2 sub-score of {p.replace('_', ' ')}, 0-3; null when not measured."
+    for p in ("respiratory_rate", "spo2", "air_or_oxygen", "systolic_bp", "heart_rate", "consciousness", "temperature")
+}
+_WINDOW = {
+    "patient_ref": "Patient identifier as devices report it. Key part 1 of (patient_ref, vital, window_start).",
+    "vital": "Vital name (conf/vitals.yaml), e.g. heart_rate. Key part 2.",
+    "unit": "UCUM unit of min/max/mean/stddev, the vital's canonical unit.",
+    "window_start": "Event-time window start, UTC, inclusive. Key part 3.",
+    "window_end": "Event-time window end, UTC, exclusive.",
+    "window_date": "UTC date of window_start (partition column).",
+    "ward": "Ward of the patient's device at the latest measurement in the window.",
+    "n": "Number of accepted measurements in the window.",
+    "min": "Smallest value in the window, in unit.",
+    "max": "Largest value in the window, in unit.",
+    "mean": "Arithmetic mean in the window, in unit.",
+    "stddev": "Sample standard deviation in the window, in unit; null for a single measurement.",
+    "last_event_time": "Latest event time of a measurement in the window, UTC.",
+    "updated_time": "When the pipeline last wrote this row, UTC (late data refines a window within the watermark).",
+}
+
 SPECS: dict[str, TableSpec] = {
     s.name: s
     for s in (
         TableSpec("bronze.telemetry", BRONZE_SCHEMA, ("ingest_date",),
-                  "Every Kafka record as received; one row per (topic, partition, offset); append-only."),
+                  "Every Kafka record as received; one row per (topic, partition, offset); append-only.",
+                  {
+                      "key": "Kafka record key: the device id as the device sent it (may be null).",
+                      "value": "Raw message bytes exactly as received (JSON in one of the dialects, or garbage).",
+                      "topic": "Kafka topic. Key part 1 of (topic, partition, offset).",
+                      "partition": "Kafka partition. Key part 2.",
+                      "offset": "Kafka offset within the partition. Key part 3.",
+                      "kafka_timestamp": "Kafka record timestamp (producer create time), UTC.",
+                      "ingest_time": "When the bronze stream wrote the record, UTC.",
+                      "ingest_date": "UTC date of ingest_time (partition column).",
+                  }),
         TableSpec("silver.vitals", SILVER_VITALS_SCHEMA, ("event_date",),
-                  "One row per accepted measurement; key (message_id, measurement_index); UCUM units, LOINC codes."),
+                  "One row per accepted measurement; key (message_id, measurement_index); UCUM units, LOINC codes.",
+                  {
+                      "message_id": "Device message id (deduplication key). Key part 1 of (message_id, measurement_index).",
+                      "measurement_index": "Position of the measurement within its message, from 0. Key part 2.",
+                      "device_id": "Device that measured it.",
+                      "device_type": "bedside_monitor, wearable or replay.",
+                      "patient_ref": "Patient identifier as the device reports it.",
+                      "ward": "Ward of the device at event_time, from silver.device_registry (SCD2).",
+                      "event_time": "When the measurement was taken (device clock), UTC.",
+                      "event_date": "UTC date of event_time (partition column).",
+                      "seq": "Per-device message sequence number.",
+                      "vital": "Vital name (conf/vitals.yaml), e.g. heart_rate, spo2.",
+                      "loinc": "LOINC code of the vital.",
+                      "value": "Measured value converted to the vital's canonical UCUM unit.",
+                      "unit": "Canonical UCUM unit of value (/min, %, Cel, mm[Hg]).",
+                      "source_code": "Vital code as the device sent it (e.g. an IEEE 11073 MDC code).",
+                      "source_value": "Value as the device sent it, before conversion.",
+                      "source_unit": "Unit as the device sent it, before conversion.",
+                      "dialect": "Dialect template that parsed the message (conf/dialects/).",
+                      **_KAFKA,
+                      "ingest_time": "When the record reached bronze, UTC.",
+                  }),
         TableSpec("silver.quarantine", QUARANTINE_SCHEMA, ("ingest_date",),
-                  "Every rejected message (measurement_index -1) or measurement, with reason and raw payload."),
+                  "Every rejected message (measurement_index -1) or measurement, with reason and raw payload.",
+                  {
+                      **_KAFKA,
+                      "measurement_index": "Rejected measurement's position in its message; -1 for a whole message.",
+                      "level": "message (the whole message was rejected) or measurement (one measurement).",
+                      "reason": "Why, e.g. malformed_json, unknown_dialect, implausible_value (docs/pipeline.md).",
+                      "detail": "Human detail of the reason (e.g. which field is missing).",
+                      "dialect": "Dialect template that parsed the message, if any.",
+                      "message_id": "Device message id, when it could be read.",
+                      "device_id": "Device id, when it could be read.",
+                      "event_time": "Event time of the message, UTC, when it could be read.",
+                      "raw_value": "The raw Kafka record value, kept for replay after a fix.",
+                      "ingest_time": "When the record reached bronze, UTC.",
+                      "ingest_date": "UTC date of ingest_time (partition column).",
+                  }),
         TableSpec("silver.accepted_messages", ACCEPTED_MESSAGES_SCHEMA, ("event_date",),
-                  "One row per accepted (non-duplicate) message: the deduplication index by message id and device seq."),
+                  "One row per accepted (non-duplicate) message: the deduplication index by message id and device seq.",
+                  {
+                      "message_id": "Device message id; unique in this table.",
+                      "device_id": "Device id; (device_id, seq) is unique in this table too.",
+                      "seq": "Per-device message sequence number.",
+                      "patient_ref": "Patient identifier as the device reports it.",
+                      "dialect": "Dialect template that parsed the message.",
+                      "event_time": "When measured (device clock), UTC.",
+                      "event_date": "UTC date of event_time (partition column).",
+                      "measurements": "Number of measurements the message carried.",
+                      **_KAFKA,
+                      "ingest_time": "When the record reached bronze, UTC.",
+                  }),
         TableSpec("silver.device_registry", REGISTRY_SCHEMA, (),
-                  "Device to patient, ward and region assignments over time (SCD2); valid_to null is current."),
+                  "Device to patient, ward and region assignments over time (SCD2); valid_to null is current.",
+                  {
+                      "device_id": "Device id. Key (device_id, valid_from).",
+                      "device_type": "bedside_monitor, wearable or replay.",
+                      "patient_ref": "Patient the device is attached to during the validity interval.",
+                      "ward": "Ward the device is in during the validity interval.",
+                      "region": "Region (asia, europe) the device reports to.",
+                      "valid_from": "Start of validity, UTC, inclusive.",
+                      "valid_to": "End of validity, UTC, exclusive; null while current.",
+                      "is_current": "True for the current assignment of the device.",
+                  }),
         TableSpec("gold.vitals_minute", WINDOW_SCHEMA, ("window_date",),
-                  "Per patient, vital and event-time minute: n, min, max, mean, stddev; late data policy in docs."),
+                  "Per patient, vital and event-time minute: n, min, max, mean, stddev; late data policy in docs.",
+                  _WINDOW),
         TableSpec("gold.vitals_hourly", WINDOW_SCHEMA, ("window_date",),
-                  "Per patient, vital and event-time hour: n, min, max, mean, stddev; late data policy in docs."),
+                  "Per patient, vital and event-time hour: n, min, max, mean, stddev; late data policy in docs.",
+                  _WINDOW),
         TableSpec("gold.news2", NEWS2_SCHEMA, ("observation_date",),
                   "NEWS2 per final patient observation; key (patient_ref, observation_time); parameters present.",
+                  {
+                      "patient_ref": "Patient identifier. Key part 1 of (patient_ref, observation_time).",
+                      "observation_time": "Event time of the observation (its newest measurement), UTC. Key part 2.",
+                      "observation_date": "UTC date of observation_time (partition column).",
+                      "ward": "Ward of the patient's device at the observation.",
+                      **_VITAL_UNITS,
+                      "on_oxygen": "Explicit air/oxygen flag from the device; null when unknown (then inferred from fio2).",
+                      "consciousness": "ACVPU letter; devices do not measure it, so null (assumed Alert, flagged).",
+                      "spo2_scale": "SpO2 scale used, 1 or 2 (Scale 2 for confirmed hypercapnic respiratory failure).",
+                      **_NEWS2_SCORES,
+                      "oxygen_inferred": "True when air/oxygen was inferred from fio2 rather than stated.",
+                      "consciousness_assumed": "True when consciousness was assumed Alert (not measured).",
+                      "news2_total": "NEWS2 aggregate score, 0-20 (RCP 2017); null when no parameter was measured.",
+                      "parameters_present": "NEWS2 parameters with a value in this observation (measured or carried forward).",
+                      "parameters_missing": "NEWS2 parameters without a value in this observation (scored as absent).",
+                      "any_parameter_3": "True when any single parameter scores 3 (urgent review trigger).",
+                      "news2_risk": "Clinical risk band: low (0-4), low-medium (a single 3), medium (5-6), high (>=7).",
+                      "last_event_time": "Event time of the observation's newest measurement, UTC (= observation_time).",
+                      "computed_time": "When the pipeline computed this row, UTC (minus last_event_time = latency).",
+                  },
                   # appended every half second: a log checkpoint (a few seconds here) every 100 commits, not 10
                   (("delta.enableChangeDataFeed", "true"), ("delta.checkpointInterval", "100"))),
         TableSpec("gold.alerts", ALERTS_SCHEMA, ("opened_date",),
-                  "NEWS2 alert episodes: medium (>=5), single_parameter (a 3), high (>=7); one open per patient and level."),
+                  "NEWS2 alert episodes: medium (>=5), single_parameter (a 3), high (>=7); one open per patient and level.",
+                  {
+                      "alert_id": "sha-256 of patient, level and opening observation; stable across retries. Key.",
+                      "patient_ref": "Patient the alert is about.",
+                      "ward": "Ward of the patient when the alert opened.",
+                      "level": "high (NEWS2 >= 7), medium (>= 5) or single_parameter (any parameter scoring 3).",
+                      "status": "open or closed.",
+                      "news2_total": "NEWS2 total of the observation that opened the alert.",
+                      "triggering_parameters": "Parameters scoring 3 at opening (for single_parameter alerts).",
+                      "opened_observation_time": "Time of the observation that opened the alert, UTC.",
+                      "opened_event_time": "Latest device event time of the opening observation, UTC.",
+                      "opened_time": "When the pipeline opened the alert, UTC (minus opened_event_time = time to alert).",
+                      "latest_observation_time": "Latest observation of the patient seen while the alert was open, UTC.",
+                      "latest_total": "NEWS2 total of that latest observation.",
+                      "closed_observation_time": "Observation that closed the alert (level changed or below threshold), UTC.",
+                      "closed_time": "When the pipeline closed the alert, UTC; null while open.",
+                      "opened_date": "UTC date of opened_observation_time (partition column).",
+                  }),
         TableSpec("ops.ingest_batches", INGEST_BATCHES_SCHEMA, (),
-                  "Counts of every silver micro-batch; records = accepted + quarantined + duplicate messages."),
+                  "Counts of every silver micro-batch; records = accepted + quarantined + duplicate messages.",
+                  {
+                      "region": "Region whose pipeline ran the batch. Key part 1 of (region, batch_id).",
+                      "batch_id": "Structured Streaming micro-batch id of the silver query. Key part 2.",
+                      "records": "Bronze records in the batch (= messages_accepted + messages_quarantined + messages_duplicate).",
+                      "messages_accepted": "Messages accepted into silver.accepted_messages.",
+                      "messages_quarantined": "Whole messages rejected into silver.quarantine.",
+                      "messages_duplicate": "Messages recognised as duplicates (same message_id or device seq).",
+                      "measurements_accepted": "Measurements written to silver.vitals.",
+                      "measurements_quarantined": "Single measurements rejected into silver.quarantine.",
+                      "processed_time": "When the batch was processed, UTC.",
+                  }),
     )
 }  # fmt: skip
 
@@ -66,18 +231,12 @@ def uri(region: RegionConfig, name: str) -> str:
 
 
 def ensure_all(spark: SparkSession, region: RegionConfig) -> None:
-    """Create every table of the region that does not exist yet and register all of them in the catalog."""
+    """The one place tables come to be: create the region's databases and every table that does not exist yet,
+    register each in the session's catalog (the persistent metastore, in a session from `build_spark`) and
+    bring table and column comments up to date. Idempotent; a run that changes nothing commits nothing."""
+    for database, comment in DATABASES.items():
+        delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
     for spec in SPECS.values():
         location = uri(region, spec.name)
         delta.ensure_table(spark, location, spec)
         delta.register(spark, spec, location)
-
-
-def register_all(spark: SparkSession, region: RegionConfig) -> None:
-    """Register the region's existing tables in this session's catalog (``SELECT * FROM gold.news2``)."""
-    from delta.tables import DeltaTable
-
-    for spec in SPECS.values():
-        location = uri(region, spec.name)
-        if DeltaTable.isDeltaTable(spark, location):
-            delta.register(spark, spec, location)

@@ -3,6 +3,7 @@
 #   spark  : Delta Lake + the Spark Kafka source, minus every jar pyspark already ships
 #   kafka  : the Kafka broker (KRaft) and its tools
 #   hadoop : the HDFS daemons (NameNode, DataNode)
+#   metastore: the Derby network server holding the Hive metastore databases, and its client driver
 # Idempotent: a set is re-resolved only when its pom changed (a stamp holds the pom's checksum).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ JARS_DIR=${JARS_DIR:-.jars}
 PYTHON=${PYTHON:-.venv/bin/python}
 pyspark_jars=$("$PYTHON" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
 
-for set in spark kafka hadoop; do
+for set in spark kafka hadoop metastore; do
   pom="jvm/$set.pom.xml"
   out="$JARS_DIR/$set"
   sum=$(sha256sum "$pom" | cut -d' ' -f1)

@@ -31,7 +31,7 @@ want=$(cat setup.cfg constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "setup: installing Python packages (pinned by constraints.txt; a few minutes on a fresh machine) ..."
   "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" >/dev/null
-  "$VENV/bin/python" -m pip install -q --progress-bar off -c constraints.txt -e ".[dev]"
+  "$VENV/bin/python" -m pip install -q --progress-bar off -c constraints.txt -e ".[dev,analyst]"
   echo "$want" > "$stamp"
 else
   echo "setup: Python packages up to date"

@@ -47,12 +47,13 @@ def stack(cfg: Config) -> Iterator[Config]:
 
 @pytest.fixture(scope="session")
 def spark(cfg: Config) -> Iterator[SparkSession]:
-    """One SparkSession for the whole run: local[2], UI off, two shuffle partitions, local Delta/Kafka jars."""
+    """One SparkSession for the whole run: local[2], UI off, two shuffle partitions, local Delta/Kafka jars, and
+    an in-memory catalog (tables are read by path; the persistent catalog is tested in fresh processes)."""
     session = build_spark(
         cfg,
         "lakehouse-tests",
         overrides={"spark.master": "local[2]", "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
-        register_tables=False,
+        persistent_catalog=False,  # sandboxes of several profiles share this session: keep its catalog in memory
     )
     yield session
     session.stop()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -12,21 +12,40 @@ from pyspark.sql import types as T
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table of the lakehouse: name (``layer.name``), schema, partition columns and its one-line meaning."""
+    """A table of the lakehouse: name (``layer.name``), schema, partition columns, its one-line meaning (grain
+    and key) and a comment per column (meaning, unit, key part)."""
 
     name: str
     schema: T.StructType
     partition_by: tuple[str, ...]
     comment: str
-    properties: tuple[tuple[str, str], ...] = ()
+    columns: Mapping[str, str] = field(default_factory=dict)
+    properties: tuple[tuple[str, str], ...] = ()  # Delta table properties set at creation
+
+    @property
+    def commented_schema(self) -> T.StructType:
+        """``schema`` with each column's comment in its metadata (how Spark and Delta carry column comments)."""
+        return T.StructType(
+            [
+                T.StructField(f.name, f.dataType, f.nullable, {**f.metadata, "comment": self.columns[f.name]})
+                if f.name in self.columns
+                else f
+                for f in self.schema.fields
+            ]
+        )
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def ensure_table(spark: SparkSession, uri: str, spec: TableSpec) -> None:
-    """Create the Delta table at ``uri`` from ``spec`` unless one exists (idempotent)."""
+    """Create the Delta table at ``uri`` from ``spec`` (with its comments) unless one exists (idempotent)."""
     builder = (
         DeltaTable.createIfNotExists(spark)
         .location(uri)
-        .addColumns(spec.schema)
+        .addColumns(spec.commented_schema)
         .partitionedBy(*spec.partition_by)
         .comment(spec.comment)
     )
@@ -35,11 +54,30 @@ def ensure_table(spark: SparkSession, uri: str, spec: TableSpec) -> None:
     builder.execute()
 
 
+def ensure_database(spark: SparkSession, name: str, uri: str, comment: str) -> None:
+    """Create database ``name`` at ``uri`` in the session's catalog unless it exists (idempotent)."""
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {name} COMMENT {sql_string(comment)} LOCATION {sql_string(uri)}")
+
+
+def _same_location(a: str, b: str) -> bool:
+    return a.rstrip("/").replace("file:///", "file:/") == b.rstrip("/").replace("file:///", "file:/")
+
+
 def register(spark: SparkSession, spec: TableSpec, uri: str) -> None:
-    """Make ``spec.name`` resolvable in SQL (``SELECT * FROM gold.news2``), pointing at ``uri``."""
-    database = spec.name.split(".")[0]
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.name} USING DELTA LOCATION '{uri}'")
+    """Make ``spec.name`` resolvable in SQL (``SELECT * FROM gold.news2``), pointing at ``uri``, with the spec's
+    table and column comments. An entry pointing elsewhere is replaced (the data there is untouched: the
+    tables are external); comments are altered only where they differ, so a current table gets no commit."""
+    if spark.catalog.tableExists(spec.name):
+        detail = spark.sql(f"DESCRIBE DETAIL {spec.name}").first()
+        if detail is None or not _same_location(str(detail["location"]), uri):
+            spark.sql(f"DROP TABLE {spec.name}")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.name} USING DELTA LOCATION {sql_string(uri)}")
+    if spark.catalog.getTable(spec.name).description != spec.comment:
+        spark.sql(f"COMMENT ON TABLE {spec.name} IS {sql_string(spec.comment)}")
+    current = {f.name: f.metadata.get("comment") for f in spark.table(spec.name).schema.fields}
+    for column, comment in spec.columns.items():
+        if column in current and current[column] != comment:
+            spark.sql(f"ALTER TABLE {spec.name} ALTER COLUMN `{column}` COMMENT {sql_string(comment)}")
 
 
 def _on(keys: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from lakehouse.config import Config
 from lakehouse.errors import StackError
 
-JAR_SETS = ("spark", "kafka", "hadoop")
+JAR_SETS = ("spark", "kafka", "hadoop", "metastore")
 MIN_JAVA = 17
 JAVA_FIX = "install a JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-headless) or set JAVA_HOME to one"
 

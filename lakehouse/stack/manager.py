@@ -38,11 +38,12 @@ class ServiceStatus:
         return asdict(self)
 
 
-def select(cfg: Config, only: Iterable[str] | None = None) -> list[Service]:
-    """The profile's services, restricted to the names in ``only`` when given."""
+def select(cfg: Config, only: Iterable[str] | None = None, with_optional: bool = False) -> list[Service]:
+    """The profile's services, restricted to the names in ``only`` when given; without names, the optional
+    ones (Spark Connect, unless it autostarts) only ``with_optional``."""
     every = services(cfg)
     if not only:
-        return every
+        return every if with_optional else [s for s in every if not s.optional]
     wanted = list(only)
     known = {s.name for s in every}
     unknown = [n for n in wanted if n not in known]
@@ -69,8 +70,11 @@ def service_status(cfg: Config, svc: Service, timeout_s: float = 5.0) -> Service
 
 
 def status(cfg: Config, only: Iterable[str] | None = None) -> list[ServiceStatus]:
-    """Status of every selected service."""
-    return [service_status(cfg, s) for s in select(cfg, only)]
+    """Status of every selected service (without names: the regular ones, and optional ones that are running)."""
+    chosen = select(cfg, only) if only else [
+        s for s in select(cfg, with_optional=True) if not s.optional or _running_pid(s) is not None
+    ]  # fmt: skip
+    return [service_status(cfg, s) for s in chosen]
 
 
 def _port_holder(port: int) -> str:
@@ -90,7 +94,7 @@ def _preflight(cfg: Config, todo: list[Service]) -> None:
         return
     if any(s.kind in JVM_KINDS for s in todo):
         jvm.check_java(cfg)
-        for jar_set in ("kafka", "hadoop"):
+        for jar_set in sorted({j for s in todo for j in s.jar_sets}):
             jvm.jar_dir(cfg, jar_set)
     taken = [
         f"port {port} ({svc.name}) is already in use{_port_holder(port)}"
@@ -171,9 +175,10 @@ def up(cfg: Config, only: Iterable[str] | None = None, progress: Progress = prin
 
 
 def down(cfg: Config, only: Iterable[str] | None = None, progress: Progress = print) -> list[str]:
-    """Stop the selected services that the stack started (by pid file); their data stays."""
+    """Stop the selected services (without names: all, optional ones too) that the stack started (by pid file);
+    their data stays."""
     stopped = []
-    for svc in reversed([s for s in select(cfg, only) if s.managed]):
+    for svc in reversed([s for s in select(cfg, only, with_optional=True) if s.managed]):
         pid = _running_pid(svc)
         if pid is None:
             svc.pid_file.unlink(missing_ok=True)
@@ -192,5 +197,6 @@ def require(cfg: Config, *kinds: str, region: str | None = None) -> None:
             continue
         probe = svc.probe(cfg, timeout_s=5.0)
         if not probe.ok:
-            fix = "run `lakehouse stack up`" if svc.managed else f"check the {svc.kind} service of the cluster"
+            up = f"lakehouse stack up --service {svc.name}" if svc.optional else "lakehouse stack up"
+            fix = f"run `{up}`" if svc.managed else f"check the {svc.kind} service of the cluster"
             raise ServiceUnavailable(f"{svc.name} is not available: {probe.detail}", fix=fix)

@@ -108,3 +108,79 @@ def mlflow(tracking_uri: str, timeout_s: float = 5.0) -> Probe:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return Probe(False, f"MLflow at {tracking_uri} does not answer ({type(exc).__name__})")
     return Probe(True, f"tracking API ok ({len(body.get('experiments', []))} experiment(s) listed)")
+
+
+def derby(java: str, classpath: str, host: str, port: int, timeout_s: float = 5.0) -> Probe:
+    """The Derby network server answers a DRDA ping (Derby's own `NetworkServerControl ping`)."""
+    import subprocess
+
+    if not _listening(f"{host}:{port}", min(timeout_s, 2.0)):
+        return Probe(False, f"nothing listens at {host}:{port}")
+    cmd = [java, "-cp", classpath, "org.apache.derby.drda.NetworkServerControl", "ping", "-h", host, "-p", str(port)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 10, check=False)
+    except subprocess.TimeoutExpired:
+        return Probe(False, f"Derby at {host}:{port} did not answer a ping in time")
+    if out.returncode != 0:
+        return Probe(False, f"Derby at {host}:{port} did not answer a ping: {(out.stdout + out.stderr).strip()[-200:]}")
+    return Probe(True, "Derby network server answers (Hive metastore databases)")
+
+
+def _thrift_call(name: str, seqid: int = 1) -> bytes:
+    """A Thrift binary-protocol CALL of ``name`` with no arguments (strict header, empty args struct)."""
+    import struct
+
+    encoded = name.encode()
+    return struct.pack(">Ii", 0x80010001, len(encoded)) + encoded + struct.pack(">i", seqid) + b"\x00"
+
+
+def hive_metastore(uri: str, timeout_s: float = 5.0) -> Probe:
+    """An external Hive metastore answers a Thrift ``get_all_databases`` call with a reply."""
+    import struct
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    host, port = parsed.hostname or "", parsed.port or 9083
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as conn:
+            conn.sendall(_thrift_call("get_all_databases"))
+            head = conn.recv(4)
+    except OSError as exc:
+        return Probe(False, f"Hive metastore at {uri} does not answer ({type(exc).__name__})")
+    if len(head) < 4:
+        return Probe(False, f"Hive metastore at {uri} closed the connection")
+    (version_and_type,) = struct.unpack(">I", head)
+    if version_and_type & 0xFF != 2:  # 2 = REPLY, 3 = EXCEPTION
+        return Probe(False, f"Hive metastore at {uri} did not reply to get_all_databases")
+    return Probe(True, "Hive metastore answers get_all_databases")
+
+
+def spark_connect(url: str, timeout_s: float = 5.0) -> Probe:
+    """The Spark Connect server answers a gRPC AnalyzePlan(spark_version) request in a throwaway session."""
+    import uuid
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    target = f"{parsed.hostname}:{parsed.port}"
+    if not _listening(target, min(timeout_s, 2.0)):
+        return Probe(False, f"nothing listens at {target}")
+    import grpc
+    from pyspark.sql.connect.proto import base_pb2, base_pb2_grpc
+
+    session = str(uuid.uuid4())
+    user = base_pb2.UserContext(user_id="lakehouse-probe")
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = base_pb2_grpc.SparkConnectServiceStub(channel)
+            reply = stub.AnalyzePlan(
+                base_pb2.AnalyzePlanRequest(
+                    session_id=session, user_context=user, spark_version=base_pb2.AnalyzePlanRequest.SparkVersion()
+                ),
+                timeout=timeout_s,
+            )
+            stub.ReleaseSession(
+                base_pb2.ReleaseSessionRequest(session_id=session, user_context=user), timeout=timeout_s
+            )
+    except grpc.RpcError as exc:
+        return Probe(False, f"Spark Connect at {target} did not answer ({exc.code().name})")
+    return Probe(True, f"Spark {reply.spark_version.version} answers over Spark Connect")

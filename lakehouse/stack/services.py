@@ -52,6 +52,12 @@ class Service:
     ports: tuple[int, ...]
     managed: bool
     home: Path
+    optional: bool = False  # started only when named (`stack up --service NAME`) or configured to autostart
+
+    @property
+    def jar_sets(self) -> tuple[str, ...]:
+        """Maven jar sets the service runs from (checked before start-up)."""
+        return ()
 
     @property
     def pid_file(self) -> Path:
@@ -164,6 +170,10 @@ class KafkaBroker(Service):
 
     def command(self, cfg: Config, java: Path) -> list[str]:
         return [*self._java(cfg, java, "kafka.Kafka"), str(self.home / "server.properties")]
+
+    @property
+    def jar_sets(self) -> tuple[str, ...]:
+        return ("kafka",)
 
     def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
         assert self.region_cfg is not None
@@ -280,6 +290,10 @@ class HdfsDaemon(Service):
             "-cp", jvm.classpath(cfg, "hadoop", self.conf_dir), main,
         ]  # fmt: skip
 
+    @property
+    def jar_sets(self) -> tuple[str, ...]:
+        return ("hadoop",)
+
     def command(self, cfg: Config, java: Path) -> list[str]:
         main = {
             "hdfs-namenode": "org.apache.hadoop.hdfs.server.namenode.NameNode",
@@ -328,6 +342,94 @@ class MlflowServer(Service):
         return probes.mlflow(cfg.mlflow.tracking_uri, timeout_s)
 
 
+@dataclass(frozen=True)
+class DerbyMetastore(Service):
+    """A region's persistent catalog (embedded): a Derby network server holding the region's Hive metastore
+    database (and the sandbox databases of tests), which Spark's built-in Hive client reaches over JDBC."""
+
+    region_cfg: RegionConfig | None = None
+
+    @property
+    def jar_sets(self) -> tuple[str, ...]:
+        return ("metastore",)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        assert self.region_cfg is not None and self.region_cfg.embedded is not None
+        return [
+            str(java), f"-Xmx{self.region_cfg.embedded.metastore_heap}", "-Xms32m", "-Djava.awt.headless=true",
+            f"-Dderby.system.home={self.data_dir}",
+            f"-Dderby.stream.error.file={self.home / 'logs' / 'derby.log'}",
+            "-cp", jvm.classpath(cfg, "metastore"), "org.apache.derby.drda.NetworkServerControl",
+            "start", "-h", self.host, "-p", str(self.port), "-noSecurityManager",
+        ]  # fmt: skip
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        assert self.region_cfg is not None
+        if self.region_cfg.metastore.uri is not None:
+            return probes.hive_metastore(self.region_cfg.metastore.uri, timeout_s)
+        java = str(jvm.java_binary(cfg))
+        return probes.derby(java, jvm.classpath(cfg, "metastore"), self.host, self.port, timeout_s)
+
+
+@dataclass(frozen=True)
+class SparkConnectServer(Service):
+    """A long-running Spark Connect server (gRPC) over one region's tables and persistent catalog, so an analyst's
+    notebook needs only the thin client: ``SparkSession.builder.remote("sc://host:port")``."""
+
+    region_cfg: RegionConfig | None = None
+
+    @property
+    def jar_sets(self) -> tuple[str, ...]:
+        return ("spark", "metastore")
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        (self.home / "tmp").mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def spark_home() -> Path:
+        """pyspark's own Spark distribution (bin/spark-submit, jars/ with spark-connect)."""
+        import pyspark
+
+        return Path(pyspark.__file__).parent
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        from lakehouse import session
+
+        assert self.region_cfg is not None
+        conf = session.spark_conf(
+            cfg,
+            f"lakehouse-spark-connect-{self.region_cfg.name}",
+            {
+                **session.catalog_conf(cfg, self.region_cfg),
+                "spark.driver.memory": "1g",
+                "spark.local.dir": str(self.home / "tmp"),
+                "spark.connect.grpc.binding.address": self.host,
+                "spark.connect.grpc.binding.port": str(self.port),
+            },
+        )
+        submit = self.spark_home() / "bin" / "spark-submit"
+        args = [a for key, value in conf.items() for a in ("--conf", f"{key}={value}")]
+        return [str(submit), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", *args]
+
+    def env(self, cfg: Config, java: Path) -> dict[str, str]:
+        env = super().env(cfg, java)
+        env["SPARK_HOME"] = str(self.spark_home())
+        env["SPARK_LOCAL_IP"] = self.host
+        env["HADOOP_USER_NAME"] = self.region_cfg.hdfs.user if self.region_cfg else "lakehouse"
+        env["PYSPARK_PYTHON"] = sys.executable
+        return env
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        return probes.spark_connect(cfg.spark_connect.url, timeout_s)
+
+
 def services(cfg: Config) -> list[Service]:
     """Every service of the profile, in start order (NameNodes before their DataNodes)."""
     out: list[Service] = []
@@ -361,12 +463,30 @@ def services(cfg: Config) -> list[Service]:
                 data_root=hdfs_root,
             )
         )  # fmt: skip
+        meta = region.metastore
+        meta_port = meta.derby_port if meta.derby_port is not None else _port(meta.uri or "")
+        out.append(
+            DerbyMetastore(
+                name=f"metastore-{region.name}", kind="metastore", region=region.name, port=meta_port,
+                ports=(meta_port,) if meta.derby_port is not None else (), managed=meta.derby_port is not None,
+                home=home / f"metastore-{region.name}", region_cfg=region,
+            )
+        )  # fmt: skip
     mport = _port(cfg.mlflow.tracking_uri)
     out.append(
         MlflowServer(
             name="mlflow", kind="mlflow", region=None, port=mport,
             ports=(mport,) if cfg.mlflow.embedded else (), managed=cfg.mlflow.embedded,
             home=cfg.state_dir / "services" / "mlflow",
+        )
+    )  # fmt: skip
+    sc = cfg.spark_connect
+    sc_port = _port(sc.url)
+    out.append(
+        SparkConnectServer(
+            name="spark-connect", kind="spark-connect", region=cfg.region(sc.region).name, port=sc_port,
+            ports=(sc_port,) if sc.embedded else (), managed=sc.embedded, home=cfg.state_dir / "services" / "spark-connect",
+            optional=not sc.autostart, region_cfg=cfg.region(sc.region),
         )
     )  # fmt: skip
     from lakehouse.observability.services import observability_services

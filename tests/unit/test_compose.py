@@ -22,7 +22,9 @@ def _endpoints() -> list[tuple[str, str]]:
         out += [(f"kafka {region.name}", s) for s in region.kafka.bootstrap_servers]
         out += [(f"namenode rpc {region.name}", region.hdfs.namenode_uri)]
         out += [(f"webhdfs {region.name}", region.hdfs.webhdfs_url)]
+        out += [(f"hive metastore {region.name}", region.metastore.uri or "")]
     out += [("spark master", CLUSTER.spark.master), ("mlflow", CLUSTER.mlflow.tracking_uri)]
+    out += [("spark connect", CLUSTER.spark_connect.url)]
     out += [("mlflow artifacts", CLUSTER.mlflow.artifacts_uri)]
     obs = CLUSTER.observability
     out += [("prometheus", obs.prometheus_url), ("pushgateway", obs.pushgateway_url)]
@@ -59,6 +61,25 @@ def test_hdfs_daemons_point_at_their_regions_namenode() -> None:
         assert len(datanodes) >= 2
         for name in [nn, *datanodes]:
             assert SERVICES[name]["environment"]["CORE-SITE.XML_fs.defaultFS"] == region.hdfs.namenode_uri
+
+
+def test_each_region_has_its_own_metastore_and_database() -> None:
+    for region in CLUSTER.regions.values():
+        host = urlparse(region.metastore.uri).hostname
+        assert host == f"hive-metastore-{region.name}"
+        svc = SERVICES[host]
+        assert svc["environment"]["SERVICE_NAME"] == "metastore"
+        assert svc["networks"] == [region.name], "a region's catalog lives in that region"
+        databases = [d for d in svc["depends_on"] if d.startswith("hive-metastore-db-")]
+        assert databases == [f"hive-metastore-db-{region.name}"]
+        assert SERVICES[databases[0]]["networks"] == [region.name]
+
+
+def test_spark_connect_serves_the_primary_regions_catalog_with_delta() -> None:
+    command = " ".join(SERVICES["spark-connect"]["command"])
+    assert f"spark.connect.grpc.binding.port={urlparse(CLUSTER.spark_connect.url).port}" in command
+    assert f"spark.hadoop.hive.metastore.uris={CLUSTER.primary.metastore.uri}" in command
+    assert "io.delta.sql.DeltaSparkSessionExtension" in command
 
 
 def test_image_versions_match_the_versions_the_project_pins() -> None:

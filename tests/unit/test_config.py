@@ -35,6 +35,33 @@ def test_cluster_profile_differs_only_in_config() -> None:
     assert [r.role for r in local.regions.values()] == [r.role for r in cluster.regions.values()]
 
 
+def test_catalogs_are_per_region_embedded_locally_and_external_on_the_cluster() -> None:
+    local, cluster = load_config("local"), load_config("cluster")
+    for region in local.regions.values():
+        assert region.metastore.uri is None and region.metastore.derby_port is not None
+        assert region.metastore.jdbc_url.startswith(f"jdbc:derby://127.0.0.1:{region.metastore.derby_port}/")
+    assert {r.metastore.uri for r in cluster.regions.values()} == {
+        "thrift://hive-metastore-asia:9083",
+        "thrift://hive-metastore-europe:9083",
+    }
+    assert local.spark_connect.embedded and not local.spark_connect.autostart
+    assert not cluster.spark_connect.embedded
+
+
+def test_sandbox_profile_gets_its_own_tables_topics_and_catalog(tmp_path: Path) -> None:
+    from lakehouse.config import write_sandbox_profile
+
+    local = load_config("local")
+    sandbox = load_config(str(write_sandbox_profile(CONF_DIR / "local.yaml", tmp_path, "unit")))
+    for name, region in sandbox.regions.items():
+        regular = local.region(name)
+        assert region.metastore.derby_port == regular.metastore.derby_port  # the same Derby server ...
+        assert region.metastore.database != regular.metastore.database  # ... another metastore database
+        assert region.metastore.database.startswith(f"sandbox_{name}_unit_")
+        assert region.warehouse_uri != regular.warehouse_uri
+    assert sandbox.topics.telemetry != local.topics.telemetry
+
+
 def test_env_var_selects_profile_by_name_or_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAKEHOUSE_ENV", "cluster")
     assert load_config().profile == "cluster"
@@ -68,6 +95,18 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         del data["observability"]["pipeline_metrics"]["europe"]
     elif change == "pushgateway_without_port":
         data["observability"]["pushgateway_url"] = "http://127.0.0.1"
+    elif change == "metastore_both":
+        data["regions"]["asia"]["metastore"]["uri"] = "thrift://hms:9083"
+    elif change == "metastore_neither":
+        data["regions"]["asia"]["metastore"] = {"database": "x"}
+    elif change == "metastore_not_thrift":
+        data["regions"]["asia"]["metastore"] = {"uri": "http://hms:9083"}
+    elif change == "metastore_bad_database":
+        data["regions"]["asia"]["metastore"]["database"] = "meta;drop"
+    elif change == "connect_not_sc":
+        data["spark_connect"]["url"] = "http://127.0.0.1:15002"
+    elif change == "connect_unknown_region":
+        data["spark_connect"]["region"] = "mars"
     path = tmp_path / f"{change}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -85,6 +124,12 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("missing_observability", r"config\.observability is missing"),
         ("pipeline_metrics_missing_region", r"observability\.pipeline_metrics must name every region"),
         ("pushgateway_without_port", r"observability\.pushgateway_url must be host:port or a URL with a port"),
+        ("metastore_both", r"regions\.asia\.metastore needs exactly one of uri .* or derby_port"),
+        ("metastore_neither", r"regions\.asia\.metastore needs exactly one of uri .* or derby_port"),
+        ("metastore_not_thrift", r"regions\.asia\.metastore\.uri must be a thrift:// URI"),
+        ("metastore_bad_database", r"regions\.asia\.metastore\.database must be letters, digits and underscores"),
+        ("connect_not_sc", r"spark_connect\.url must be sc://host:port"),
+        ("connect_unknown_region", r"spark_connect\.region 'mars' is not one of the regions"),
     ],
 )
 def test_malformed_config_names_file_and_key(tmp_path: Path, change: str, message: str) -> None:

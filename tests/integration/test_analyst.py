@@ -1,0 +1,262 @@
+"""The analyst's side on the real local stack: the persistent catalog across processes and a metastore restart,
+`lakehouse sql`, every notebook executed headlessly, and gold through the Spark Connect server.
+
+One sandbox (its own lakehouse root, topics and metastore database on the shared stack) is filled by two
+`lakehouse pipeline run --once` passes in fresh processes, so the tables reach the sandbox's persistent
+catalog exactly as in production, and gold.news2 has a version before and after the second pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import notebook, sql
+from lakehouse.config import Config, load_config, write_sandbox_profile
+from lakehouse.devices import physionet, simulator
+from lakehouse.ingest.registry import register_assignments
+from lakehouse.tables import DATABASES, uri
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs two pipeline passes
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A filled sandbox: its profile, a moment between the two pipeline passes, the dates its data spans."""
+
+    path: Path
+    cfg: Config
+    between: datetime
+    first_date: date
+    last_date: date
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LAKEHOUSE_ENV": str(self.path)}
+
+
+def count(spark: SparkSession, cfg: Config, table: str) -> int:
+    """Rows of a sandbox table, read by path (no catalog involved)."""
+    return spark.read.format("delta").load(uri(cfg.primary, table)).count()
+
+
+def _pipeline_once(box_env: dict[str, str]) -> None:
+    result = run_cli("pipeline", "run", "--once", env=box_env, timeout=1500)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "balanced" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def sandbox(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("analyst"), "analyst")
+    cfg = load_config(str(path))
+    env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
+    region = cfg.primary
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 12))
+    origin = physionet.default_origin(records)
+    register_assignments(cfg, region, physionet.assignments(records, origin, region.name))
+    physionet.replay(cfg, physionet.SAMPLE_ARCHIVE, 12, speed=0, progress=lambda _: None)
+    first = simulator.make_fleet(12, seed=21, prefix="an1")
+    register_assignments(cfg, region, simulator.fleet_assignments(first, origin, region.name))
+    simulator.simulate(
+        cfg, 12, rate=10, seconds=120, bad_fraction=0.2, seed=21, realtime=False, prefix="an1", progress=lambda _: None
+    )
+    _pipeline_once(env)
+    time.sleep(1.5)  # commit timestamps have millisecond resolution; keep "between" clear of both passes
+    between = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    time.sleep(1.5)
+    second = simulator.make_fleet(6, seed=22, prefix="an2")
+    register_assignments(cfg, region, simulator.fleet_assignments(second, origin, region.name))
+    simulator.simulate(
+        cfg, 6, rate=10, seconds=60, bad_fraction=0.1, seed=22, realtime=False, prefix="an2", progress=lambda _: None
+    )
+    _pipeline_once(env)
+    news2 = spark.read.format("delta").load(uri(region, "gold.news2"))
+    span = news2.agg(F.min("observation_date"), F.max("observation_date")).first()
+    assert span is not None and span[0] is not None
+    today = datetime.now(UTC).date()
+    return Sandbox(path, cfg, between, span[0], max(span[1], today))
+
+
+# --------------------------------------------------------------------------- the persistent catalog
+
+CATALOG_PROBE = """
+import json
+from lakehouse.config import load_config
+from lakehouse.session import build_spark
+spark = build_spark(load_config(), "catalog-probe")  # no ensure_all, no registration: the metastore knows
+comments = {r["col_name"]: r["comment"] for r in spark.sql("DESCRIBE TABLE gold.news2").collect()}
+print(json.dumps({
+    "news2": spark.sql("SELECT * FROM gold.news2").count(),
+    "alerts": spark.sql("SELECT count(*) FROM gold.alerts").first()[0],
+    "databases": sorted(r[0] for r in spark.sql("SHOW DATABASES").collect()),
+    "table_comment": spark.sql("DESCRIBE TABLE EXTENDED gold.news2").where("col_name = 'Comment'").first()[1],
+    "news2_total": comments["news2_total"],
+    "operations": sorted({r["operation"] for r in spark.sql("DESCRIBE HISTORY gold.news2").collect()}),
+}))
+"""
+
+
+def test_catalog_survives_a_metastore_restart_and_serves_several_new_processes_at_once(
+    sandbox: Sandbox, spark: SparkSession
+) -> None:
+    metastore = f"metastore-{sandbox.cfg.primary.name}"
+    assert run_cli("stack", "down", "--service", metastore).returncode == 0
+    restarted = run_cli("stack", "up", "--service", metastore)
+    assert restarted.returncode == 0, restarted.stderr
+    command = [sys.executable, "-c", CATALOG_PROBE]
+    procs = [
+        subprocess.Popen(command, env=sandbox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    answers = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert answers[0] == answers[1]
+    answer = answers[0]
+    assert answer["news2"] == count(spark, sandbox.cfg, "gold.news2") > 0
+    assert answer["alerts"] == count(spark, sandbox.cfg, "gold.alerts") > 0
+    assert set(DATABASES) <= set(answer["databases"])
+    assert "patient observation" in answer["table_comment"]
+    assert "NEWS2 aggregate score" in answer["news2_total"]
+    # two pipeline passes each ran ensure_all: comments were written at creation, never altered again
+    assert answer["operations"] == ["CREATE TABLE", "MERGE"]
+
+
+# --------------------------------------------------------------------------- lakehouse sql
+
+
+def test_sql_command_answers_in_json_and_names_a_missing_table_in_one_line(
+    sandbox: Sandbox, spark: SparkSession
+) -> None:
+    query = "SELECT level, count(*) AS alerts FROM gold.alerts GROUP BY level ORDER BY level"
+    ok = run_cli("sql", query, "--format", "json", env=sandbox.env)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    rows = json.loads(ok.stdout)
+    assert {r["level"] for r in rows} <= {"high", "medium", "single_parameter"}
+    assert sum(r["alerts"] for r in rows) == count(spark, sandbox.cfg, "gold.alerts")
+
+    missing = run_cli("sql", "SELECT * FROM gold.nope", "--format", "csv", env=sandbox.env)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: table or view not found: gold.nope")
+    assert "Traceback" not in missing.stderr and "Py4JJavaError" not in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELEC 1", "SQL syntax error at or near 'SELEC'"),
+        ("SELECT no_such_column FROM range(3)", "no_such_column"),
+        ("SELECT * FROM nowhere.nothing", "table or view not found: nowhere.nothing"),
+        ("   ", "empty query"),
+    ],
+)
+def test_refused_queries_become_one_line_errors(spark: SparkSession, query: str, message: str) -> None:
+    with pytest.raises(sql.QueryError) as err:
+        sql.run(spark, query, limit=10)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- Spark Connect and notebooks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def connect_url(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server over the sandbox's catalog, started by `lakehouse stack up --service spark-connect`
+    (its own state folder and a free port, so it never meets a regular server), stopped at the end."""
+    folder = tmp_path_factory.mktemp("connect")
+    data = yaml.safe_load(sandbox.path.read_text())
+    url = f"sc://127.0.0.1:{_free_port()}"
+    data["state_dir"] = str(folder / "state")
+    data["spark_connect"]["url"] = url
+    profile = folder / "connect.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "LAKEHOUSE_ENV": str(profile)}
+    up = run_cli("stack", "up", "--service", "spark-connect", env=env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = run_cli("stack", "status", "--json", env=env)
+        connect = [s for s in json.loads(status.stdout)["services"] if s["name"] == "spark-connect"]
+        assert connect and connect[0]["healthy"] and connect[0]["pid"], status.stdout
+        yield url
+    finally:
+        down = run_cli("stack", "down", "--service", "spark-connect", env=env)
+        assert down.returncode == 0, down.stderr
+
+
+CONNECT_CLIENT = """
+import json, sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+print(json.dumps({
+    "news2": spark.sql("SELECT count(*) FROM gold.news2").first()[0],
+    "high_or_medium": spark.table("gold.news2").where("news2_total >= 5").count(),
+    "remote": type(spark).__module__,
+}))
+"""
+
+
+def test_spark_connect_server_from_stack_up_serves_gold(
+    sandbox: Sandbox, spark: SparkSession, connect_url: str
+) -> None:
+    client = subprocess.run(
+        [sys.executable, "-c", CONNECT_CLIENT, connect_url], env=sandbox.env, capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert client.returncode == 0, client.stderr[-3000:]
+    answer = json.loads(client.stdout.strip().splitlines()[-1])
+    news2 = spark.read.format("delta").load(uri(sandbox.cfg.primary, "gold.news2"))
+    assert answer["news2"] == news2.count() > 0
+    assert answer["high_or_medium"] == news2.where("news2_total >= 5").count()
+    assert answer["remote"].startswith("pyspark.sql.connect")
+
+
+# The first notebook runs on the project's own session in the kernel (a local JVM); the others through the
+# stack's Spark Connect server, the way an analyst without Java runs them (and one JVM instead of five).
+LOCAL_SESSION = notebook.notebooks()[0].name
+
+
+@pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
+def test_notebook_runs_headlessly_and_every_query_returns_rows(sandbox: Sandbox, connect_url: str, path: Path) -> None:
+    executed = notebook.execute(
+        path,
+        {
+            "REGION": sandbox.cfg.primary.name,
+            "DATE_FROM": sandbox.first_date.isoformat(),
+            "DATE_TO": sandbox.last_date.isoformat(),
+            "PROFILE": str(sandbox.path),
+            "CONNECT": None if path.name == LOCAL_SESSION else connect_url,
+            "REQUIRE_ROWS": True,  # an empty query result fails its cell
+            "AS_OF": sandbox.between.isoformat(sep=" "),
+        },
+        timeout_s=600,
+    )
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), "every cell ran"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert notebook.images(executed) >= 1, "at least one chart rendered"
+    sql_cells = [c for c in code if c.source.startswith("%%sql")]
+    assert sql_cells and all(c.outputs for c in sql_cells), "every query displayed its result"
+    setup_output = "".join(str(o.get("data", {}).get("text/plain", "")) for c in code[:3] for o in c.outputs)
+    assert f"Params(region='{sandbox.cfg.primary.name}'" in setup_output, "the set-up cell showed its parameters"
