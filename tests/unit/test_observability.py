@@ -190,6 +190,6 @@ def test_log_lines_are_json_with_job_region_query_and_batch() -> None:
 
 
 def test_alert_levels_series_are_the_gold_levels() -> None:
-    from lakehouse.ingest import gold
+    from lakehouse.clinical import early_warning
 
-    assert sorted(metrics.ALERT_LEVELS) == sorted(gold.ALERT_LEVELS)
+    assert sorted(metrics.ALERT_LEVELS) == sorted(early_warning.ALERT_LEVELS)
