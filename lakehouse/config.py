@@ -145,6 +145,7 @@ class PipelineConfig:
 
     trigger_interval_s: float
     max_offsets_per_trigger: int
+    merge_trigger_interval_s: float  # trigger of the MERGE-based queries (window tables, gold.alerts)
     realtime_trigger_ms: int  # trigger of the real-time NEWS2/alert query (Kafka -> gold.news2, alerts.news2)
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
@@ -405,6 +406,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
         pipeline=PipelineConfig(
             trigger_interval_s=_get(pipe, "trigger_interval_s", float, "pipeline", 1.0),
             max_offsets_per_trigger=_get(pipe, "max_offsets_per_trigger", int, "pipeline", 200_000),
+            merge_trigger_interval_s=_get(pipe, "merge_trigger_interval_s", float, "pipeline", 30.0),
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),

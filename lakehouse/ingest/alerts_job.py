@@ -75,4 +75,4 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
         .option("checkpointLocation", tables.checkpoint_uri(region, QUERY))
         .queryName(f"gold_alerts_{region.name}")
     )
-    return streaming.start(writer, cfg, once)
+    return streaming.start(writer, cfg, once, interval_s=cfg.pipeline.merge_trigger_interval_s)

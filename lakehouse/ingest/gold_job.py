@@ -39,4 +39,4 @@ def start_window_stream(
         .option("checkpointLocation", tables.checkpoint_uri(region, table))
         .queryName(f"{table.replace('.', '_')}_{region.name}")
     )
-    return streaming.start(writer, cfg, once)
+    return streaming.start(writer, cfg, once, interval_s=cfg.pipeline.merge_trigger_interval_s)

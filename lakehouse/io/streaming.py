@@ -7,10 +7,14 @@ from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 from lakehouse.config import Config
 
 
-def start(writer: DataStreamWriter, cfg: Config, once: bool, path: str | None = None) -> StreamingQuery:
-    """Start ``writer``: drain what is available and stop (``once``), or run on ``pipeline.trigger_interval_s``."""
+def start(
+    writer: DataStreamWriter, cfg: Config, once: bool, path: str | None = None, interval_s: float | None = None
+) -> StreamingQuery:
+    """Start ``writer``: drain what is available and stop (``once``), or run on a processing-time trigger of
+    ``interval_s`` (default ``pipeline.trigger_interval_s``)."""
     if once:
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=f"{cfg.pipeline.trigger_interval_s} seconds")
+        seconds = cfg.pipeline.trigger_interval_s if interval_s is None else interval_s
+        writer = writer.trigger(processingTime=f"{seconds} seconds")
     return writer.start(path) if path else writer.start()
