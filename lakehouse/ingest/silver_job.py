@@ -60,59 +60,56 @@ def _read(spark: SparkSession, location: str) -> DataFrame:
 def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, ctx: SilverContext) -> dict[str, int]:
     """One micro-batch of bronze rows -> silver tables and its ops.ingest_batches row.
 
-    The parsed messages and the measurements are materialized once (persisted, then counted in a
-    single job each), so the appends that follow do not re-parse the batch.
+    The parsed messages, the duplicate flags and the measurements are each materialized once, so the
+    counts and appends that follow do not re-parse the batch.
     """
-    messages = silver.parse_bronze(bronze_batch, ctx.dialects, ctx.future_tolerance_s, ctx.max_event_age_s).persist()
-    cached: list[DataFrame] = [messages]
-    try:
-        span = messages.agg(
-            F.count(F.lit(1)).alias("records"),
-            F.min(F.when(F.col("reason").isNull(), F.col("event_time"))).alias("lo"),
-            F.max(F.when(F.col("reason").isNull(), F.col("event_time"))).alias("hi"),
-        ).first()
-        if span is None or span["records"] == 0:
-            return {"records": 0}
-        seen = _read(spark, ctx.uri("silver.accepted_messages"))
-        if span["lo"] is not None:
-            days = timedelta(days=1)
-            seen = seen.filter(F.col("event_date").between((span["lo"] - days).date(), (span["hi"] + days).date()))
-        flagged = silver.with_duplicate_flag(messages.filter(F.col("reason").isNull()), seen).persist()
-        cached.append(flagged)
-        fresh = flagged.filter(~F.col("is_duplicate"))
-        registry = _read(spark, ctx.uri("silver.device_registry"))
-        measurements = silver.with_registry(silver.explode_measurements(fresh, ctx.catalogue), registry).persist()
-        cached.append(measurements)
-        m = measurements.agg(
-            F.count(F.when(F.col("reason").isNull(), 1)).alias("ok"), F.count(F.col("reason")).alias("bad")
-        ).first()
-        d = flagged.agg(F.count(F.when(F.col("is_duplicate"), 1)).alias("dup"), F.count(F.lit(1)).alias("n")).first()
-        assert m is not None and d is not None
-        vitals = silver.to_silver_vitals(measurements)
-        quarantine = silver.to_quarantine(messages, "message").unionByName(
-            silver.to_quarantine(measurements, "measurement")
-        )
-        ctx.appender.append(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), batch_id)
-        ctx.appender.append(vitals, ctx.uri("silver.vitals"), batch_id)
-        ctx.appender.append(quarantine, ctx.uri("silver.quarantine"), batch_id)
+    # each stage is computed once and cut from its lineage (local checkpoint): the many small jobs below
+    # then plan over an RDD relation instead of re-planning the wide parse expressions every time
+    messages = silver.parse_bronze(bronze_batch, ctx.dialects, ctx.future_tolerance_s, ctx.max_event_age_s)
+    messages = messages.localCheckpoint(eager=True)
+    span = messages.agg(
+        F.count(F.lit(1)).alias("records"),
+        F.min(F.when(F.col("reason").isNull(), F.col("event_time"))).alias("lo"),
+        F.max(F.when(F.col("reason").isNull(), F.col("event_time"))).alias("hi"),
+    ).first()
+    if span is None or span["records"] == 0:
+        return {"records": 0}
+    seen = _read(spark, ctx.uri("silver.accepted_messages"))
+    if span["lo"] is not None:
+        days = timedelta(days=1)
+        seen = seen.filter(F.col("event_date").between((span["lo"] - days).date(), (span["hi"] + days).date()))
+    flagged = silver.with_duplicate_flag(messages.filter(F.col("reason").isNull()), seen).localCheckpoint(eager=True)
+    fresh = flagged.filter(~F.col("is_duplicate"))
+    registry = _read(spark, ctx.uri("silver.device_registry"))
+    measurements = silver.with_registry(silver.explode_measurements(fresh, ctx.catalogue), registry)
+    measurements = measurements.localCheckpoint(eager=True)
+    m = measurements.agg(
+        F.count(F.when(F.col("reason").isNull(), 1)).alias("ok"), F.count(F.col("reason")).alias("bad")
+    ).first()
+    d = flagged.agg(F.count(F.when(F.col("is_duplicate"), 1)).alias("dup"), F.count(F.lit(1)).alias("n")).first()
+    assert m is not None and d is not None
+    vitals = silver.to_silver_vitals(measurements)
+    quarantine = silver.to_quarantine(messages, "message").unionByName(
+        silver.to_quarantine(measurements, "measurement")
+    )
+    ctx.appender.append(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), batch_id)
+    ctx.appender.append(vitals, ctx.uri("silver.vitals"), batch_id)
+    ctx.appender.append(quarantine, ctx.uri("silver.quarantine"), batch_id)
 
-        counts = {
-            "records": int(span["records"]),
-            "messages_accepted": int(d["n"]) - int(d["dup"]),
-            "messages_quarantined": int(span["records"]) - int(d["n"]),
-            "messages_duplicate": int(d["dup"]),
-            "measurements_accepted": int(m["ok"]),
-            "measurements_quarantined": int(m["bad"]),
-        }
-        row = spark.createDataFrame([(ctx.region.name, batch_id, *counts.values())], [
-            "region", "batch_id", *counts.keys()
-        ]).withColumn("processed_time", F.current_timestamp())  # fmt: skip
-        ctx.appender.append(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), batch_id)
-        batches.record_silver_batch(ctx.region.name, counts, quarantine, vitals)
-        return counts
-    finally:
-        for df in cached:
-            df.unpersist()
+    counts = {
+        "records": int(span["records"]),
+        "messages_accepted": int(d["n"]) - int(d["dup"]),
+        "messages_quarantined": int(span["records"]) - int(d["n"]),
+        "messages_duplicate": int(d["dup"]),
+        "measurements_accepted": int(m["ok"]),
+        "measurements_quarantined": int(m["bad"]),
+    }
+    row = spark.createDataFrame([(ctx.region.name, batch_id, *counts.values())], [
+        "region", "batch_id", *counts.keys()
+    ]).withColumn("processed_time", F.current_timestamp())  # fmt: skip
+    ctx.appender.append(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), batch_id)
+    batches.record_silver_batch(ctx.region.name, counts, quarantine, vitals)
+    return counts
 
 
 def _ops_columns() -> list[str]:
