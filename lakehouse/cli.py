@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
-    bench.add_argument("--messages", type=int, default=200_000, help="ingest: messages to push through (default 200000)")
+    bench.add_argument("--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)")
     bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)
