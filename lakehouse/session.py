@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Config, RegionConfig
+from lakehouse.config import CONF_DIR, Config, RegionConfig
 from lakehouse.stack import jvm
 
 DERBY_CLIENT_JARS = ("derbyclient",)  # the metastore client driver; derby, derbyshared, derbytools ship with pyspark
@@ -59,14 +59,13 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         "spark.local.dir": str(cfg.state_dir / "spark" / "tmp"),
         "spark.sql.warehouse.dir": str(cfg.state_dir / "spark" / "warehouse"),
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
-        # queries share the cores fairly: the real-time NEWS2 query (pool "realtime") never waits behind a
-        # long silver batch
+        # queries share the cores fairly; the real-time NEWS2 query's pool is served first (conf/spark/)
         "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(CONF_DIR / "spark" / "fairscheduler.xml"),
         # HDFS client: a file's close asks the NameNode to complete it and, when the DataNode's block
         # report is a few ms behind, sleeps 400 ms before asking again; every Delta commit and checkpoint
         # file pays that. Retry after 10 ms (doubling) instead.
         "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "10",
-        "spark.scheduler.allocation.file": str(cfg.state_dir / "spark" / "fairscheduler.xml"),
         # pyspark's Arrow serializer concatenates frames with all-null columns (news2_job's alert-only rows);
         # pandas warns about a future change that does not affect those typed columns
         "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning:pyspark.sql.pandas.serializers",
@@ -79,15 +78,6 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
     conf.update(cfg.spark.conf)
     conf.update(overrides or {})
     return conf
-
-
-# Scheduler pools: the real-time NEWS2 query's pool is served first (minShare) and weighs more.
-FAIR_POOLS = """<?xml version="1.0"?>
-<allocations>
-  <pool name="realtime"><schedulingMode>FIFO</schedulingMode><weight>4</weight><minShare>1</minShare></pool>
-  <pool name="default"><schedulingMode>FAIR</schedulingMode><weight>1</weight><minShare>0</minShare></pool>
-</allocations>
-"""
 
 
 def build_spark(
@@ -114,9 +104,6 @@ def build_spark(
     if cfg.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     (cfg.state_dir / "spark" / "tmp").mkdir(parents=True, exist_ok=True)
-    pools = cfg.state_dir / "spark" / "fairscheduler.xml"
-    if not pools.exists() or pools.read_text() != FAIR_POOLS:
-        pools.write_text(FAIR_POOLS)
     catalog = catalog_conf(cfg, cfg.region(catalog_region)) if persistent_catalog else {}
     builder = SparkSession.builder
     for key, value in spark_conf(cfg, app_name, {**catalog, **(overrides or {})}).items():

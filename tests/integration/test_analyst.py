@@ -135,7 +135,7 @@ def test_catalog_survives_a_metastore_restart_and_serves_several_new_processes_a
     assert "patient observation" in answer["table_comment"]
     assert "NEWS2 aggregate score" in answer["news2_total"]
     # two pipeline passes each ran ensure_all: comments were written at creation, never altered again
-    assert answer["operations"] == ["CREATE TABLE", "MERGE"]
+    assert answer["operations"] == ["CREATE TABLE", "WRITE"]  # gold.news2 is append-only
 
 
 # --------------------------------------------------------------------------- lakehouse sql

@@ -34,7 +34,7 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
-QUERIES = {"bronze_telemetry", "silver_vitals", "gold_vitals_minute", "gold_vitals_hourly"}
+QUERIES = {"gold_news2", "gold_alerts", "bronze_telemetry", "silver_vitals", "gold_vitals_minute", "gold_vitals_hourly"}
 # Metrics whose producers belong to issues that have not landed: their panels must show no data yet (when
 # one lands, this test fails until its entry is removed here).
 PENDING_PRODUCERS = {
