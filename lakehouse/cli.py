@@ -7,6 +7,8 @@ import ast
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from lakehouse.config import ENV_VAR, Config, load_config
 from lakehouse.errors import LakehouseError
@@ -157,6 +159,41 @@ def _maintain(args: argparse.Namespace) -> int:
     spark = build_spark(cfg, f"lakehouse-maintenance-{region.name}", catalog_region=region.name)
     print(f"maintenance ({region.name}): OPTIMIZE" + ("" if args.no_vacuum else f", VACUUM retaining {hours:g} h"))
     maintenance.maintain(spark, cfg, region, args.table, hours, vacuum=not args.no_vacuum)
+    return 0
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO-8601 time (a bare date is midnight UTC) for --since/--until."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 time: {text!r} (e.g. 2026-11-25 or 2026-11-25T08:00Z)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from lakehouse.interop import export
+    from lakehouse.session import build_spark
+    from lakehouse.stack import manager
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    _log_job(cfg, "export-fhir", region.name)
+    until = args.until or datetime.now(UTC)
+    key = export.pseudonym_key(cfg, args.key_file)
+    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
+    spark = build_spark(cfg, f"lakehouse-export-fhir-{region.name}")
+    print(
+        f"FHIR R4 bulk export ({region.name}): event times [{args.since.isoformat()}, {until.isoformat()}) -> {args.out}"
+    )
+    result = export.export_fhir(
+        spark, cfg, region, args.since, until, args.out, key, progress=lambda m: print(m, flush=True)
+    )
+    print(
+        f"export done: {', '.join(f'{k} {v}' for k, v in result.counts.items())} resources; manifest {args.out / 'manifest.json'}"
+    )
     return 0
 
 
@@ -333,6 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     mnt.add_argument("--no-vacuum", action="store_true", help="OPTIMIZE only")
     mnt.set_defaults(func=_maintain)
 
+    exp = sub.add_parser("export", help="export a region's data in an interchange format (FHIR R4 bulk NDJSON)")
+    exp_sub = exp.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    fhir = exp_sub.add_parser(
+        "fhir", help="vital signs, NEWS2 scores, alerts and devices as FHIR R4 Bulk Data NDJSON (docs/interop.md)"
+    )
+    fhir.add_argument("--since", type=_timestamp, required=True, help="first event time exported (ISO 8601, UTC)")
+    fhir.add_argument("--until", type=_timestamp, default=None, help="event times before this (default: now)")
+    fhir.add_argument("--region", default=None, help="region (default: the primary)")
+    fhir.add_argument(
+        "--out", type=Path, required=True, help="output folder (Observation/Device/Flag.ndjson, manifest)"
+    )
+    fhir.add_argument("--key-file", type=Path, default=None,
+                      help="pseudonymization key (default: $LAKEHOUSE_PSEUDONYM_KEY_FILE, else one kept in the state folder)")  # fmt: skip
+    fhir.set_defaults(func=_export)
+
     sql = sub.add_parser("sql", help="run one SQL query over a region's catalog (gold.news2, silver.vitals, ...)")
     sql.add_argument("query", help='e.g. "SELECT ward, count(*) FROM gold.alerts GROUP BY ward"')
     sql.add_argument("--region", default=None, help="region whose catalog and tables to query (default: the primary)")
@@ -357,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
-    bench.add_argument("--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)")
+    bench.add_argument(
+        "--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)"
+    )
     bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)
