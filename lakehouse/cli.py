@@ -197,6 +197,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from lakehouse.interop import fhir_import
+    from lakehouse.stack import manager
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    manager.require(cfg, "kafka", region=region.name)
+    print(f"FHIR import ({region.name}): {args.folder} -> Kafka {cfg.topics.telemetry}", flush=True)
+    result = fhir_import.import_fhir(cfg, region, args.folder, progress=lambda m: print(m, flush=True))
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "none"
+    print(f"import done: {result.lines} lines in {result.files} file(s): {result.sent} sent to the pipeline "
+          f"(silver accepts or quarantines each), skipped {skipped}")  # fmt: skip
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     from lakehouse import sql
     from lakehouse.session import build_spark
@@ -384,6 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     fhir.add_argument("--key-file", type=Path, default=None,
                       help="pseudonymization key (default: $LAKEHOUSE_PSEUDONYM_KEY_FILE, else one kept in the state folder)")  # fmt: skip
     fhir.set_defaults(func=_export)
+
+    imp = sub.add_parser(
+        "import", help="import data in an interchange format (FHIR R4 Observation NDJSON) into the pipeline"
+    )
+    imp_sub = imp.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    fhir_in = imp_sub.add_parser(
+        "fhir", help="vital-sign Observations of *.ndjson files -> the telemetry topic (dialect fhir-r4-observation)"
+    )
+    fhir_in.add_argument("folder", type=Path, help="folder of FHIR NDJSON files (e.g. a Bulk Data export)")
+    fhir_in.add_argument("--region", default=None, help="region (default: the primary)")
+    fhir_in.set_defaults(func=_import)
 
     sql = sub.add_parser("sql", help="run one SQL query over a region's catalog (gold.news2, silver.vitals, ...)")
     sql.add_argument("query", help='e.g. "SELECT ward, count(*) FROM gold.alerts GROUP BY ward"')

@@ -54,11 +54,13 @@ class Catalogue:
 
 @dataclass(frozen=True)
 class FieldRule:
-    """Where a header field comes from: a JSON path, or a constant; ``format`` for event times."""
+    """Where a header field comes from: a JSON path, or a constant; ``format`` for event times;
+    ``strip_prefix`` removed from the value when present (e.g. ``Device/`` of a FHIR reference)."""
 
     path: str | None
     const: str | None
     format: Literal["iso8601", "epoch_millis"] | None
+    strip_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,14 @@ class FieldMeasurement:
 
 @dataclass(frozen=True)
 class MeasurementRule:
-    """How a dialect carries measurements: an ``array`` of items, a ``single`` coded one, or named ``fields``."""
+    """How a dialect carries measurements: an ``array`` of items, a ``single`` coded one, named ``fields``,
+    or ``any`` of several rules (their measurements concatenated, those without a value left out: e.g. a
+    FHIR Observation holds either one ``valueQuantity`` or blood-pressure ``component`` s).
 
-    kind: Literal["array", "single", "fields"]
+    Array items name their vital, value and unit by item field name, or by a JSON path inside the item
+    (``$.code.coding[0].code``); ``codes``/``units`` then map device codes to vitals and units."""
+
+    kind: Literal["array", "single", "fields", "any"]
     path: str | None = None
     item_vital: str = "vital"
     item_value: str = "value"
@@ -85,6 +92,7 @@ class MeasurementRule:
     codes: Mapping[str, str] | None = None
     units: Mapping[str, str] | None = None
     fields: tuple[FieldMeasurement, ...] = ()
+    rules: tuple[MeasurementRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,12 +136,26 @@ def _field_rule(value: Any, where: str) -> FieldRule:
         fmt = value.get("format")
         if fmt not in (None, "iso8601", "epoch_millis"):
             raise ConfigError(f"{where}: format must be iso8601 or epoch_millis, got {fmt!r}")
-        return FieldRule(path=value.get("path"), const=value.get("const"), format=fmt)
+        prefix = value.get("strip_prefix")
+        return FieldRule(
+            path=value.get("path"), const=value.get("const"), format=fmt, strip_prefix=None if prefix is None else str(prefix)
+        )
     raise ConfigError(f"{where}: expected a JSON path string or a mapping with path/const")
 
 
 def _measurement_rule(m: Mapping[str, Any], where: str, catalogue: Catalogue) -> MeasurementRule:
     kind = _req(m, "kind", where)
+    if kind == "any":
+        rules = tuple(
+            _measurement_rule(r, f"{where}.rules[{i}]", catalogue) for i, r in enumerate(_req(m, "rules", where))
+        )
+        if not rules or any(r.kind == "any" for r in rules):
+            raise ConfigError(f"{where}: measurements.kind any needs a list of rules (none of kind any)")
+        return MeasurementRule(kind="any", rules=rules)
+    codes = {str(k): str(v) for k, v in (m.get("codes") or {}).items()}
+    unknown = sorted(set(codes.values()) - set(catalogue.vitals))
+    if unknown:
+        raise ConfigError(f"{where}: codes map to unknown vitals {unknown}")
     if kind == "array":
         return MeasurementRule(
             kind="array",
@@ -141,12 +163,11 @@ def _measurement_rule(m: Mapping[str, Any], where: str, catalogue: Catalogue) ->
             item_vital=m.get("vital", "vital"),
             item_value=m.get("value", "value"),
             item_unit=m.get("unit", "unit"),
+            codes=codes or None,
+            units={str(k): str(v) for k, v in (m.get("units") or {}).items()} or None,
         )
     if kind == "single":
-        codes = {str(k): str(v) for k, v in _req(m, "codes", where).items()}
-        unknown = sorted(set(codes.values()) - set(catalogue.vitals))
-        if unknown:
-            raise ConfigError(f"{where}: codes map to unknown vitals {unknown}")
+        _req(m, "codes", where)
         return MeasurementRule(
             kind="single",
             code=_req(m, "code", where),
@@ -163,7 +184,7 @@ def _measurement_rule(m: Mapping[str, Any], where: str, catalogue: Catalogue) ->
             if f.vital not in catalogue.vitals or f.unit not in catalogue.units:
                 raise ConfigError(f"{where}: field {f.path} names unknown vital {f.vital!r} or unit {f.unit!r}")
         return MeasurementRule(kind="fields", fields=fields)
-    raise ConfigError(f"{where}: measurements.kind must be array, single or fields, got {kind!r}")
+    raise ConfigError(f"{where}: measurements.kind must be array, single, fields or any, got {kind!r}")
 
 
 def load_dialects(folder: Path = CONF_DIR / "dialects", catalogue: Catalogue | None = None) -> tuple[Dialect, ...]:

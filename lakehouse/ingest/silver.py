@@ -9,7 +9,7 @@ every measurement of an accepted message ends in ``silver.vitals`` or ``silver.q
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.ingest.contract import REQUIRED_FIELDS, Catalogue, Dialect, FieldRule
+from lakehouse.ingest.contract import REQUIRED_FIELDS, Catalogue, Dialect, FieldRule, MeasurementRule
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
@@ -113,10 +113,11 @@ _SIMPLE_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 def _dialect_paths(d: Dialect) -> list[str]:
     """Every JSON path a dialect reads."""
-    m = d.measurements
     paths = [d.match_path, *(r.path for r in d.fields.values() if r.path)]
-    paths += [p for p in (m.path, m.code, m.value, m.unit) if p]
-    return paths + [f.path for f in m.fields]
+    for m in (d.measurements, *d.measurements.rules):
+        paths += [p for p in (m.path, m.code, m.value, m.unit) if p]
+        paths += [f.path for f in m.fields]
+    return paths
 
 
 def payload_schema(dialects: Sequence[Dialect]) -> T.StructType:
@@ -167,7 +168,11 @@ def _json_at(path: str, schema: T.StructType | None = None) -> Column:
 def _raw_field(rule: FieldRule, schema: T.StructType) -> Column:
     if rule.const is not None:
         return F.lit(rule.const)
-    return _json_at(rule.path or "$", schema)
+    value = _json_at(rule.path or "$", schema)
+    if rule.strip_prefix:
+        prefix = F.lit(rule.strip_prefix)
+        value = F.when(value.startswith(prefix), F.substring(value, len(rule.strip_prefix) + 1, 1 << 20)).otherwise(value)
+    return value
 
 
 def _timestamp(rule: FieldRule, raw: Column) -> Column:
@@ -177,7 +182,35 @@ def _timestamp(rule: FieldRule, raw: Column) -> Column:
 
 
 def _raw_measurements(d: Dialect, schema: T.StructType) -> Column:
-    m = d.measurements
+    return _measurements_of(d.measurements, schema)
+
+
+def _mapped(raw: Column, mapping: Mapping[str, str] | None) -> Column:
+    """``raw`` through ``mapping`` when the rule has one (unmapped values stay as sent)."""
+    if not mapping:
+        return raw
+    return F.coalesce(F.try_element_at(F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv]), raw), raw)
+
+
+def _measurements_of(m: MeasurementRule, schema: T.StructType) -> Column:
+    if m.kind == "any":
+        parts = [F.filter(_measurements_of(r, schema), lambda x: x["value_raw"].isNotNull()) for r in m.rules]
+        return F.concat(*(F.coalesce(p, F.array().cast(T.ArrayType(RAW_MEASUREMENT))) for p in parts))
+    if m.kind == "array" and any(n.startswith("$") for n in (m.item_vital, m.item_value, m.item_unit)):
+        raw_items = F.from_json(_json_at(m.path or "$", schema), T.ArrayType(T.StringType()))
+
+        def item_at(x: Column, name: str) -> Column:
+            return F.get_json_object(x, name) if name.startswith("$") else F.get_json_object(x, f"$.{name}")
+
+        return F.transform(
+            raw_items,
+            lambda x: F.struct(
+                item_at(x, m.item_vital).alias("source_code"),
+                _mapped(item_at(x, m.item_vital), m.codes).alias("vital"),
+                item_at(x, m.item_value).alias("value_raw"),
+                _mapped(item_at(x, m.item_unit), m.units).alias("unit_raw"),
+            ),
+        )
     if m.kind == "array":
         item = T.StructType([T.StructField(n, T.StringType()) for n in (m.item_vital, m.item_value, m.item_unit)])
         items = F.from_json(_json_at(m.path or "$", schema), T.ArrayType(item))
@@ -185,9 +218,9 @@ def _raw_measurements(d: Dialect, schema: T.StructType) -> Column:
             items,
             lambda x: F.struct(
                 x[m.item_vital].alias("source_code"),
-                x[m.item_vital].alias("vital"),
+                _mapped(x[m.item_vital], m.codes).alias("vital"),
                 x[m.item_value].alias("value_raw"),
-                x[m.item_unit].alias("unit_raw"),
+                _mapped(x[m.item_unit], m.units).alias("unit_raw"),
             ),
         )
     if m.kind == "single":

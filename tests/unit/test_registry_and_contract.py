@@ -47,7 +47,7 @@ def test_dialects_and_catalogue_load() -> None:
     assert catalogue.vitals["diastolic_bp"].loinc == "8462-4"  # not 8867-4 (heart rate), a known public bug
     assert catalogue.vitals["heart_rate"].loinc == "8867-4"
     assert {d.name for d in contract.load_dialects(catalogue=catalogue)} == {
-        "vitals.v1", "ieee11073-monitor.v1", "acme-wearable.v2",
+        "vitals.v1", "ieee11073-monitor.v1", "acme-wearable.v2", "fhir-r4-observation",
     }  # fmt: skip
     assert all(v.unit in catalogue.units and catalogue.units[v.unit].to == v.unit for v in catalogue.vitals.values())
 
