@@ -194,7 +194,14 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"export done: {', '.join(f'{k} {v}' for k, v in result.counts.items())} resources; manifest {args.out / 'manifest.json'}"
     )
-    return 0
+    if not args.validate:
+        return 0
+    checked = export.validate(args.out)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(checked.checked.items()))
+    print(f"FHIR R4 validation: {summary} valid; {checked.invalid} invalid")
+    for problem in checked.problems:
+        print(f"  {problem}")
+    return 1 if checked.invalid else 0
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -398,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fhir.add_argument("--key-file", type=Path, default=None,
                       help="pseudonymization key (default: $LAKEHOUSE_PSEUDONYM_KEY_FILE, else one kept in the state folder)")  # fmt: skip
+    fhir.add_argument("--validate", action="store_true",
+                      help="then check every resource against the FHIR R4 models (fhirclient); exit 1 if any is invalid")  # fmt: skip
     fhir.set_defaults(func=_export)
 
     imp = sub.add_parser(

@@ -181,3 +181,40 @@ def _write_json(path: Path, data: object) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Resources checked against the FHIR R4 (4.0.1) models, by type, and the first problems found."""
+
+    checked: dict[str, int]
+    invalid: int
+    problems: list[str]
+
+
+def validate(out: Path, max_problems: int = 5) -> Validation:
+    """Parse every resource of an export folder with the strict FHIR R4 models of ``fhirclient``
+    (required elements, types, formats, no unknown elements)."""
+    from fhirclient.models.device import Device
+    from fhirclient.models.fhirabstractbase import FHIRValidationError
+    from fhirclient.models.flag import Flag
+    from fhirclient.models.observation import Observation
+
+    models: dict[str, Any] = {"Observation": Observation, "Device": Device, "Flag": Flag}
+    checked: dict[str, int] = {}
+    invalid, problems = 0, list[str]()
+    for path in sorted(out.glob("*.ndjson")):
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    data = json.loads(line)
+                    kind = data.get("resourceType")
+                    if kind not in models:
+                        raise ValueError(f"unexpected resourceType {kind!r}")
+                    models[kind](data, strict=True)
+                    checked[kind] = checked.get(kind, 0) + 1
+                except (ValueError, FHIRValidationError) as exc:
+                    invalid += 1
+                    if len(problems) < max_problems:
+                        problems.append(f"{path.name}:{number}: {str(exc).splitlines()[0][:200]}")
+    return Validation(checked, invalid, problems)

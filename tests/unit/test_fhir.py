@@ -22,7 +22,7 @@ from lakehouse.ingest import contract, silver
 from lakehouse.ingest.contract import load_catalogue
 from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
-from lakehouse.interop import fhir, fhir_import
+from lakehouse.interop import export, fhir, fhir_import
 from tests.unit import test_silver
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -186,3 +186,13 @@ def test_exported_vitals_come_back_through_the_fhir_dialect(spark: SparkSession,
     # a second import of the same files sends the same records (ids and sequence numbers are functions of the
     # data), so silver's message-id deduplication drops the repeats
     assert [value for _, value in fhir_import.records(tmp_path, fhir_import.ImportResult())] == payloads
+
+
+def test_export_validation_reports_invalid_resources_by_line(tmp_path: Path) -> None:
+    good = {"resourceType": "Device", "id": "d1", "status": "active"}
+    (tmp_path / "Device.ndjson").write_text(
+        "\n".join(json.dumps(x) for x in (good, {**good, "status": 3}, {"resourceType": "Patient", "id": "p"})) + "\n"
+    )
+    result = export.validate(tmp_path)
+    assert result.checked == {"Device": 1} and result.invalid == 2
+    assert [p.split(":")[1] for p in result.problems] == ["2", "3"]
