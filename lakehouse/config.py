@@ -116,6 +116,21 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class AirflowConfig:
+    """Airflow 3: the api-server's URL (REST API ``/api/v2``, tokens from ``/auth/token``), the admin user the CLI
+    and tests authenticate as, and how the local stack runs it (``embedded``: `lakehouse stack up` runs the
+    api-server, the scheduler and the dag-processor with ``executor`` on the ``database_uri`` metadata DB)."""
+
+    url: str
+    embedded: bool
+    username: str
+    password_file: Path  # the simple auth manager's JSON {user: password}, or a file holding only the password
+    database_uri: str  # SQLAlchemy URI of the metadata database (SQLite under the state folder by default)
+    executor: str
+    parallelism: int  # task instances running at once (each one is a process: keep it near the core count)
+
+
+@dataclass(frozen=True)
 class SparkConnectConfig:
     """The long-running Spark Connect server analysts attach to (``sc://host:port``) without a local JVM.
 
@@ -189,6 +204,7 @@ class Config:
     java_home: Path | None
     spark: SparkConfig
     mlflow: MlflowConfig
+    airflow: AirflowConfig
     spark_connect: SparkConnectConfig
     topics: TopicsConfig
     stack: StackConfig
@@ -340,6 +356,28 @@ def _parse_observability(data: Mapping[str, Any], regions: Mapping[str, RegionCo
     )
 
 
+def _parse_airflow(data: Mapping[str, Any], state_dir: Path, root: Path) -> AirflowConfig:
+    where = "airflow"
+    url = _get(data, "url", str, where)
+    _port_of(url, f"{where}.url")
+    home = state_dir / "services" / "airflow"
+    password_file = _get(data, "password_file", str, where, "")
+    cfg = AirflowConfig(
+        url=url.rstrip("/"),
+        embedded=_get(data, "embedded", bool, where, False),
+        username=_get(data, "username", str, where, "admin"),
+        password_file=_path(password_file, root) if password_file else home / "passwords.json",
+        database_uri=_get(data, "database_uri", str, where, "") or f"sqlite:///{home / 'airflow.db'}",
+        executor=_get(data, "executor", str, where, "LocalExecutor"),
+        parallelism=_get(data, "parallelism", int, where, 2),
+    )
+    if cfg.parallelism < 1:
+        raise ConfigError(f"{where}.parallelism must be at least 1, got {cfg.parallelism}")
+    if not cfg.username or ":" in cfg.username or "," in cfg.username:
+        raise ConfigError(f"{where}.username must be a plain name (no ':' or ','), got {cfg.username!r}")
+    return cfg
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -392,6 +430,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             artifacts_uri=artifacts or (state_dir / "mlflow" / "artifacts").as_uri(),
             embedded=_get(mlflow, "embedded", bool, "mlflow", False),
         ),
+        airflow=_parse_airflow(_section(data, "airflow", where), state_dir, root),
         spark_connect=connect_cfg,
         topics=TopicsConfig(
             telemetry=_get(topics, "telemetry", str, "topics", "telemetry.vitals"),
