@@ -41,13 +41,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def job() -> int:
         cfg = load_config()
-        region = cfg.region(args.region)
-        if args.psv is None and (args.start is None or args.end is None):
+        region = cfg.region(args.region or None)
+        if not args.psv and (not args.start or not args.end or "None" in (args.start, args.end)):
             raise LakehouseError("give --start and --end (silver mode) or --psv (backfill)", fix="see --help")
+        if args.psv and not Path(args.psv).exists():  # before Spark starts: a bad path fails in a second
+            raise LakehouseError(f"PhysioNet data {args.psv} does not exist", fix="give a .tar.gz or a .psv folder")
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
         spark = build_spark(cfg, f"features-{region.name}", catalog_region=region.name)
         say = lambda m: print(m, file=sys.stderr, flush=True)
-        if args.psv is not None:
+        if args.psv:
             run = build.from_psv(spark, region, Path(args.psv), args.patients, progress=say)
         else:
             run = build.from_silver(spark, region, _moment(args.start), _moment(args.end), progress=say)

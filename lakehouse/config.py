@@ -131,6 +131,22 @@ class AirflowConfig:
 
 
 @dataclass(frozen=True)
+class MlConfig:
+    """The sepsis model: MLflow experiment and registered model, GBT size, validation share, the promotion
+    gate (a challenger is promoted unless its ``gate_metric`` is below the champion's minus ``gate_tolerance``
+    on the same validation set) and the AUROC floor monitoring alerts on."""
+
+    experiment: str
+    model_name: str
+    validation_pct: int
+    max_iter: int
+    max_depth: int
+    gate_metric: str  # auroc, auprc or utility
+    gate_tolerance: float
+    auroc_floor: float
+
+
+@dataclass(frozen=True)
 class SparkConnectConfig:
     """The long-running Spark Connect server analysts attach to (``sc://host:port``) without a local JVM.
 
@@ -205,6 +221,7 @@ class Config:
     spark: SparkConfig
     mlflow: MlflowConfig
     airflow: AirflowConfig
+    ml: MlConfig
     spark_connect: SparkConnectConfig
     topics: TopicsConfig
     stack: StackConfig
@@ -378,6 +395,27 @@ def _parse_airflow(data: Mapping[str, Any], state_dir: Path, root: Path) -> Airf
     return cfg
 
 
+def _parse_ml(data: Mapping[str, Any]) -> MlConfig:
+    where = "ml"
+    cfg = MlConfig(
+        experiment=_get(data, "experiment", str, where, "sepsis_risk"),
+        model_name=_get(data, "model_name", str, where, "sepsis_risk"),
+        validation_pct=_get(data, "validation_pct", int, where, 20),
+        max_iter=_get(data, "max_iter", int, where, 40),
+        max_depth=_get(data, "max_depth", int, where, 4),
+        gate_metric=_get(data, "gate_metric", str, where, "auroc"),
+        gate_tolerance=_get(data, "gate_tolerance", float, where, 0.01),
+        auroc_floor=_get(data, "auroc_floor", float, where, 0.7),
+    )
+    if cfg.gate_metric not in ("auroc", "auprc", "utility"):
+        raise ConfigError(f"{where}.gate_metric must be auroc, auprc or utility, got {cfg.gate_metric!r}")
+    if not 0 < cfg.validation_pct < 100:
+        raise ConfigError(f"{where}.validation_pct must be between 1 and 99, got {cfg.validation_pct}")
+    if cfg.gate_tolerance < 0:
+        raise ConfigError(f"{where}.gate_tolerance must be >= 0, got {cfg.gate_tolerance}")
+    return cfg
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -431,6 +469,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             embedded=_get(mlflow, "embedded", bool, "mlflow", False),
         ),
         airflow=_parse_airflow(_section(data, "airflow", where), state_dir, root),
+        ml=_parse_ml(_get(data, "ml", dict, where, {})),
         spark_connect=connect_cfg,
         topics=TopicsConfig(
             telemetry=_get(topics, "telemetry", str, "topics", "telemetry.vitals"),
