@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=None, help="region whose tables to read (default: the primary)")
     parser.add_argument("--run-id", default=None, help="evaluate/register: the MLflow run of the training")
     parser.add_argument("--model-uri", default=None, help="register: the model to register, e.g. runs:/ID/model")
+    parser.add_argument(
+        "--interval",
+        default=None,
+        help="evaluate/register: instead of --run-id, the latest finished"
+        " training run tagged with this data interval (how the DAG passes its run on)",
+    )
     parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="train: MLflow run tag")
     args = parser.parse_args(argv)
     args.run_id = _field(args.run_id, "run_id")
@@ -44,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         region = cfg.region(args.region or None)
         say = lambda m: print(m, file=sys.stderr, flush=True)
         manager.require(cfg, "mlflow")
+        if args.step in ("evaluate", "register") and not args.run_id and args.interval:
+            args.run_id = train.finished_run(cfg, args.interval)
+            args.model_uri = f"runs:/{args.run_id}/model"
         if args.step in ("evaluate", "register") and not args.run_id:
             raise LakehouseError(f"{args.step} needs --run-id", fix="pass the run id the train step printed")
         if args.step == "evaluate":

@@ -338,6 +338,17 @@ def train(
     return TrainResult(run.info.run_id, f"runs:/{run.info.run_id}/model", ev, data.features_uri, data.features_version)
 
 
+def finished_run(cfg: Config, interval: str) -> str:
+    """The id of the latest finished training run tagged with data interval ``interval``."""
+    runs = _mlflow(cfg).search_runs(
+        filter_string=f"tags.interval = '{interval}' AND attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], output_format="list", max_results=1,
+    )  # fmt: skip
+    if not runs:
+        raise LakehouseError(f"no finished training run of interval {interval}", fix="run the train step first")
+    return str(runs[0].info.run_id)
+
+
 def register(cfg: Config, model_uri: str, run_id: str) -> int:
     """Register the run's model as a new version of ``ml.model_name`` and point the challenger alias at it."""
     mlflow = _mlflow(cfg)
