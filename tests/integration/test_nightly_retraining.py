@@ -22,7 +22,7 @@ TASKS = {"features", "validate", "train", "evaluate", "register", "promote"}
 def _trigger(client: AirflowClient, conf: dict[str, Any], days_back: int) -> DagRun:
     client.wait_for_dag(DAG_ID, timeout_s=120)
     client.set_paused(DAG_ID, False)
-    # a distinct logical date per run (one run per logical date); the data interval ends at it
+    # a distinct logical date per run (one run per logical date), after the DAG's start_date (earlier: no tasks)
     moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days_back, minutes=7)
     run = client.trigger(DAG_ID, conf, logical_date=moment + timedelta(seconds=datetime.now(UTC).second))
     return client.wait(DAG_ID, run.run_id, timeout_s=2400, poll_s=5, progress=print)
@@ -30,7 +30,7 @@ def _trigger(client: AirflowClient, conf: dict[str, Any], days_back: int) -> Dag
 
 @pytest.fixture(scope="module")
 def retrained(stack: Config) -> DagRun:
-    return _trigger(AirflowClient.from_config(stack), {"psv": str(SAMPLE_ARCHIVE)}, days_back=400)
+    return _trigger(AirflowClient.from_config(stack), {"psv": str(SAMPLE_ARCHIVE)}, days_back=30)
 
 
 def test_the_dag_runs_to_success_through_the_scheduler(retrained: DagRun) -> None:
@@ -65,7 +65,7 @@ def test_it_produced_an_mlflow_run_and_a_promoted_model_version(stack: Config, r
 
 
 def test_a_failing_task_fails_the_run(stack: Config) -> None:
-    failed = _trigger(AirflowClient.from_config(stack), {"psv": "/nonexistent/physionet.tar.gz"}, days_back=800)
+    failed = _trigger(AirflowClient.from_config(stack), {"psv": "/nonexistent/physionet.tar.gz"}, days_back=60)
     assert failed.state == "failed"
     assert failed.tasks["features"] == "failed"
     assert {failed.tasks[t] for t in TASKS - {"features"}} == {"upstream_failed"}
