@@ -49,6 +49,53 @@ def _stack(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _dags(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from lakehouse.orchestration.airflow import AirflowClient, AirflowError
+
+    cfg = load_config()
+    client = AirflowClient.from_config(cfg)
+    if args.action == "list":
+        dags, errors = client.dags(), client.import_errors()
+        if args.json:
+            print(json.dumps({"dags": dags, "import_errors": errors}, default=str))
+        else:
+            print(f"{'dag':<28} {'paused':<7} {'schedule':<20} next run")
+            for d in dags:
+                print(f"{d['dag_id']:<28} {str(d['is_paused']).lower():<7} {d.get('timetable_summary')!s:<20} "
+                      f"{d.get('next_dagrun_logical_date') or '-'}")  # fmt: skip
+            for e in errors:
+                print(f"import error in {e.get('filename')}: {str(e.get('stack_trace')).strip().splitlines()[-1]}")
+        return 1 if errors else 0
+    if args.dag is None:
+        raise AirflowError(
+            "`lakehouse dags trigger` needs a DAG id", fix="e.g. `lakehouse dags trigger nightly_retraining`"
+        )
+    try:
+        conf = json.loads(args.conf) if args.conf else {}
+    except ValueError as exc:
+        raise AirflowError(f"--conf is not valid JSON ({exc})", fix='e.g. --conf \'{"region": "asia"}\'') from None
+    if not isinstance(conf, dict):
+        raise AirflowError("--conf must be a JSON object", fix='e.g. --conf \'{"region": "asia"}\'')
+    logical = datetime.fromisoformat(args.logical_date) if args.logical_date else None
+    client.wait_for_dag(args.dag, timeout_s=30.0)
+    if not args.keep_paused:
+        client.set_paused(args.dag, False)
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    run = client.trigger(args.dag, conf, logical, run_id=args.run_id)
+    say(f"triggered {run.dag_id} run {run.run_id} ({run.state})")
+    if not args.wait:
+        if args.json:
+            print(json.dumps(run.as_dict()))
+        return 0
+    done = client.wait(run.dag_id, run.run_id, timeout_s=args.timeout, progress=say)
+    say(f"{done.dag_id} run {done.run_id}: {done.state}")
+    if args.json:
+        print(json.dumps(done.as_dict()))
+    return 0 if done.succeeded else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from lakehouse import demo
     from lakehouse.observability import logs
@@ -326,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = sub.add_parser("stack", help="start, stop or check the local stack (Kafka, HDFS, MLflow)")
+    stack = sub.add_parser("stack", help="start, stop or check the local stack (Kafka, HDFS, MLflow, Airflow, ...)")
     stack.add_argument(
         "action",
         choices=["up", "down", "status"],
@@ -340,6 +387,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stack.add_argument("--json", action="store_true", help="status: print one JSON object")
     stack.set_defaults(func=_stack)
+
+    dags = sub.add_parser("dags", help="Airflow: list the DAGs, trigger one (and wait for it) through the REST API")
+    dags.add_argument("action", choices=["list", "trigger"], help="list: DAGs with paused state and next run, and"
+                      " import errors (exit 1 if any); trigger: start a run of DAG")  # fmt: skip
+    dags.add_argument("dag", nargs="?", help="trigger: the DAG id, e.g. nightly_retraining")
+    dags.add_argument(
+        "--conf", default=None, help='trigger: run parameters as a JSON object, e.g. \'{"region": "asia"}\''
+    )
+    dags.add_argument("--logical-date", default=None, help="trigger: ISO date-time of the run's data interval"
+                      " (default: none, a manual run)")  # fmt: skip
+    dags.add_argument("--run-id", default=None, help="trigger: the run id (default: Airflow's manual__<time>)")
+    dags.add_argument("--wait", action="store_true", help="trigger: follow the run's task states until it ends;"
+                      " exit 0 only on success")  # fmt: skip
+    dags.add_argument("--timeout", type=float, default=3600.0, help="trigger --wait: give up after this many seconds")
+    dags.add_argument("--keep-paused", action="store_true", help="trigger: do not unpause the DAG (new DAGs start"
+                      " paused, and the scheduler runs nothing of a paused DAG)")  # fmt: skip
+    dags.add_argument("--json", action="store_true", help="JSON on stdout (progress on stderr)")
+    dags.set_defaults(func=_dags)
 
     demo = sub.add_parser("demo", help="replay PhysioNet + simulated devices through the whole pipeline, summarise")
     demo.add_argument(

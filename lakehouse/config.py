@@ -116,6 +116,37 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class AirflowConfig:
+    """Airflow 3: the api-server's URL (REST API ``/api/v2``, tokens from ``/auth/token``), the admin user the CLI
+    and tests authenticate as, and how the local stack runs it (``embedded``: `lakehouse stack up` runs the
+    api-server, the scheduler and the dag-processor with ``executor`` on the ``database_uri`` metadata DB)."""
+
+    url: str
+    embedded: bool
+    username: str
+    password_file: Path  # the simple auth manager's JSON {user: password}, or a file holding only the password
+    database_uri: str  # SQLAlchemy URI of the metadata database (SQLite under the state folder by default)
+    executor: str
+    parallelism: int  # task instances running at once (each one is a process: keep it near the core count)
+
+
+@dataclass(frozen=True)
+class MlConfig:
+    """The sepsis model: MLflow experiment and registered model, GBT size, validation share, the promotion
+    gate (a challenger is promoted unless its ``gate_metric`` is below the champion's minus ``gate_tolerance``
+    on the same validation set) and the AUROC floor monitoring alerts on."""
+
+    experiment: str
+    model_name: str
+    validation_pct: int
+    max_iter: int
+    max_depth: int
+    gate_metric: str  # auroc, auprc or utility
+    gate_tolerance: float
+    auroc_floor: float
+
+
+@dataclass(frozen=True)
 class SparkConnectConfig:
     """The long-running Spark Connect server analysts attach to (``sc://host:port``) without a local JVM.
 
@@ -189,6 +220,8 @@ class Config:
     java_home: Path | None
     spark: SparkConfig
     mlflow: MlflowConfig
+    airflow: AirflowConfig
+    ml: MlConfig
     spark_connect: SparkConnectConfig
     topics: TopicsConfig
     stack: StackConfig
@@ -340,6 +373,49 @@ def _parse_observability(data: Mapping[str, Any], regions: Mapping[str, RegionCo
     )
 
 
+def _parse_airflow(data: Mapping[str, Any], state_dir: Path, root: Path) -> AirflowConfig:
+    where = "airflow"
+    url = _get(data, "url", str, where)
+    _port_of(url, f"{where}.url")
+    home = state_dir / "services" / "airflow"
+    password_file = _get(data, "password_file", str, where, "")
+    cfg = AirflowConfig(
+        url=url.rstrip("/"),
+        embedded=_get(data, "embedded", bool, where, False),
+        username=_get(data, "username", str, where, "admin"),
+        password_file=_path(password_file, root) if password_file else home / "passwords.json",
+        database_uri=_get(data, "database_uri", str, where, "") or f"sqlite:///{home / 'airflow.db'}",
+        executor=_get(data, "executor", str, where, "LocalExecutor"),
+        parallelism=_get(data, "parallelism", int, where, 2),
+    )
+    if cfg.parallelism < 1:
+        raise ConfigError(f"{where}.parallelism must be at least 1, got {cfg.parallelism}")
+    if not cfg.username or ":" in cfg.username or "," in cfg.username:
+        raise ConfigError(f"{where}.username must be a plain name (no ':' or ','), got {cfg.username!r}")
+    return cfg
+
+
+def _parse_ml(data: Mapping[str, Any]) -> MlConfig:
+    where = "ml"
+    cfg = MlConfig(
+        experiment=_get(data, "experiment", str, where, "sepsis_risk"),
+        model_name=_get(data, "model_name", str, where, "sepsis_risk"),
+        validation_pct=_get(data, "validation_pct", int, where, 20),
+        max_iter=_get(data, "max_iter", int, where, 40),
+        max_depth=_get(data, "max_depth", int, where, 4),
+        gate_metric=_get(data, "gate_metric", str, where, "auroc"),
+        gate_tolerance=_get(data, "gate_tolerance", float, where, 0.01),
+        auroc_floor=_get(data, "auroc_floor", float, where, 0.7),
+    )
+    if cfg.gate_metric not in ("auroc", "auprc", "utility"):
+        raise ConfigError(f"{where}.gate_metric must be auroc, auprc or utility, got {cfg.gate_metric!r}")
+    if not 0 < cfg.validation_pct < 100:
+        raise ConfigError(f"{where}.validation_pct must be between 1 and 99, got {cfg.validation_pct}")
+    if cfg.gate_tolerance < 0:
+        raise ConfigError(f"{where}.gate_tolerance must be >= 0, got {cfg.gate_tolerance}")
+    return cfg
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -392,6 +468,8 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             artifacts_uri=artifacts or (state_dir / "mlflow" / "artifacts").as_uri(),
             embedded=_get(mlflow, "embedded", bool, "mlflow", False),
         ),
+        airflow=_parse_airflow(_section(data, "airflow", where), state_dir, root),
+        ml=_parse_ml(_get(data, "ml", dict, where, {})),
         spark_connect=connect_cfg,
         topics=TopicsConfig(
             telemetry=_get(topics, "telemetry", str, "topics", "telemetry.vitals"),

@@ -15,6 +15,7 @@ from lakehouse.ingest.registry import REGISTRY_SCHEMA
 from lakehouse.ingest.silver import ACCEPTED_MESSAGES_SCHEMA, QUARANTINE_SCHEMA, SILVER_VITALS_SCHEMA
 from lakehouse.io import delta, tables
 from lakehouse.io.delta import TableSpec
+from lakehouse.ml.features import FEATURES_COMMENTS, FEATURES_SCHEMA, LABELS_SCHEMA
 
 # ops.ingest_batches: one row per silver micro-batch; key (region, batch_id); records = accepted + quarantined + duplicate.
 INGEST_BATCHES_SCHEMA = T.StructType(
@@ -207,6 +208,19 @@ SPECS: dict[str, TableSpec] = {
                       "closed_observation_time": "Observation that closed the alert (level changed or below threshold), UTC.",
                       "closed_time": "When the pipeline closed the alert, UTC; null while open.",
                       "opened_date": "UTC date of opened_observation_time (partition column).",
+                  }),
+        TableSpec("gold.features_hourly", FEATURES_SCHEMA, ("hour_date",),
+                  "Sepsis-model features, one row per patient-hour; key (patient_ref, hour_start); point-in-time: "
+                  "a row uses only measurements before hour_start + 1 h.",
+                  FEATURES_COMMENTS),
+        TableSpec("gold.sepsis_labels", LABELS_SCHEMA, (),
+                  "PhysioNet 2019 SepsisLabel per patient-hour (1 from 6 h before Sepsis-3 onset); key (patient_ref, "
+                  "hour_start); joins gold.features_hourly.",
+                  {
+                      "patient_ref": "Patient identifier (PhysioNet id, e.g. p000001). Key part 1 of (patient_ref, hour_start).",
+                      "hour_start": "Start of the ICU hour, UTC: the replay origin + iculos hours. Key part 2.",
+                      "iculos": "Hours since ICU admission as the source file counts them (ICULOS).",
+                      "sepsis_label": "1 for hours at or after t_sepsis - 6 h of a septic patient, else 0.",
                   }),
         TableSpec("ops.ingest_batches", INGEST_BATCHES_SCHEMA, (),
                   "Counts of every silver micro-batch; records = accepted + quarantined + duplicate messages.",

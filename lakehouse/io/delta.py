@@ -147,3 +147,17 @@ class BatchAppender:
             return False
         rows.write.format("delta").mode("append").option("userMetadata", self.marker(batch_id)).save(uri)
         return True
+
+
+def replace_range(spark: SparkSession, uri: str, rows: DataFrame, predicate: str) -> int:
+    """Overwrite exactly the rows matching ``predicate`` (a SQL condition every new row satisfies) with ``rows``
+    in one commit (Delta ``replaceWhere``); re-running the same range is idempotent. Returns the new version."""
+    rows.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
+    return table_version(spark, uri)
+
+
+def table_version(spark: SparkSession, uri: str) -> int:
+    """The table's latest Delta version."""
+    row = DeltaTable.forPath(spark, uri).history(1).select("version").first()
+    assert row is not None
+    return int(row["version"])

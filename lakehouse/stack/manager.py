@@ -54,7 +54,7 @@ def select(cfg: Config, only: Iterable[str] | None = None, with_optional: bool =
 
 def _running_pid(svc: Service) -> int | None:
     pid = process.read_pid(svc.pid_file)
-    return pid if svc.managed and process.is_ours(pid, svc.marker) else None
+    return pid if svc.managed and any(process.is_ours(pid, m) for m in svc.markers) else None
 
 
 def service_status(cfg: Config, svc: Service, timeout_s: float = 5.0) -> ServiceStatus:

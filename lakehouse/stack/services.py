@@ -73,6 +73,12 @@ class Service:
         return str(self.home)
 
     @property
+    def markers(self) -> tuple[str, ...]:
+        """Any of these on the command line proves the process is this service's (a process that retitles
+        itself, such as Airflow's api-server, has a second form)."""
+        return (self.marker,)
+
+    @property
     def host(self) -> str:
         return "127.0.0.1"
 
@@ -490,5 +496,6 @@ def services(cfg: Config) -> list[Service]:
         )
     )  # fmt: skip
     from lakehouse.observability.services import observability_services
+    from lakehouse.orchestration.services import airflow_services
 
-    return out + observability_services(cfg)
+    return out + airflow_services(cfg) + observability_services(cfg)

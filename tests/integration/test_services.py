@@ -29,6 +29,7 @@ def test_status_json_reports_every_service_healthy(stack: Config) -> None:
     assert names == {
         "kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia", "metastore-asia",
         "kafka-europe", "hdfs-namenode-europe", "hdfs-datanode-europe", "metastore-europe", "mlflow",
+        "airflow-api-server", "airflow-dag-processor", "airflow-scheduler",
         "pushgateway", "lakehouse-exporter", "prometheus",
     }  # fmt: skip
     for svc in report["services"]:

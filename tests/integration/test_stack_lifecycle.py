@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 PORT_SHIFT = 20000
 SUBSET = ["kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia", "mlflow"]
+AIRFLOW = ["airflow-api-server", "airflow-dag-processor", "airflow-scheduler"]  # one port: the api-server's
+LIFECYCLE = SUBSET + AIRFLOW
 
 
 def _shift(node: Any, key: str = "") -> Any:
@@ -85,11 +87,11 @@ def assert_clean_failure(result: Any, state: Path, *needles: str) -> None:
 
 def test_up_status_up_again_down(isolated: Path) -> None:
     env = env_for(write_isolated_config(isolated))
-    up = run_cli("stack", "up", *services_args(SUBSET), env=env)
+    up = run_cli("stack", "up", *services_args(LIFECYCLE), env=env)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert up.stdout.count("ready in") == len(SUBSET)
+    assert up.stdout.count("ready in") == len(LIFECYCLE)
 
-    status = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
+    status = json.loads(run_cli("stack", "status", "--json", *services_args(LIFECYCLE), env=env).stdout)
     assert status["healthy"] and all(s["healthy"] and s["pid"] for s in status["services"])
     pids = {s["name"]: s["pid"] for s in status["services"]}
     assert {s["port"] for s in status["services"]} == {
@@ -97,18 +99,19 @@ def test_up_status_up_again_down(isolated: Path) -> None:
         19000 + PORT_SHIFT,
         19866 + PORT_SHIFT,
         15000 + PORT_SHIFT,
+        18080 + PORT_SHIFT,
     }
 
-    again = run_cli("stack", "up", *services_args(SUBSET), env=env)
-    assert again.returncode == 0 and again.stdout.count("already running") == len(SUBSET)
-    status2 = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
+    again = run_cli("stack", "up", *services_args(LIFECYCLE), env=env)
+    assert again.returncode == 0 and again.stdout.count("already running") == len(LIFECYCLE)
+    status2 = json.loads(run_cli("stack", "status", "--json", *services_args(LIFECYCLE), env=env).stdout)
     assert {s["name"]: s["pid"] for s in status2["services"]} == pids
 
-    groups = {pid: process.group_members(pid) for pid in pids.values()}  # JVMs, MLflow and its workers
+    groups = {pid: process.group_members(pid) for pid in pids.values()}  # JVMs, MLflow and Airflow with their workers
     assert all(groups.values())
     down = run_cli("stack", "down", env=env)
     assert down.returncode == 0, down.stderr
-    assert down.stdout.count("stopped (pid") == len(SUBSET)
+    assert down.stdout.count("stopped (pid") == len(LIFECYCLE)
     assert processes_of(isolated) == []
     assert [p for members in groups.values() for p in members if process.is_alive(p)] == []
     for svc in status["services"]:
@@ -116,7 +119,8 @@ def test_up_status_up_again_down(isolated: Path) -> None:
     # data stays: the NameNode's formatted image and the MLflow database survive `down`
     assert (isolated / "hdfs" / "asia" / "name" / "current" / "VERSION").exists()
     assert (isolated / "services" / "mlflow" / "mlflow.db").exists()
-    after = json.loads(run_cli("stack", "status", "--json", *services_args(SUBSET), env=env).stdout)
+    assert (isolated / "services" / "airflow" / "airflow.db").exists()
+    after = json.loads(run_cli("stack", "status", "--json", *services_args(LIFECYCLE), env=env).stdout)
     assert after["healthy"] is False and not any(s["running"] for s in after["services"])
 
 

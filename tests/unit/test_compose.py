@@ -24,7 +24,7 @@ def _endpoints() -> list[tuple[str, str]]:
         out += [(f"webhdfs {region.name}", region.hdfs.webhdfs_url)]
         out += [(f"hive metastore {region.name}", region.metastore.uri or "")]
     out += [("spark master", CLUSTER.spark.master), ("mlflow", CLUSTER.mlflow.tracking_uri)]
-    out += [("spark connect", CLUSTER.spark_connect.url)]
+    out += [("spark connect", CLUSTER.spark_connect.url), ("airflow api", CLUSTER.airflow.url)]
     out += [("mlflow artifacts", CLUSTER.mlflow.artifacts_uri)]
     obs = CLUSTER.observability
     out += [("prometheus", obs.prometheus_url), ("pushgateway", obs.pushgateway_url)]
@@ -98,6 +98,21 @@ def test_image_versions_match_the_versions_the_project_pins() -> None:
 def test_lakehouse_containers_select_the_cluster_profile() -> None:
     for name in ("spark-worker-1", "airflow-scheduler"):
         assert SERVICES[name]["environment"]["LAKEHOUSE_ENV"] == "cluster"
+
+
+def test_airflow_runs_its_three_components_on_one_shared_setup() -> None:
+    names = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
+    commands = {SERVICES[n]["command"][1] for n in names}
+    assert commands == {"api-server", "scheduler", "dag-processor"}, "Airflow 3 needs all three"
+    envs = [SERVICES[n]["environment"] for n in names]
+    assert all(e == envs[0] for e in envs), "one configuration: the same JWT secret, DB and DAGs everywhere"
+    assert envs[0]["AIRFLOW__CORE__EXECUTOR"] == CLUSTER.airflow.executor
+    assert envs[0]["AIRFLOW__CORE__PARALLELISM"] == str(CLUSTER.airflow.parallelism)
+    api = urlparse(CLUSTER.airflow.url)
+    assert envs[0]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{CLUSTER.airflow.url}/execution/"
+    assert api.hostname == "airflow-apiserver"
+    password = CLUSTER.airflow.password_file
+    assert any(f"/run/secrets/{s}" == str(password) for s in SERVICES["airflow-scheduler"]["secrets"])
 
 
 def test_no_secret_values_in_compose() -> None:

@@ -1,0 +1,49 @@
+"""Nightly retraining of the sepsis model: features -> validate -> train -> evaluate -> register -> promote.
+
+Every task runs a jobs/ entry point (``job_task``) and is idempotent for its data interval: the features of the
+interval replace that range of gold.features_hourly, a training of the same interval and feature version
+reuses its MLflow run, registration reuses the version of that run, and the gate only moves aliases. Tasks pass
+identifiers, never objects: the training run is tagged with the data interval, and the later steps resolve the
+run and its model URI (runs:/<id>/model) from MLflow by that tag.
+
+Params: ``region`` (default: the primary), ``psv`` (a PhysioNet archive or folder to backfill features and
+labels from instead of silver.vitals, e.g. data/physionet2019-sample/training_setA_sample.tar.gz).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
+
+REGION = "{{ params.region }}"
+INTERVAL = "{{ data_interval_start }}"  # the train step tags its MLflow run with it; later steps find the run by it
+
+with DAG(
+    dag_id="nightly_retraining",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),  # daily; its interval is the previous day
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={
+        "region": Param("", type="string", description="region (empty: the primary)"),
+        "psv": Param("", type="string", description="PhysioNet .tar.gz/.psv folder to backfill from (empty: silver)"),
+    },
+    tags=["ml", "sepsis"],
+    doc_md=__doc__,
+):
+    features = job_task(
+        "features", "build_features", "--region", REGION, "--psv", "{{ params.psv }}",
+        "--start", "{{ data_interval_start }}", "--end", "{{ data_interval_end }}",
+    )  # fmt: skip
+    validate = job_task("validate", "validate_features", "--region", REGION)
+    train = job_task("train", "train", "train", "--region", REGION, "--tag", f"interval={INTERVAL}",
+                     "--tag", "airflow_run_id={{ run_id }}")  # fmt: skip
+    evaluate = job_task("evaluate", "train", "evaluate", "--interval", INTERVAL)
+    register = job_task("register", "train", "register", "--interval", INTERVAL)
+    promote = job_task("promote", "train", "promote", "--region", REGION)
+    features >> validate >> train >> evaluate >> register >> promote

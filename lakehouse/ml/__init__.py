@@ -1,0 +1,1 @@
+"""Sepsis model: point-in-time features, training on Spark, MLflow registry, scoring."""

@@ -1,0 +1,71 @@
+"""The nightly_retraining DAG through the real Airflow: triggered over the REST API, run by the real scheduler
+(LocalExecutor) on the real stack: features from the committed PhysioNet sample, validate, train on Spark, log
+to MLflow, register `sepsis_risk` and promote. A run whose first task fails fails as a whole."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from lakehouse.config import Config
+from lakehouse.devices.physionet import SAMPLE_ARCHIVE
+from lakehouse.orchestration.airflow import AirflowClient, DagRun
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "nightly_retraining"
+TASKS = {"features", "validate", "train", "evaluate", "register", "promote"}
+
+
+def _trigger(client: AirflowClient, conf: dict[str, Any], days_back: int) -> DagRun:
+    client.wait_for_dag(DAG_ID, timeout_s=120)
+    client.set_paused(DAG_ID, False)
+    # a distinct logical date per run (one run per logical date), after the DAG's start_date (earlier: no tasks)
+    moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days_back, minutes=7)
+    run = client.trigger(DAG_ID, conf, logical_date=moment + timedelta(seconds=datetime.now(UTC).second))
+    return client.wait(DAG_ID, run.run_id, timeout_s=2400, poll_s=5, progress=print)
+
+
+@pytest.fixture(scope="module")
+def retrained(stack: Config) -> DagRun:
+    return _trigger(AirflowClient.from_config(stack), {"psv": str(SAMPLE_ARCHIVE)}, days_back=30)
+
+
+def test_the_dag_runs_to_success_through_the_scheduler(retrained: DagRun) -> None:
+    assert retrained.state == "success", retrained.tasks
+    assert retrained.tasks == dict.fromkeys(TASKS, "success")
+
+
+def test_it_produced_an_mlflow_run_and_a_promoted_model_version(stack: Config, retrained: DagRun) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(stack.mlflow.tracking_uri, registry_uri=stack.mlflow.tracking_uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(stack.ml.experiment).experiment_id],
+        filter_string=f"tags.airflow_run_id = '{retrained.run_id}'",
+    )
+    assert len(runs) == 1, "one MLflow run per DAG run"
+    run = runs[0]
+    assert 0.5 < run.data.metrics["auroc"] <= 1.0 and 0.0 < run.data.metrics["auprc"] <= 1.0
+    assert {"utility", "brier", "ece", "threshold"} <= set(run.data.metrics)
+    assert run.data.params["features_uri"].endswith("/gold/features_hourly")
+    assert int(run.data.params["features_version"]) >= 1
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/roc_curve.png", "evaluation/pr_curve.png", "evaluation/feature_importance.png"} <= artifacts
+    versions = client.search_model_versions(f"name = '{stack.ml.model_name}' AND run_id = '{run.info.run_id}'")
+    assert len(versions) == 1
+    version = versions[0]
+    assert version.tags["gate.promoted"] in ("True", "False") and version.tags["gate.metric"] == stack.ml.gate_metric
+    champion = client.get_model_version_by_alias(stack.ml.model_name, "champion")
+    challenger = client.get_model_version_by_alias(stack.ml.model_name, "challenger")
+    assert challenger.version == version.version
+    assert (champion.version == version.version) == (version.tags["gate.promoted"] == "True")
+
+
+def test_a_failing_task_fails_the_run(stack: Config) -> None:
+    failed = _trigger(AirflowClient.from_config(stack), {"psv": "/nonexistent/physionet.tar.gz"}, days_back=60)
+    assert failed.state == "failed"
+    assert failed.tasks["features"] == "failed"
+    assert {failed.tasks[t] for t in TASKS - {"features"}} == {"upstream_failed"}
