@@ -8,16 +8,19 @@ streaming query fails loudly with its checkpoint not advanced, and retries the b
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.observability import metrics
 from lakehouse.quality.gx_facade import CheckResult, Validator
 from lakehouse.quality.results import results_frame
-from lakehouse.quality.suites import Severity, Suite
+from lakehouse.quality.suites import Severity, Suite, load_suite
 
 
 class DataQualityBlocked(LakehouseError):
@@ -83,8 +86,39 @@ def with_quarantine_reason(rows: DataFrame, reason: Column) -> DataFrame:
     )
 
 
-def publish(spark: SparkSession, outcome: Outcome, results_uri: str, run_id: str, region: str, scope: str) -> None:
-    """Append the outcome to ``dq.results`` and count its failures; then raise if a blocking check failed."""
-    outcome.rows(spark, run_id, region, scope).write.format("delta").mode("append").save(results_uri)
-    outcome.record_metrics(region)
-    outcome.raise_if_blocked(f"{outcome.suite.table} {scope}")
+def publish(
+    spark: SparkSession, outcomes: Sequence[Outcome], results_uri: str, run_id: str, region: str, scope: str
+) -> None:
+    """Append the outcomes to ``dq.results`` (one commit) and count their failures; then raise
+    :class:`DataQualityBlocked` if a blocking check failed (so the caller writes nothing of the batch)."""
+    frames = [o.rows(spark, run_id, region, scope) for o in outcomes]
+    if frames:
+        reduce(DataFrame.unionByName, frames).write.format("delta").mode("append").save(results_uri)
+    for outcome in outcomes:
+        outcome.record_metrics(region)
+    for outcome in outcomes:
+        outcome.raise_if_blocked(f"{outcome.suite.table} {scope}")
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What a streaming query needs to check its micro-batches: one validator (GX context) per query, the
+    suites of the tables it writes, and where results go."""
+
+    validator: Validator
+    suites: Mapping[str, Suite]
+    results_uri: str
+    region: str
+
+    def check(self, table: str, rows: DataFrame) -> Outcome:
+        return check(self.validator, self.suites[table], rows)
+
+
+def load_checks(cfg: Config, region: RegionConfig, tables: Sequence[str]) -> Checks | None:
+    """The checks of a query writing ``tables``; None when ``quality.enabled`` is false (benchmarks only)."""
+    if not cfg.quality.enabled:
+        return None
+    from lakehouse.tables import uri
+
+    loaded = {t: load_suite(cfg.quality.suites_dir, t) for t in tables}
+    return Checks(Validator(), loaded, uri(region, "dq.results"), region.name)

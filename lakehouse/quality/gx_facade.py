@@ -20,6 +20,7 @@ import great_expectations as gx
 from great_expectations import expectations as gxe
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from lakehouse.errors import ConfigError
 from lakehouse.quality.suites import Check, Suite
@@ -44,14 +45,40 @@ def _camel(expect: str) -> str:
     return "Expect" + "".join(part.capitalize() for part in expect.split("_"))
 
 
+# value checks that ignore nulls: their ``where`` becomes a masked column (the value where the filter holds,
+# else null), so every check of a frame shares one GX domain and GX bundles their counts into one
+# aggregate pass; a Spark row condition would make a domain, and Spark jobs, of its own per check
+_MASKABLE = ("column_values_to_be_between", "column_values_to_be_in_set")
+
+
+def _masked(check: Check) -> str | None:
+    """The masked column replacing ``check``'s column and ``where``, or None when the check is used as is."""
+    return f"__{check.name}" if check.where and check.expect in _MASKABLE else None
+
+
+def with_masked_columns(rows: DataFrame, checks: tuple[Check, ...]) -> DataFrame:
+    """``rows`` plus the masked column of every maskable check with a ``where``."""
+    masks = [
+        F.when(F.expr(str(c.where)), F.col(str(c.args["column"]))).alias(name)
+        for c in checks
+        if (name := _masked(c)) is not None
+    ]
+    return rows.select("*", *masks) if masks else rows
+
+
 def expectation(check: Check) -> Any:
-    """The GX expectation of ``check`` (its ``where`` becomes a Spark row condition)."""
+    """The GX expectation of ``check`` (its ``where`` becomes a masked column, else a Spark row condition)."""
     cls = getattr(gxe, _camel(check.expect), None)
     if cls is None:
         raise ConfigError(f"check {check.name}: great-expectations has no expect_{check.expect}")
-    extra: dict[str, Any] = {"row_condition": check.where, "condition_parser": "spark"} if check.where else {}
+    args = dict(check.args)
+    extra: dict[str, Any] = {}
+    if (masked := _masked(check)) is not None:
+        args["column"] = masked
+    elif check.where:
+        extra = {"row_condition": check.where, "condition_parser": "spark"}
     try:
-        return cls(**check.args, **extra, meta={"lakehouse_check": check.name, "severity": check.severity.value})
+        return cls(**args, **extra, meta={"lakehouse_check": check.name, "severity": check.severity.value})
     except (TypeError, ValueError) as exc:  # GX validates arguments with pydantic: name the check and the problem
         raise ConfigError(f"check {check.name}: invalid arguments for expect_{check.expect}: {exc}") from None
 
@@ -63,6 +90,8 @@ def _result(check: Check, raw: Any) -> CheckResult:
         return CheckResult(check, False, f"error: {exception}"[:1000], None, None)
     if "unexpected_count" in result:
         checked, failed = int(result.get("element_count") or 0), int(result["unexpected_count"] or 0)
+        if _masked(check) is not None:  # the masked-out rows are the null ones
+            checked -= int(result.get("missing_count") or 0)
         return CheckResult(check, bool(raw.success), f"{failed} of {checked} unexpected", checked, failed)
     observed = result.get("observed_value")
     return CheckResult(check, bool(raw.success), None if observed is None else str(observed), None, None)
@@ -116,7 +145,7 @@ class Validator:
         """Every check of ``suite`` on ``rows`` (persist ``rows`` first: each frame reads it once or twice)."""
         results: list[CheckResult] = []
         for frame, checks in suite.by_frame().items():
-            data = rows if frame is None else suite.derive(frame, rows)
+            data = with_masked_columns(rows if frame is None else suite.derive(frame, rows), checks)
             run = self._run(self._definition(suite, frame, checks), data)
             by_name = {r.expectation_config.meta.get("lakehouse_check"): r for r in run.results}
             results.extend(_result(c, by_name[c.name]) for c in checks)
