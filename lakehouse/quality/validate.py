@@ -118,6 +118,7 @@ def blocked(outcomes: list[PartitionOutcome]) -> list[str]:
 def report(spark: SparkSession, region: RegionConfig, days: int) -> DataFrame:
     """Per table and expectation over the last ``days`` days of dq.results: runs, failures, rows failed, last
     failure, severity (the summary `lakehouse dq report` prints)."""
+    delta.ensure_table(spark, uri(region, "dq.results"), SPECS["dq.results"])  # empty before any check ran
     results = spark.read.format("delta").load(uri(region, "dq.results"))
     since = F.date_sub(F.current_date(), days - 1)
     return (
