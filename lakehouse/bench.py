@@ -6,6 +6,7 @@ clean pipeline and leaves the regular tables alone. Numbers go to stdout as one 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import re
@@ -86,14 +87,47 @@ def _drain(spark: Any, start: Callable[..., Any], bench: Config, region: Any) ->
     }
 
 
-def ingest(cfg: Config, messages: int = 400_000, devices: int = 200, progress: Progress = print) -> dict[str, Any]:
-    """Sustained Kafka -> bronze, bronze -> silver and Kafka -> gold.news2 events/s beside Kafka's raw consume rate."""
+def ingest(
+    cfg: Config, messages: int = 400_000, devices: int = 200, progress: Progress = print, dq: str = "on"
+) -> dict[str, Any]:
+    """Sustained Kafka -> bronze, bronze -> silver and Kafka -> gold.news2 events/s beside Kafka's raw consume rate.
+
+    ``dq``: the data-quality checks (conf/quality) on, off, or both: then the whole run is made twice, each in
+    its own sandbox on the same generated load, checks off first, and the silver rate with checks on is
+    reported as a ratio of the rate with them off (target >= 0.80)."""
+    if dq not in ("on", "off", "both"):
+        raise ValueError(f"dq must be on, off or both, got {dq!r}")
+    if dq != "both":
+        return {**_ingest_once(cfg, messages, devices, progress, checks=dq == "on"), "dq": dq}
+    off = _ingest_once(cfg, messages, devices, progress, checks=False)
+    on = _ingest_once(cfg, messages, devices, progress, checks=True)
+
+    def ratio(key: str) -> float | None:
+        a, b = on["bronze_to_silver"][key], off["bronze_to_silver"][key]
+        return round(a / b, 4) if a and b else None
+
+    return {
+        "benchmark": "ingest",
+        "machine": machine(),
+        "messages": messages,
+        "dq": "both",
+        "checks_off": off,
+        "checks_on": on,
+        "silver_ratio_checks_on_to_off": ratio("events_per_s"),
+        "silver_steady_ratio_checks_on_to_off": ratio("steady_events_per_s"),
+        "target_dq_ratio": 0.80,
+    }
+
+
+def _ingest_once(cfg: Config, messages: int, devices: int, progress: Progress, checks: bool) -> dict[str, Any]:
+    """One sandboxed ingest run with the data-quality checks on or off."""
     from lakehouse import pipeline
     from lakehouse.ingest import bronze, news2_job, silver_job
     from lakehouse.session import build_spark
 
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=cfg.primary.name)
-    bench = isolated_config(cfg, "ingest")
+    bench = isolated_config(cfg, f"ingest-dq-{'on' if checks else 'off'}")
+    bench = dataclasses.replace(bench, quality=dataclasses.replace(bench.quality, enabled=checks))
     # the profile's own batch size (pipeline.max_offsets_per_trigger, 200,000 locally): with the default
     # 400,000 messages the Kafka queries drain the backlog in two or more micro-batches
     region = bench.primary
@@ -102,6 +136,7 @@ def ingest(cfg: Config, messages: int = 400_000, devices: int = 200, progress: P
     stages = (("kafka_to_bronze", bronze.start_bronze), ("bronze_to_silver", silver_job.start_silver),
               ("kafka_to_gold_news2", news2_job.start_news2))  # fmt: skip
     warm = max(2000, messages // 10)
+    progress(f"bench ingest: data-quality checks {'on' if checks else 'off'}")
     progress(f"bench ingest: warm-up pass over {warm} messages (JIT, first-batch planning; not measured)")
     simulator.simulate(
         bench, devices, rate=warm / 60, seconds=60, realtime=False, prefix="warm", progress=lambda _: None

@@ -266,6 +266,55 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dq(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from lakehouse.session import build_spark
+    from lakehouse.stack import manager
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    _log_job(cfg, "data_quality", region.name)
+    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
+    docs = cfg.quality.data_docs_dir(cfg.state_dir) / "index.html"
+    if args.action == "report":
+        from lakehouse.quality import validate
+
+        spark = build_spark(cfg, f"lakehouse-dq-report-{region.name}", persistent_catalog=False)
+        spark.sparkContext.setLogLevel("ERROR")
+        rows = validate.report(spark, region, args.days).collect()
+        print(f"data quality ({region.name}), last {args.days} day(s): {len(rows)} expectations checked")
+        head = f"{'table':<20} {'expectation':<38} {'severity':<10} {'runs':>6} {'failed':>6} {'rows failed':>11}"
+        print(f"{head}  last failure")
+        for r in rows:
+            print(
+                f"{r['table_name']:<20} {r['expectation']:<38} {r['severity']:<10} {r['runs']:>6} {r['failures']:>6} "
+                f"{r['rows_failed']:>11}  {r['last_failure'] or '-'}"
+            )
+        print(f"Data Docs: {docs}" + ("" if docs.is_file() else " (not rendered yet: run `lakehouse dq validate`)"))
+        return 0
+    from lakehouse.observability import exporter
+    from lakehouse.quality import suites, validate
+    from lakehouse.quality.gate import DataQualityBlocked
+
+    tables = sorted(suites.load_all(cfg.quality.suites_dir)) if args.table in (None, ["all"]) else args.table
+    for table in tables:
+        suites.load_suite(cfg.quality.suites_dir, table)  # a missing or broken suite fails before Spark starts
+    day = date.fromisoformat(args.date) if args.date else None
+    spark = build_spark(cfg, f"lakehouse-dq-validate-{region.name}", persistent_catalog=False)
+    spark.sparkContext.setLogLevel("ERROR")
+    outcomes, index = validate.validate_tables(spark, cfg, region, tables, day, progress=lambda m: print(m, flush=True))
+    exporter.push(cfg, "data_quality", region.name)
+    print(f"results appended to dq.results; Data Docs: {index}")
+    blocked = validate.blocked(outcomes)
+    if blocked:
+        raise DataQualityBlocked(
+            f"blocking expectations failed: {', '.join(blocked)}",
+            fix="see the Data Docs and dq.results; fix the data or the suite (conf/quality), then re-run",
+        )
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     from lakehouse import sql
     from lakehouse.session import build_spark
@@ -326,7 +375,7 @@ def _bench(args: argparse.Namespace) -> int:
     cfg = load_config()
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.kind == "ingest":
-        result = bench.ingest(cfg, messages=args.messages, progress=say)
+        result = bench.ingest(cfg, messages=args.messages, progress=say, dq=args.dq)
     else:
         result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
     print(json.dumps(result, indent=None if args.json else 2))
@@ -485,6 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
     fhir_in.add_argument("--region", default=None, help="region (default: the primary)")
     fhir_in.set_defaults(func=_import)
 
+    dq = sub.add_parser("dq", help="data quality: validate table partitions with the suites, summarise dq.results")
+    dq.add_argument("action", choices=["validate", "report"], help="validate: check partitions; report: summary")
+    dq.add_argument("--region", default=None, help="region (default: the primary)")
+    dq.add_argument(
+        "--table", action="append", default=None, help="validate: table to check, repeatable, or 'all' (default all)"
+    )
+    dq.add_argument("--date", default=None, help="validate: the partition date YYYY-MM-DD (default: the whole table)")
+    dq.add_argument("--days", type=int, default=7, help="report: days of dq.results to summarise (default 7)")
+    dq.set_defaults(func=_dq)
+
     sql = sub.add_parser("sql", help="run one SQL query over a region's catalog (gold.news2, silver.vitals, ...)")
     sql.add_argument("query", help='e.g. "SELECT ward, count(*) FROM gold.alerts GROUP BY ward"')
     sql.add_argument("--region", default=None, help="region whose catalog and tables to query (default: the primary)")
@@ -512,6 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)"
     )
+    bench.add_argument(
+        "--dq", choices=["on", "off", "both"], default="on",
+        help="ingest: data-quality checks on, off, or both (two runs, silver rate ratio on/off; default on)",
+    )  # fmt: skip
     bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)

@@ -210,6 +210,19 @@ class ObservabilityConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Data-quality checks: where the expectation suites live (YAML, one per table) and whether the
+    pipeline runs them on every micro-batch (``enabled: false`` only for benchmarks' checks-off runs)."""
+
+    enabled: bool
+    suites_dir: Path
+
+    def data_docs_dir(self, state_dir: Path) -> Path:
+        """Where GX Data Docs (HTML) are rendered: under the state folder."""
+        return state_dir / "dq" / "data_docs"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one profile."""
 
@@ -228,6 +241,7 @@ class Config:
     pipeline: PipelineConfig
     observability: ObservabilityConfig
     regions: Mapping[str, RegionConfig]
+    quality: QualityConfig = field(default_factory=lambda: QualityConfig(True, CONF_DIR / "quality"))
 
     @property
     def primary(self) -> RegionConfig:
@@ -426,6 +440,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     topics = _get(data, "topics", dict, where, {})
     stack = _get(data, "stack", dict, where, {})
     pipe = _get(data, "pipeline", dict, where, {})
+    quality = _get(data, "quality", dict, where, {})
     regions_raw = _section(data, "regions", where)
     regions = {str(n): _parse_region(str(n), _section(regions_raw, str(n), "regions")) for n in regions_raw}
     roles = sorted(r.role for r in regions.values())
@@ -496,6 +511,10 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
         ),
         observability=_parse_observability(_section(data, "observability", where), regions),
         regions=regions,
+        quality=QualityConfig(
+            enabled=_get(quality, "enabled", bool, "quality", True),
+            suites_dir=_path(_get(quality, "suites_dir", str, "quality", "conf/quality"), root),
+        ),
     )
 
 

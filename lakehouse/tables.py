@@ -16,6 +16,7 @@ from lakehouse.ingest.silver import ACCEPTED_MESSAGES_SCHEMA, QUARANTINE_SCHEMA,
 from lakehouse.io import delta, tables
 from lakehouse.io.delta import TableSpec
 from lakehouse.ml.features import FEATURES_COMMENTS, FEATURES_SCHEMA, LABELS_SCHEMA
+from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 
 # ops.ingest_batches: one row per silver micro-batch; key (region, batch_id); records = accepted + quarantined + duplicate.
 INGEST_BATCHES_SCHEMA = T.StructType(
@@ -39,7 +40,7 @@ DATABASES: dict[str, str] = {
               "and the device registry.",
     "gold": "Analyst-facing facts: NEWS2 per patient observation, alert episodes, per-minute and per-hour vital "
             "aggregates. Times are UTC.",
-    "dq": "Data-quality check results (arrive with the data-quality issue; empty until then).",
+    "dq": "Data-quality check results: one row per expectation per check run (micro-batch or partition).",
     "ops": "Operational bookkeeping of the pipeline: per-micro-batch counts for reconciliation.",
 }  # fmt: skip
 
@@ -221,6 +222,24 @@ SPECS: dict[str, TableSpec] = {
                       "hour_start": "Start of the ICU hour, UTC: the replay origin + iculos hours. Key part 2.",
                       "iculos": "Hours since ICU admission as the source file counts them (ICULOS).",
                       "sepsis_label": "1 for hours at or after t_sepsis - 6 h of a septic patient, else 0.",
+                  }),
+        TableSpec("dq.results", DQ_RESULTS_SCHEMA, ("checked_date",),
+                  "One row per expectation per check run (micro-batch or partition); key (run_id, table_name, expectation).",
+                  {
+                      "run_id": "Check run: <query>:<region>:<batch id> in the pipeline, a UUID for `dq validate`. Key part 1.",
+                      "region": "Region whose data was checked.",
+                      "table_name": "Table the suite belongs to (conf/quality/<table>.yaml). Key part 2.",
+                      "scope": "What was checked: 'stream batch <id>' or 'partition <column>=<date>'.",
+                      "expectation": "Check name in the suite (also the quarantine reason and the metric label). Key part 3.",
+                      "expectation_type": "great-expectations expectation type, e.g. expect_column_values_to_be_between.",
+                      "severity": "warn (recorded), quarantine (failing rows to silver.quarantine) or block (batch not promoted).",
+                      "success": "True when the expectation held on the checked rows.",
+                      "action": "What the failure did: recorded, quarantined, blocked; none when it held.",
+                      "observed_value": "What was observed: 'k of n unexpected' for row checks, else the aggregate (e.g. a max).",
+                      "rows_checked": "Rows the expectation looked at (after its row filter); null for aggregate checks.",
+                      "rows_failed": "Rows that failed it; null for aggregate checks.",
+                      "checked_time": "When the check ran, UTC.",
+                      "checked_date": "UTC date of checked_time (partition column).",
                   }),
         TableSpec("ops.ingest_batches", INGEST_BATCHES_SCHEMA, (),
                   "Counts of every silver micro-batch; records = accepted + quarantined + duplicate messages.",

@@ -2,7 +2,8 @@
 
 Event-time windows with a watermark, emitted in update mode and MERGEd by key, so a window's row is
 refined while late data (within the watermark) arrives and a retried micro-batch rewrites the same rows.
-Late data policy: a measurement later than the watermark (``pipeline.minute_watermark_s`` /
+Each batch is checked with the table's suite (conf/quality) before the MERGE; a blocking failure stops the
+query before anything is written. Late data policy: a measurement later than the watermark (``pipeline.minute_watermark_s`` /
 ``hourly_watermark_s``) is left out of that window's aggregate; it stays in silver.vitals and gold.news2.
 """
 
@@ -14,6 +15,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold
 from lakehouse.io import delta, streaming, tables
+from lakehouse.quality import gate
 from lakehouse.tables import uri
 
 KEYS = ["patient_ref", "vital", "window_start"]
@@ -26,10 +28,22 @@ def start_window_stream(
     """Start one windowed aggregate stream (``table`` is gold.vitals_minute or gold.vitals_hourly)."""
     watermark = cfg.pipeline.minute_watermark_s if table == "gold.vitals_minute" else cfg.pipeline.hourly_watermark_s
     target = uri(region, table)
+    checks = gate.load_checks(cfg, region, (table,))
 
-    def upsert(batch: DataFrame, _batch_id: int) -> None:
-        if not batch.isEmpty():  # no-data batches only advance the watermark: nothing to MERGE
+    def upsert(batch: DataFrame, batch_id: int) -> None:
+        if batch.isEmpty():  # no-data batches only advance the watermark: nothing to MERGE
+            return
+        if checks is None:
             delta.merge_upsert(spark, target, batch, KEYS)
+            return
+        rows = batch.persist()
+        try:  # a blocking failure raises before the MERGE: the batch is not promoted and retried on restart
+            outcome = checks.check(table, rows)
+            gate.publish(spark, [outcome], checks.results_uri, f"{table}:{region.name}:{batch_id}", region.name,
+                         f"stream batch {batch_id}")  # fmt: skip
+            delta.merge_upsert(spark, target, rows, KEYS)
+        finally:
+            rows.unpersist()
 
     source = spark.readStream.format("delta").load(uri(region, "silver.vitals"))
     writer = (

@@ -36,6 +36,7 @@ from lakehouse.ingest.contract import load_catalogue, load_dialects
 from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.io import checkpoints, delta, kafka, tables
 from lakehouse.observability import batches
+from lakehouse.quality import gate
 from lakehouse.tables import uri
 
 QUERY = "gold.news2"
@@ -183,6 +184,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     registry = spark.read.format("delta").load(uri(region, "silver.device_registry"))
     rows = early_warning(to_measurements(records, registry, cfg), rules)
     news2_uri = uri(region, "gold.news2")
+    checks = gate.load_checks(cfg, region, ("gold.news2",))
 
     def each(batch: DataFrame, batch_id: int) -> None:
         # computed once (the state store commits once); the actions below then plan over a small RDD
@@ -196,6 +198,10 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
             )
         if kinds.get("observation"):
             observations = rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
+            if checks is not None:  # a blocking failure raises here: not promoted, retried on restart
+                outcome = checks.check("gold.news2", observations)
+                gate.publish(spark, [outcome], checks.results_uri, f"{QUERY}:{region.name}:{batch_id}",
+                             region.name, f"stream batch {batch_id}")  # fmt: skip
             appender.append(observations, news2_uri, batch_id)
         rows.unpersist()
 

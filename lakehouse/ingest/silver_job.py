@@ -20,6 +20,7 @@ from lakehouse.ingest import silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
 from lakehouse.io import checkpoints, delta, streaming, tables
 from lakehouse.observability import batches
+from lakehouse.quality import gate
 from lakehouse.tables import uri
 
 QUERY = "silver.vitals"
@@ -35,13 +36,14 @@ class SilverContext:
     future_tolerance_s: int
     max_event_age_s: int
     appender: delta.BatchAppender  # idempotent appends, marked with the checkpoint's writer id
+    checks: gate.Checks | None = None  # the bronze.telemetry and silver.vitals suites (None: checks off)
 
     def uri(self, table: str) -> str:
         return uri(self.region, table)
 
 
 def context(cfg: Config, region: RegionConfig, appender: delta.BatchAppender) -> SilverContext:
-    """Load the contract (dialects, catalogue) and the region's settings for the silver stream."""
+    """Load the contract (dialects, catalogue), the region's settings and the data-quality suites."""
     catalogue = load_catalogue()
     return SilverContext(
         region=region,
@@ -50,6 +52,7 @@ def context(cfg: Config, region: RegionConfig, appender: delta.BatchAppender) ->
         future_tolerance_s=cfg.pipeline.future_tolerance_s,
         max_event_age_s=cfg.pipeline.max_event_age_s,
         appender=appender,
+        checks=gate.load_checks(cfg, region, ("bronze.telemetry", "silver.vitals")),
     )
 
 
@@ -83,6 +86,8 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
     registry = _read(spark, ctx.uri("silver.device_registry"))
     measurements = silver.with_registry(silver.explode_measurements(fresh, ctx.catalogue), registry)
     measurements = measurements.localCheckpoint(eager=True)
+    if ctx.checks is not None:
+        measurements = _check(spark, ctx.checks, messages, measurements, batch_id)
     m = measurements.agg(
         F.count(F.when(F.col("reason").isNull(), 1)).alias("ok"), F.count(F.col("reason")).alias("bad")
     ).first()
@@ -110,6 +115,22 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
     ctx.appender.append(row.select(*_ops_columns()), ctx.uri("ops.ingest_batches"), batch_id)
     batches.record_silver_batch(ctx.region.name, counts, quarantine, vitals)
     return counts
+
+
+def _check(
+    spark: SparkSession, checks: gate.Checks, messages: DataFrame, measurements: DataFrame, batch_id: int
+) -> DataFrame:
+    """Run the bronze ingestion-health and silver.vitals suites on the batch (both persisted already), record
+    the results, raise if a blocking check failed (nothing of the batch is written then), and return the
+    measurements with quarantine failures rejected (reason: the check's name)."""
+    health = checks.check("bronze.telemetry", messages)
+    vitals = checks.check("silver.vitals", silver.to_silver_vitals(measurements))
+    gate.publish(spark, [health, vitals], checks.results_uri, f"{QUERY}:{checks.region}:{batch_id}",
+                 checks.region, f"stream batch {batch_id}")  # fmt: skip
+    reason = vitals.quarantine_reason()
+    if reason is None:
+        return measurements
+    return gate.with_quarantine_reason(measurements, reason).localCheckpoint(eager=True)
 
 
 def _ops_columns() -> list[str]:

@@ -1,0 +1,16 @@
+"""spark-submit entry point: validate table partitions with the expectation suites (conf/quality).
+
+python jobs/data_quality.py [--region asia] [--table silver.vitals ...|all] [--date YYYY-MM-DD]
+
+Appends the results to dq.results, renders the Data Docs under the state folder, and exits non-zero
+(3) when a blocking expectation failed, so an Airflow task running it fails.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lakehouse.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["dq", "validate", *sys.argv[1:]]))

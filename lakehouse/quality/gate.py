@@ -1,0 +1,124 @@
+"""The severity gate: run a table's suite on a batch, then route what failed.
+
+warn: recorded (``dq.results`` and ``lakehouse_dq_failures_total``); quarantine: the failing rows get the
+check's name as their rejection reason (``with_quarantine_reason``: the caller sends them to
+``silver.quarantine``); block: :class:`DataQualityBlocked` is raised before the batch is written, so a
+streaming query fails loudly with its checkpoint not advanced, and retries the batch when restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import Config, RegionConfig
+from lakehouse.errors import LakehouseError
+from lakehouse.observability import metrics
+from lakehouse.quality.gx_facade import CheckResult, Validator
+from lakehouse.quality.results import results_frame
+from lakehouse.quality.suites import Severity, Suite, load_suite
+
+
+class DataQualityBlocked(LakehouseError):
+    """A blocking expectation failed: the batch was not promoted."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The results of one suite on one batch."""
+
+    suite: Suite
+    results: tuple[CheckResult, ...]
+
+    def failed(self, severity: Severity | None = None) -> list[CheckResult]:
+        return [r for r in self.results if not r.success and (severity is None or r.check.severity is severity)]
+
+    @property
+    def success(self) -> bool:
+        return not self.failed()
+
+    def quarantine_reason(self) -> Column | None:
+        """The name of the first failed quarantine check each row fails (null: none), or None if none failed."""
+        failed = self.failed(Severity.QUARANTINE)
+        if not failed:
+            return None
+        reason: Column = F.lit(None).cast("string")
+        for result in reversed(failed):
+            reason = F.when(result.check.violation(), F.lit(result.check.name)).otherwise(reason)
+        return reason
+
+    def raise_if_blocked(self, where: str) -> None:
+        blocked = self.failed(Severity.BLOCK)
+        if blocked:
+            detail = "; ".join(f"{r.check.name}: {r.observed}" for r in blocked)
+            raise DataQualityBlocked(
+                f"{where}: blocking expectations of {self.suite.table} failed ({detail}); the batch was not written",
+                fix=f"fix the data or the suite (conf/quality/{self.suite.table}.yaml), then restart: the batch is retried",
+            )
+
+    def rows(self, spark: SparkSession, run_id: str, region: str, scope: str) -> DataFrame:
+        """This outcome as ``dq.results`` rows."""
+        entries = [(r.check.name, r.check.expect, r.check.severity.value, r) for r in self.results]
+        return results_frame(spark, entries, run_id, region, self.suite.table, scope)
+
+    def record_metrics(self, region: str) -> None:
+        for r in self.failed():
+            metrics.record_dq_failure(region, self.suite.table, r.check.name, r.rows_failed or 1)
+
+
+def check(validator: Validator, suite: Suite, rows: DataFrame) -> Outcome:
+    """Run ``suite`` on ``rows`` (persisted by the caller)."""
+    return Outcome(suite, tuple(validator.validate(suite, rows)))
+
+
+def with_quarantine_reason(rows: DataFrame, reason: Column) -> DataFrame:
+    """Rows not rejected yet (``reason`` null) that fail a quarantine check get its name as their reason."""
+    tagged = F.when(F.col("reason").isNull(), reason)
+    detail = F.when(tagged.isNotNull(), F.concat(F.lit("data-quality check "), tagged, F.lit(" (conf/quality)")))
+    return rows.withColumn("detail", F.coalesce(detail, F.col("detail"))).withColumn(
+        "reason", F.coalesce(F.col("reason"), tagged)
+    )
+
+
+def publish(
+    spark: SparkSession, outcomes: Sequence[Outcome], results_uri: str, run_id: str, region: str, scope: str
+) -> None:
+    """Append the outcomes to ``dq.results`` (one commit) and count their failures; then raise
+    :class:`DataQualityBlocked` if a blocking check failed (so the caller writes nothing of the batch)."""
+    frames = [o.rows(spark, run_id, region, scope) for o in outcomes]
+    if frames:
+        reduce(DataFrame.unionByName, frames).write.format("delta").mode("append").save(results_uri)
+    for outcome in outcomes:
+        outcome.record_metrics(region)
+    for outcome in outcomes:
+        outcome.raise_if_blocked(f"{outcome.suite.table} {scope}")
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What a streaming query needs to check its micro-batches: one validator (GX context) per query, the
+    suites of the tables it writes, and where results go."""
+
+    validator: Validator
+    suites: Mapping[str, Suite]
+    results_uri: str
+    region: str
+
+    def check(self, table: str, rows: DataFrame) -> Outcome:
+        return check(self.validator, self.suites[table], rows)
+
+
+def load_checks(cfg: Config, region: RegionConfig, tables: Sequence[str]) -> Checks | None:
+    """The checks of a query writing ``tables``; None when ``quality.enabled`` is false (benchmarks only)."""
+    if not cfg.quality.enabled:
+        return None
+    from lakehouse.tables import uri
+
+    loaded = {t: load_suite(cfg.quality.suites_dir, t) for t in tables}
+    return Checks(Validator(), loaded, uri(region, "dq.results"), region.name)

@@ -1,0 +1,147 @@
+"""Expectation suites and the great-expectations facade on small hand-built DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config import CONF_DIR
+from lakehouse.errors import ConfigError
+from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
+from lakehouse.quality import gate, suites
+from lakehouse.quality.gx_facade import Validator
+from lakehouse.quality.results import DQ_RESULTS_SCHEMA
+from lakehouse.quality.suites import Severity
+
+SUITES = CONF_DIR / "quality"
+T0 = datetime(2026, 11, 25, 8, 0, 0)
+LOINC = {"heart_rate": ("8867-4", "/min"), "systolic_bp": ("8480-6", "mm[Hg]"), "diastolic_bp": ("8462-4", "mm[Hg]")}
+
+
+def vital(message: str, index: int, name: str, value: float, **over: Any) -> dict[str, Any]:
+    loinc, unit = LOINC[name]
+    row: dict[str, Any] = {
+        "message_id": message, "measurement_index": index, "device_id": "d1", "device_type": "bedside_monitor",
+        "patient_ref": "p1", "ward": "icu", "event_time": T0, "event_date": T0.date(), "seq": 1, "vital": name,
+        "loinc": loinc, "value": value, "unit": unit, "source_code": name, "source_value": value,
+        "source_unit": unit, "dialect": "d", "kafka_topic": "t", "kafka_partition": 0, "kafka_offset": index,
+        "ingest_time": T0 + timedelta(seconds=1),
+    }  # fmt: skip
+    row.update(over)
+    return row
+
+
+def frame(spark: SparkSession, rows: list[dict[str, Any]]) -> DataFrame:
+    names = [f.name for f in SILVER_VITALS_SCHEMA]
+    return spark.createDataFrame([tuple(r[n] for n in names) for r in rows], SILVER_VITALS_SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def validator(spark: SparkSession) -> Iterator[Validator]:
+    yield Validator()  # after the session: GX's Spark datasource would otherwise start one without the jars
+
+
+def by_name(outcome: gate.Outcome) -> dict[str, Any]:
+    return {r.check.name: r for r in outcome.results}
+
+
+def test_every_suite_in_the_repo_loads_and_becomes_gx_expectations(spark: SparkSession) -> None:
+    loaded = suites.load_all(SUITES)
+    assert {"silver.vitals", "bronze.telemetry", "gold.news2", "gold.alerts"} <= set(loaded)
+    validator = Validator()
+    for suite in loaded.values():
+        for frame_name, checks in suite.by_frame().items():
+            validator._definition(suite, frame_name, checks)  # builds every GX expectation, arguments checked
+        assert {c.severity for c in suite.checks} <= set(Severity)
+
+
+def test_clean_vitals_pass_every_silver_check(spark: SparkSession, validator: Validator) -> None:
+    rows = frame(spark, [vital("m1", 0, "heart_rate", 72.0), vital("m1", 1, "systolic_bp", 120.0),
+                         vital("m1", 2, "diastolic_bp", 80.0)])  # fmt: skip
+    outcome = gate.check(validator, suites.load_suite(SUITES, "silver.vitals"), rows)
+    assert outcome.success, [r for r in outcome.results if not r.success]
+    results = by_name(outcome)
+    assert results["heart_rate_range"].rows_checked == 1 and results["heart_rate_range"].rows_failed == 0
+    assert results["measurement_key_unique"].rows_checked == 3
+    assert outcome.quarantine_reason() is None
+    outcome.raise_if_blocked("test")  # nothing blocks
+
+
+def test_each_failure_is_found_with_its_counts(spark: SparkSession, validator: Validator) -> None:
+    rows = frame(spark, [
+        vital("m1", 0, "heart_rate", 280.0),                                    # outside 20-250
+        vital("m1", 1, "systolic_bp", 70.0), vital("m1", 2, "diastolic_bp", 90.0),  # DBP above SBP
+        vital("m2", 0, "heart_rate", 60.0, unit="bpm"),                         # unit not canonical
+        vital("m2", 0, "heart_rate", 61.0, event_time=T0 + timedelta(hours=1)),  # duplicate key, event ahead
+    ])  # fmt: skip
+    outcome = gate.check(validator, suites.load_suite(SUITES, "silver.vitals"), rows)
+    results = by_name(outcome)
+    assert (results["heart_rate_range"].rows_checked, results["heart_rate_range"].rows_failed) == (3, 1)
+    assert results["unit_canonical_rate"].rows_failed == 1
+    assert results["measurement_key_unique"].rows_failed == 2
+    assert not results["diastolic_below_systolic"].success and results["diastolic_below_systolic"].rows_failed == 1
+    assert not results["event_time_not_in_future"].success
+    assert float(str(results["event_time_not_in_future"].observed)) > 3000
+    assert {r.check.name for r in outcome.failed()} == {
+        "heart_rate_range", "unit_canonical_rate", "measurement_key_unique", "diastolic_below_systolic",
+        "event_time_not_in_future",
+    }  # fmt: skip
+    with pytest.raises(gate.DataQualityBlocked, match="measurement_key_unique"):
+        outcome.raise_if_blocked("test")
+
+
+def test_quarantine_picks_exactly_the_rows_gx_counted(spark: SparkSession, validator: Validator) -> None:
+    suite = suites.load_suite(SUITES, "silver.vitals").with_severities({"heart_rate_range": Severity.QUARANTINE})
+    rows = frame(spark, [vital("m1", 0, "heart_rate", 280.0), vital("m2", 0, "heart_rate", 10.0),
+                         vital("m3", 0, "heart_rate", 90.0), vital("m3", 1, "systolic_bp", 280.0),
+                         vital("m4", 0, "heart_rate", 60.0, unit="bpm")])  # fmt: skip
+    outcome = gate.check(validator, suite, rows)
+    reason = outcome.quarantine_reason()
+    assert reason is not None
+    tagged = gate.with_quarantine_reason(rows.withColumn("reason", F.lit(None).cast("string")).withColumn(
+        "detail", F.lit(None).cast("string")), reason)  # fmt: skip
+    got = {(r["message_id"], r["measurement_index"]): r["reason"] for r in tagged.collect()}
+    assert got == {("m1", 0): "heart_rate_range", ("m2", 0): "heart_rate_range", ("m3", 0): None,
+                   ("m3", 1): None, ("m4", 0): "unit_canonical_rate"}  # fmt: skip
+    assert by_name(outcome)["heart_rate_range"].rows_failed == 2
+
+
+def test_results_rows_have_the_dq_results_layout(spark: SparkSession, validator: Validator) -> None:
+    rows = frame(spark, [vital("m1", 0, "heart_rate", 280.0)])
+    outcome = gate.check(validator, suites.load_suite(SUITES, "silver.vitals"), rows)
+    out = outcome.rows(spark, "run-1", "asia", "stream batch 1")
+    assert out.schema == DQ_RESULTS_SCHEMA
+    got = {r["expectation"]: r for r in out.collect()}
+    assert len(got) == len(outcome.suite.checks)
+    hr = got["heart_rate_range"]
+    assert (hr["severity"], hr["success"], hr["action"], hr["rows_failed"]) == ("warn", False, "recorded", 1)
+    assert got["message_id_not_null"]["action"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "x", "expect": "column_values_to_not_be_null", "args": {"column": "a"}, "severity": "loud"}, "severity"),
+        ({"name": "X y", "expect": "column_values_to_not_be_null", "args": {"column": "a"}, "severity": "warn"}, "snake"),
+        ({"name": "x", "expect": "column_max_to_be_between", "args": {"column": "a"}, "severity": "quarantine"}, "row-level"),
+        ({"name": "x", "expect": "column_values_to_not_be_null", "args": {"column": "a"}, "frame": "f", "severity": "warn"},
+         "unknown frame"),
+    ],
+)  # fmt: skip
+def test_a_bad_suite_is_a_clear_config_error(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        suites.parse_suite({"table": "t", "expectations": [entry]}, "t.yaml")
+
+
+def test_an_unknown_expectation_type_is_a_clear_config_error(spark: SparkSession) -> None:
+    suite = suites.parse_suite(
+        {"table": "t", "expectations": [{"name": "x", "expect": "column_to_be_nice", "args": {}, "severity": "warn"}]},
+        "t.yaml",
+    )
+    with pytest.raises(ConfigError, match="no expect_column_to_be_nice"):
+        Validator()._definition(suite, None, suite.checks)
