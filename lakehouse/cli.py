@@ -259,6 +259,43 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replicate(args: argparse.Namespace) -> int:
+    from lakehouse.replication import replicator
+
+    cfg = load_config()
+    say = lambda m: print(m, flush=True)
+    if args.action == "verify":
+        from lakehouse.replication.verify import verify_table
+        from lakehouse.session import build_spark
+
+        source, target = cfg.region(args.source), cfg.region(args.target)
+        _log_job(cfg, "replicate-verify", target.name)
+        spark = build_spark(cfg, "lakehouse-replicate-verify", persistent_catalog=False)
+        failed = 0
+        for table in args.table or list(cfg.replication.tables):
+            say(f"verifying {table} ...")
+            checked = verify_table(spark, source, target, table, None if args.all_versions else args.versions)
+            say(f"  {checked.line()}")
+            failed += not checked.ok
+        say(f"verify {source.name} -> {target.name}: " + ("OK" if not failed else f"{failed} table(s) FAILED"))
+        return 1 if failed else 0
+    if args.once == (args.continuous is not None and args.continuous):
+        raise LakehouseError("give exactly one of --once or --continuous", fix="lakehouse replicate --once")
+    _log_job(cfg, "replicate", args.target)
+    rep = replicator.replicator(cfg, args.source or cfg.primary.name, args.target, progress=say)
+    if args.continuous:
+        interval = args.interval or cfg.replication.interval_s
+        say(f"replicating {rep.source.name} -> {rep.target.name} every {interval:g}s (Ctrl-C stops)")
+        replicator.run_continuous(rep, interval)
+        return 0
+    result = rep.run_pass(args.table)
+    say(
+        f"pass {result.source} -> {result.target}: {len(result.tables)} tables, "
+        f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s" + ("" if result.ok else " (some tables FAILED)")
+    )
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakehouse",
@@ -353,12 +390,39 @@ def build_parser() -> argparse.ArgumentParser:
     nbk.add_argument("--timeout", type=int, default=600, help="run: seconds per cell (default 600)")
     nbk.set_defaults(func=_notebook)
 
+    repl = sub.add_parser("replicate", help="DR: replicate the configured tables to another region, or verify a replica",
+                          description="Copy each table of replication.tables from --source to --target on Delta's"
+                          " log protocol (replica version N = source version N), or `verify` a replica version by"
+                          " version. Residency policies are enforced; state goes to ops.replication_state.")  # fmt: skip
+    repl.add_argument("action", nargs="?", choices=["run", "verify"], default="run",
+                      help="run (default): replicate; verify: compare the replica with the source")  # fmt: skip
+    repl.add_argument("--source", default=None, help="region replicated from (default: the primary)")
+    repl.add_argument("--target", required=True, help="region holding the replica, e.g. europe")
+    repl.add_argument("--once", action="store_true", help="one pass over every table, then exit")
+    repl.add_argument("--continuous", action="store_true", default=None, help="a pass every --interval until killed")
+    repl.add_argument(
+        "--interval", type=float, default=None, help="seconds between passes (default replication.interval_s)"
+    )
+    repl.add_argument("--table", action="append", help="only this table (repeatable)")
+    repl.add_argument("--versions", type=int, default=5,
+                      help="verify: check rows and checksum of the replica's latest N versions (default 5); "
+                      "every commit is compared byte for byte regardless")  # fmt: skip
+    repl.add_argument("--all-versions", action="store_true", help="verify: rows and checksum of every version")
+    repl.set_defaults(func=_replicate)
+
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
     bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
-    bench.add_argument("--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)")
-    bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
+    bench.add_argument(
+        "--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)"
+    )
+    bench.add_argument(
+        "--seconds",
+        type=float,
+        default=90.0,
+        help="latency: measured load duration (default 90)",
+    )
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)
 

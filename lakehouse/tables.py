@@ -15,6 +15,7 @@ from lakehouse.ingest.registry import REGISTRY_SCHEMA
 from lakehouse.ingest.silver import ACCEPTED_MESSAGES_SCHEMA, QUARANTINE_SCHEMA, SILVER_VITALS_SCHEMA
 from lakehouse.io import delta, tables
 from lakehouse.io.delta import TableSpec
+from lakehouse.replication import state as replication_state
 
 # ops.ingest_batches: one row per silver micro-batch; key (region, batch_id); records = accepted + quarantined + duplicate.
 INGEST_BATCHES_SCHEMA = T.StructType(
@@ -39,7 +40,7 @@ DATABASES: dict[str, str] = {
     "gold": "Analyst-facing facts: NEWS2 per patient observation, alert episodes, per-minute and per-hour vital "
             "aggregates. Times are UTC.",
     "dq": "Data-quality check results (arrive with the data-quality issue; empty until then).",
-    "ops": "Operational bookkeeping of the pipeline: per-micro-batch counts for reconciliation.",
+    "ops": "Operational bookkeeping: per-micro-batch counts for reconciliation, cross-region replication state.",
 }  # fmt: skip
 
 # Column comments shared by several tables.
@@ -221,6 +222,9 @@ SPECS: dict[str, TableSpec] = {
                       "measurements_quarantined": "Single measurements rejected into silver.quarantine.",
                       "processed_time": "When the batch was processed, UTC.",
                   }),
+        TableSpec(replication_state.TABLE, replication_state.REPLICATION_STATE_SCHEMA, (),
+                  "Replication state after the latest pass; one row per (table, source, target); lives in the target.",
+                  replication_state.COLUMNS),
     )
 }  # fmt: skip
 
