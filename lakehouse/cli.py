@@ -296,6 +296,52 @@ def _replicate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _failover(args: argparse.Namespace) -> int:
+    from lakehouse.replication import failover, fencing
+
+    cfg = load_config()
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    if args.status:
+        current, reached = fencing.current(cfg)
+        print(json.dumps({"epoch": current.epoch, "primary": current.primary, "reachable": reached}))
+        return 0
+    if not args.target_region:
+        raise LakehouseError(
+            "--target-region is required", fix="lakehouse failover --target-region europe --mode planned"
+        )
+    _log_job(cfg, "failover", args.target_region)
+    report = failover.failover(
+        cfg, args.target_region, args.mode, start_pipeline=not args.no_pipeline,
+        flowing_timeout_s=args.flowing_timeout, progress=say,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({**report.as_dict(), "rpo_versions": report.rpo_versions, "rpo_seconds": report.rpo_seconds}))
+    else:
+        print(
+            f"{report.mode} failover {report.source} -> {report.target}: epoch {report.epoch}, "
+            f"RPO {report.rpo_versions} versions / {report.rpo_seconds:.1f}s, RTO {report.rto_s:.1f}s, "
+            + ("flowing" if report.flowing or args.no_pipeline else "NOT flowing")
+        )
+    return 0 if report.flowing or args.no_pipeline else 1
+
+
+def _failback(args: argparse.Namespace) -> int:
+    from lakehouse.replication import failover
+
+    cfg = load_config()
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    _log_job(cfg, "failback", cfg.primary.name)
+    report = failover.failback(cfg, start_pipeline=not args.no_pipeline, progress=say)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for a in report.archived:
+            print(f"archived {a.table}: versions {a.archived_versions} ({a.rows_added} rows) in {a.archive}")
+        if report.switch is not None:
+            print(f"failback to {report.switch.target}: epoch {report.switch.epoch}, RTO {report.switch.rto_s:.1f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakehouse",
@@ -409,6 +455,24 @@ def build_parser() -> argparse.ArgumentParser:
                       "every commit is compared byte for byte regardless")  # fmt: skip
     repl.add_argument("--all-versions", action="store_true", help="verify: rows and checksum of every version")
     repl.set_defaults(func=_replicate)
+
+    fo = sub.add_parser("failover", help="DR: promote the secondary region (planned or disaster), with RPO and RTO",
+                        description="planned: stop the primary's pipeline, final replication pass (RPO 0), fence"
+                        " (new epoch), start the pipeline in the target on its Kafka, wait until it flows."
+                        " disaster: the primary is unreachable; promote with what was replicated and report"
+                        " the RPO per table.")  # fmt: skip
+    fo.add_argument("--target-region", default=None, help="region to promote, e.g. europe")
+    fo.add_argument("--mode", choices=["planned", "disaster"], default="planned", help="default planned")
+    fo.add_argument("--no-pipeline", action="store_true", help="fence and promote only; start no pipeline")
+    fo.add_argument("--flowing-timeout", type=float, default=120.0, help="seconds to wait for data to flow")
+    fo.add_argument("--status", action="store_true", help="print the region state in force (epoch, primary)")
+    fo.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
+    fo.set_defaults(func=_failover)
+
+    fb = sub.add_parser("failback", help="DR: return to the configured primary (its unreplicated commits archived)")
+    fb.add_argument("--no-pipeline", action="store_true", help="switch back without starting the pipeline")
+    fb.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
+    fb.set_defaults(func=_failback)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
     bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"

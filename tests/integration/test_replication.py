@@ -31,7 +31,7 @@ from lakehouse.replication import deltalog, state
 from lakehouse.replication.replicator import replicator
 from lakehouse.replication.verify import verify_table
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs a pipeline pass
 
 KINDS = "ops.repl_kinds"  # a table put through every kind of commit
 FORBIDDEN = "ops.repl_forbidden"
