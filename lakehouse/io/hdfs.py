@@ -8,6 +8,7 @@ rename, so a reader sees a file whole or not at all, and a rerun after a kill ov
 from __future__ import annotations
 
 import posixpath
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +36,24 @@ def temp_name(path: str, tag: str = "replicating") -> str:
 
 
 class Hdfs:
-    """One region's HDFS through WebHDFS; thread-safe for concurrent copies (one HTTP session per call)."""
+    """One region's HDFS through WebHDFS; safe for concurrent copies (an HTTP session per thread, and a
+    streamed read has its own, so a copy within one region does not write on the connection it reads)."""
 
     def __init__(self, region: RegionConfig, timeout_s: float = 60.0) -> None:
         self.region = region
-        self.client = InsecureClient(region.hdfs.webhdfs_url, user=region.hdfs.user, timeout=timeout_s)
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+
+    def _new_client(self) -> InsecureClient:
+        return InsecureClient(self.region.hdfs.webhdfs_url, user=self.region.hdfs.user, timeout=self.timeout_s)
+
+    @property
+    def client(self) -> InsecureClient:
+        """This thread's WebHDFS client."""
+        client: InsecureClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._new_client()
+        return client
 
     @property
     def root(self) -> str:
@@ -91,7 +105,7 @@ class Hdfs:
 
     def stream(self, path: str) -> Iterator[bytes]:
         """The content of ``path`` in chunks (for copies of large files)."""
-        with self.client.read(path, chunk_size=CHUNK) as chunks:
+        with self._new_client().read(path, chunk_size=CHUNK) as chunks:
             yield from chunks
 
     def publish(self, path: str, data: bytes | Iterator[bytes], mtime_ms: int | None = None) -> None:

@@ -83,7 +83,7 @@ class Commit:
     operation: str | None  # commitInfo.operation, e.g. WRITE, MERGE, OPTIMIZE, VACUUM END
     configuration: dict[str, str] | None  # metaData.configuration when the commit changes the metadata
     timestamp_ms: int | None  # commitInfo.timestamp
-    extra: dict[str, Any] = field(default_factory=dict)
+    sizes: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # add/cdc path -> (bytes, mtime ms)
 
 
 def parse_commit(version: int, data: bytes) -> Commit:
@@ -93,6 +93,7 @@ def parse_commit(version: int, data: bytes) -> Commit:
     operation: str | None = None
     configuration: dict[str, str] | None = None
     timestamp: int | None = None
+    sizes: dict[str, tuple[int, int | None]] = {}
     for line in data.decode("utf-8").splitlines():
         if not line.strip():
             continue
@@ -100,12 +101,16 @@ def parse_commit(version: int, data: bytes) -> Commit:
         if "add" in action:
             add = action["add"]
             files.append(relative(add["path"]))
+            if "size" in add:
+                sizes[files[-1]] = (int(add["size"]), add.get("modificationTime"))
             if add.get("deletionVector"):
                 dv = deletion_vector_path(add["deletionVector"])
                 if dv is not None:
                     files.append(dv)
         elif "cdc" in action:
             files.append(relative(action["cdc"]["path"]))
+            if "size" in action["cdc"]:
+                sizes[files[-1]] = (int(action["cdc"]["size"]), None)
         elif "remove" in action:
             removed.append(unquote(action["remove"]["path"]))
         elif "metaData" in action:
@@ -113,7 +118,7 @@ def parse_commit(version: int, data: bytes) -> Commit:
         elif "commitInfo" in action:
             operation = action["commitInfo"].get("operation")
             timestamp = action["commitInfo"].get("timestamp")
-    return Commit(version, tuple(dict.fromkeys(files)), tuple(removed), operation, configuration, timestamp)
+    return Commit(version, tuple(dict.fromkeys(files)), tuple(removed), operation, configuration, timestamp, sizes)
 
 
 def versions(names: Iterable[str]) -> list[int]:

@@ -188,20 +188,28 @@ class Replicator:
             removed = {p for c in commits for p in c.removed}
             needed = list(dict.fromkeys(p for c in commits for p in c.files))
 
+            sizes = {p: size for c in commits for p, size in c.sizes.items()}
+
             def copy(rel: str) -> tuple[int, int]:
                 src_path, dst_path = posixpath.join(src_table, rel), posixpath.join(dst_table, rel)
-                st = self.src.status(src_path)
-                if st is None:
-                    if rel in removed:
-                        return 0, 1  # added and removed within the backlog, then vacuumed: the source lacks it too
-                    raise LakehouseError(
-                        f"{table}: {rel} is referenced by the source's log but missing from its storage",
-                        fix="check the source table (lakehouse replicate verify) before replicating it",
-                    )
+                known = sizes.get(rel)  # the log records the size (and time) of data and change files
+                if known is None:
+                    st = self.src.status(src_path)
+                    known = None if st is None else (st.length, st.mtime_ms)
                 have = self.dst.status(dst_path)
-                if have is not None and have.length == st.length:
+                if known is not None and have is not None and have.length == known[0]:
                     return 0, 0
-                return copy_file(self.src, src_path, self.dst, dst_path, st.mtime_ms), 0
+                try:
+                    return copy_file(self.src, src_path, self.dst, dst_path, known[1] if known else None), 0
+                except Exception:
+                    if self.src.status(src_path) is not None:
+                        raise
+                if rel in removed:
+                    return 0, 1  # added and removed within the backlog, then vacuumed: the source lacks it too
+                raise LakehouseError(
+                    f"{table}: {rel} is referenced by the source's log but missing from its storage",
+                    fix="check the source table (lakehouse replicate verify) before replicating it",
+                )
 
             for copied, skipped in pool.map(copy, needed):
                 result.bytes += copied
