@@ -219,7 +219,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
-    if args.kind == "ingest":
+    if args.kind == "replication":
+        from lakehouse.replication import benchmark
+
+        secondary = next(r.name for r in cfg.regions.values() if r.role == "secondary")
+        result = benchmark.run(
+            cfg, cfg.primary.name, secondary, versions=args.versions, ingest_seconds=args.seconds, progress=say
+        )
+    elif args.kind == "ingest":
         result = bench.ingest(cfg, messages=args.messages, progress=say)
     else:
         result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
@@ -475,8 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
     fb.set_defaults(func=_failback)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
-    bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
-                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
+    bench.add_argument("kind", choices=["ingest", "latency", "replication"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
+                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; replication: asia -> europe MB/s"
+                       " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest")  # fmt: skip
+    bench.add_argument(
+        "--versions", type=int, default=12, help="replication: versions of the source table, 100000 rows each (default 12)"
+    )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     bench.add_argument(
         "--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)"
@@ -485,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds",
         type=float,
         default=90.0,
-        help="latency: measured load duration (default 90)",
+        help="latency: measured load duration (default 90); replication: steady-ingest duration",
     )
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)

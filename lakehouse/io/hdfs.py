@@ -124,8 +124,6 @@ class Hdfs:
     def publish_new(self, path: str, data: bytes, mtime_ms: int | None = None) -> bool:
         """Like :meth:`publish`, but never replaces: False when ``path`` already exists (a Delta commit is
         written once; HDFS rename refuses an existing target, so two writers cannot both win)."""
-        if self.client.status(path, strict=False) is not None:
-            return False
         tmp = temp_name(path)
         self.client.write(tmp, data=data, overwrite=True)
         if mtime_ms is not None:

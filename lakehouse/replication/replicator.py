@@ -211,33 +211,43 @@ class Replicator:
                     fix="check the source table (lakehouse replicate verify) before replicating it",
                 )
 
-            for copied, skipped in pool.map(copy, needed):
-                result.bytes += copied
-                result.files += 1 if copied else 0
-                result.vacuumed_skipped += skipped
-        sidecars_done = False
-        vacuumed = False
-        for c in commits:
-            name = deltalog.commit_name(c.version)
-            mtime = src_listing[name].mtime_ms
-            published = self.dst.publish_new(posixpath.join(dst_log, name), raw[c.version], mtime)
-            if not published and self.dst.read(posixpath.join(dst_log, name)) != raw[c.version]:
-                raise DivergedReplica(f"{table}: another writer published a different version {c.version}")
-            result.bytes += len(raw[c.version])
-            result.versions += 1
-            result.replicated_version = c.version
-            extras = [n for n in (f"{c.version:020d}.crc",) if n in src_listing and n not in dst_listing]
-            checkpoints = deltalog.checkpoint_files(src_listing, c.version)
-            if checkpoints and not sidecars_done:
-                self._copy_sidecars(src_log, dst_log)
-                sidecars_done = True
-            for n in [*checkpoints, *extras]:
-                if n not in dst_listing:
-                    st = src_listing[n]
-                    result.bytes += copy_file(
-                        self.src, posixpath.join(src_log, n), self.dst, posixpath.join(dst_log, n), st.mtime_ms
-                    )
-            vacuumed = vacuumed or c.operation == "VACUUM END"
+            # copies run ahead in the pool; each commit is published as soon as every file it references
+            # (and every earlier commit's) has landed, so publishing overlaps the copies of later versions
+            futures = {rel: pool.submit(copy, rel) for rel in needed}
+
+            def landed(files: Iterable[str]) -> None:
+                for rel in files:
+                    future = futures.pop(rel, None)
+                    if future is not None:
+                        copied, skipped = future.result()
+                        result.bytes += copied
+                        result.files += 1 if copied else 0
+                        result.vacuumed_skipped += skipped
+
+            sidecars_done = False
+            vacuumed = False
+            for c in commits:
+                landed(c.files)
+                name = deltalog.commit_name(c.version)
+                mtime = src_listing[name].mtime_ms
+                published = self.dst.publish_new(posixpath.join(dst_log, name), raw[c.version], mtime)
+                if not published and self.dst.read(posixpath.join(dst_log, name)) != raw[c.version]:
+                    raise DivergedReplica(f"{table}: another writer published a different version {c.version}")
+                result.bytes += len(raw[c.version])
+                result.versions += 1
+                result.replicated_version = c.version
+                extras = [n for n in (f"{c.version:020d}.crc",) if n in src_listing and n not in dst_listing]
+                checkpoints = deltalog.checkpoint_files(src_listing, c.version)
+                if checkpoints and not sidecars_done:
+                    self._copy_sidecars(src_log, dst_log)
+                    sidecars_done = True
+                for n in [*checkpoints, *extras]:
+                    if n not in dst_listing:
+                        st = src_listing[n]
+                        result.bytes += copy_file(
+                            self.src, posixpath.join(src_log, n), self.dst, posixpath.join(dst_log, n), st.mtime_ms
+                        )
+                vacuumed = vacuumed or c.operation == "VACUUM END"
         self._copy_last_checkpoint(src_log, dst_log, result.replicated_version)
         if vacuumed:
             result.pruned = self._prune(src_table, dst_table)
