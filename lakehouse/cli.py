@@ -374,7 +374,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     cfg = load_config()
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
-    if args.kind == "ingest":
+    if args.kind == "replication":
+        from lakehouse.replication import benchmark
+
+        secondary = next(r.name for r in cfg.regions.values() if r.role == "secondary")
+        result = benchmark.run(
+            cfg, cfg.primary.name, secondary, versions=args.versions, ingest_seconds=args.seconds, progress=say
+        )
+    elif args.kind == "ingest":
         result = bench.ingest(cfg, messages=args.messages, progress=say, dq=args.dq)
     else:
         result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
@@ -411,6 +418,89 @@ def _report(args: argparse.Namespace) -> int:
     cfg = load_config()
     page = report.render(cfg, Path(args.out), minutes=args.minutes)
     print(f"report written: {page}")
+    return 0
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    from lakehouse.replication import replicator
+
+    cfg = load_config()
+    say = lambda m: print(m, flush=True)
+    if args.action == "verify":
+        from lakehouse.replication.verify import verify_table
+        from lakehouse.session import build_spark
+
+        source, target = cfg.region(args.source), cfg.region(args.target)
+        _log_job(cfg, "replicate-verify", target.name)
+        spark = build_spark(cfg, "lakehouse-replicate-verify", persistent_catalog=False)
+        failed = 0
+        for table in args.table or list(cfg.replication.tables):
+            say(f"verifying {table} ...")
+            checked = verify_table(spark, source, target, table, None if args.all_versions else args.versions)
+            say(f"  {checked.line()}")
+            failed += not checked.ok
+        say(f"verify {source.name} -> {target.name}: " + ("OK" if not failed else f"{failed} table(s) FAILED"))
+        return 1 if failed else 0
+    if args.once == (args.continuous is not None and args.continuous):
+        raise LakehouseError("give exactly one of --once or --continuous", fix="lakehouse replicate --once")
+    _log_job(cfg, "replicate", args.target)
+    rep = replicator.replicator(cfg, args.source or cfg.primary.name, args.target, progress=say)
+    if args.continuous:
+        interval = args.interval or cfg.replication.interval_s
+        say(f"replicating {rep.source.name} -> {rep.target.name} every {interval:g}s (Ctrl-C stops)")
+        replicator.run_continuous(rep, interval)
+        return 0
+    result = rep.run_pass(args.table)
+    say(
+        f"pass {result.source} -> {result.target}: {len(result.tables)} tables, "
+        f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s" + ("" if result.ok else " (some tables FAILED)")
+    )
+    return 0 if result.ok else 1
+
+
+def _failover(args: argparse.Namespace) -> int:
+    from lakehouse.replication import failover, fencing
+
+    cfg = load_config()
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    if args.status:
+        current, reached = fencing.current(cfg)
+        print(json.dumps({"epoch": current.epoch, "primary": current.primary, "reachable": reached}))
+        return 0
+    if not args.target_region:
+        raise LakehouseError(
+            "--target-region is required", fix="lakehouse failover --target-region europe --mode planned"
+        )
+    _log_job(cfg, "failover", args.target_region)
+    report = failover.failover(
+        cfg, args.target_region, args.mode, start_pipeline=not args.no_pipeline,
+        flowing_timeout_s=args.flowing_timeout, progress=say,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({**report.as_dict(), "rpo_versions": report.rpo_versions, "rpo_seconds": report.rpo_seconds}))
+    else:
+        print(
+            f"{report.mode} failover {report.source} -> {report.target}: epoch {report.epoch}, "
+            f"RPO {report.rpo_versions} versions / {report.rpo_seconds:.1f}s, RTO {report.rto_s:.1f}s, "
+            + ("flowing" if report.flowing or args.no_pipeline else "NOT flowing")
+        )
+    return 0 if report.flowing or args.no_pipeline else 1
+
+
+def _failback(args: argparse.Namespace) -> int:
+    from lakehouse.replication import failover
+
+    cfg = load_config()
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    _log_job(cfg, "failback", cfg.primary.name)
+    report = failover.failback(cfg, start_pipeline=not args.no_pipeline, progress=say)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for a in report.archived:
+            print(f"archived {a.table}: versions {a.archived_versions} ({a.rows_added} rows) in {a.archive}")
+        if report.switch is not None:
+            print(f"failback to {report.switch.target}: epoch {report.switch.epoch}, RTO {report.switch.rto_s:.1f}s")
     return 0
 
 
@@ -564,9 +654,51 @@ def build_parser() -> argparse.ArgumentParser:
     nbk.add_argument("--timeout", type=int, default=600, help="run: seconds per cell (default 600)")
     nbk.set_defaults(func=_notebook)
 
+    repl = sub.add_parser("replicate", help="DR: replicate the configured tables to another region, or verify a replica",
+                          description="Copy each table of replication.tables from --source to --target on Delta's"
+                          " log protocol (replica version N = source version N), or `verify` a replica version by"
+                          " version. Residency policies are enforced; state goes to ops.replication_state.")  # fmt: skip
+    repl.add_argument("action", nargs="?", choices=["run", "verify"], default="run",
+                      help="run (default): replicate; verify: compare the replica with the source")  # fmt: skip
+    repl.add_argument("--source", default=None, help="region replicated from (default: the primary)")
+    repl.add_argument("--target", required=True, help="region holding the replica, e.g. europe")
+    repl.add_argument("--once", action="store_true", help="one pass over every table, then exit")
+    repl.add_argument("--continuous", action="store_true", default=None, help="a pass every --interval until killed")
+    repl.add_argument(
+        "--interval", type=float, default=None, help="seconds between passes (default replication.interval_s)"
+    )
+    repl.add_argument("--table", action="append", help="only this table (repeatable)")
+    repl.add_argument("--versions", type=int, default=5,
+                      help="verify: check rows and checksum of the replica's latest N versions (default 5); "
+                      "every commit is compared byte for byte regardless")  # fmt: skip
+    repl.add_argument("--all-versions", action="store_true", help="verify: rows and checksum of every version")
+    repl.set_defaults(func=_replicate)
+
+    fo = sub.add_parser("failover", help="DR: promote the secondary region (planned or disaster), with RPO and RTO",
+                        description="planned: stop the primary's pipeline, final replication pass (RPO 0), fence"
+                        " (new epoch), start the pipeline in the target on its Kafka, wait until it flows."
+                        " disaster: the primary is unreachable; promote with what was replicated and report"
+                        " the RPO per table.")  # fmt: skip
+    fo.add_argument("--target-region", default=None, help="region to promote, e.g. europe")
+    fo.add_argument("--mode", choices=["planned", "disaster"], default="planned", help="default planned")
+    fo.add_argument("--no-pipeline", action="store_true", help="fence and promote only; start no pipeline")
+    fo.add_argument("--flowing-timeout", type=float, default=120.0, help="seconds to wait for data to flow")
+    fo.add_argument("--status", action="store_true", help="print the region state in force (epoch, primary)")
+    fo.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
+    fo.set_defaults(func=_failover)
+
+    fb = sub.add_parser("failback", help="DR: return to the configured primary (its unreplicated commits archived)")
+    fb.add_argument("--no-pipeline", action="store_true", help="switch back without starting the pipeline")
+    fb.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
+    fb.set_defaults(func=_failback)
+
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
-    bench.add_argument("kind", choices=["ingest", "latency"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
-                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2")  # fmt: skip
+    bench.add_argument("kind", choices=["ingest", "latency", "replication"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
+                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; replication: asia -> europe MB/s"
+                       " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest")  # fmt: skip
+    bench.add_argument(
+        "--versions", type=int, default=12, help="replication: versions of the source table, 100000 rows each (default 12)"
+    )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     bench.add_argument(
         "--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)"
@@ -575,7 +707,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dq", choices=["on", "off", "both"], default="on",
         help="ingest: data-quality checks on, off, or both (two runs, silver rate ratio on/off; default on)",
     )  # fmt: skip
-    bench.add_argument("--seconds", type=float, default=90.0, help="latency: measured load duration (default 90)")
+    bench.add_argument(
+        "--seconds",
+        type=float,
+        default=90.0,
+        help="latency: measured load duration (default 90); replication: steady-ingest duration",
+    )
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
     bench.set_defaults(func=_bench)
 

@@ -209,6 +209,22 @@ class ObservabilityConfig:
     rpo_s: int  # DR recovery-point objective: replication lag above it is an alert
 
 
+RESIDENCY_POLICIES = ("allowed", "pseudonymous", "forbidden")
+PSEUDONYMOUS_PROPERTY = "lakehouse.residency.patientIds"  # table property a producer sets to "pseudonymous"
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """Cross-region table replication: pass interval, parallel file copies and, per table, its residency
+    policy: ``allowed`` (may leave its region as is), ``pseudonymous`` (only while the table declares
+    pseudonymous patient identifiers in its Delta property ``lakehouse.residency.patientIds``) or
+    ``forbidden`` (never leaves its region)."""
+
+    interval_s: float
+    parallelism: int
+    tables: Mapping[str, str]  # table name -> residency policy, in replication order
+
+
 @dataclass(frozen=True)
 class QualityConfig:
     """Data-quality checks: where the expectation suites live (YAML, one per table) and whether the
@@ -241,6 +257,7 @@ class Config:
     pipeline: PipelineConfig
     observability: ObservabilityConfig
     regions: Mapping[str, RegionConfig]
+    replication: ReplicationConfig
     quality: QualityConfig = field(default_factory=lambda: QualityConfig(True, CONF_DIR / "quality"))
 
     @property
@@ -430,6 +447,24 @@ def _parse_ml(data: Mapping[str, Any]) -> MlConfig:
     return cfg
 
 
+def _parse_replication(data: Mapping[str, Any]) -> ReplicationConfig:
+    where = "replication"
+    tables = _get(data, "tables", dict, where)
+    for table, policy in tables.items():
+        if not isinstance(table, str) or table.count(".") != 1:
+            raise ConfigError(f"{where}.tables: {table!r} is not a table name <layer>.<name>")
+        if policy not in RESIDENCY_POLICIES:
+            raise ConfigError(f"{where}.tables.{table} must be one of {RESIDENCY_POLICIES}, got {policy!r}")
+    cfg = ReplicationConfig(
+        interval_s=_get(data, "interval_s", float, where, 10.0),
+        parallelism=_get(data, "parallelism", int, where, 4),
+        tables={str(k): str(v) for k, v in tables.items()},
+    )
+    if cfg.interval_s <= 0 or cfg.parallelism < 1:
+        raise ConfigError(f"{where}: interval_s must be > 0 and parallelism >= 1")
+    return cfg
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -511,6 +546,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
         ),
         observability=_parse_observability(_section(data, "observability", where), regions),
         regions=regions,
+        replication=_parse_replication(_section(data, "replication", where)),
         quality=QualityConfig(
             enabled=_get(quality, "enabled", bool, "quality", True),
             suites_dir=_path(_get(quality, "suites_dir", str, "quality", "conf/quality"), root),

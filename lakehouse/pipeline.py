@@ -27,6 +27,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
 from lakehouse.io import kafka
 from lakehouse.observability import exporter, listener
+from lakehouse.replication import fencing
 from lakehouse.stack import manager, process
 from lakehouse.tables import SPECS, ensure_all, uri
 
@@ -63,6 +64,7 @@ class Reconciliation:
 def prepare(spark: SparkSession, cfg: Config, region: RegionConfig) -> None:
     """Topics and tables of the region exist (idempotent)."""
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
+    fencing.install(cfg, region)  # only the primary of the epoch in force runs; a newer epoch stops its writers
     kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
     ensure_all(spark, region)
@@ -108,6 +110,13 @@ def run_continuous(spark: SparkSession, cfg: Config, region: RegionConfig, progr
     signal.signal(signal.SIGINT, stop)
     progress(f"pipeline ({region.name}): {len(queries)} queries running: " + ", ".join(q.name or "?" for q in queries))
     while not stopping:
+        try:
+            fencing.check()
+        except fencing.Fenced as exc:
+            progress(f"pipeline ({region.name}): {exc.message}")
+            for q in queries:
+                q.stop()
+            raise
         for q in queries:
             if not q.isActive and not stopping:
                 raise LakehouseError(f"query {q.name} stopped: {q.exception()}", fix="read the pipeline log")

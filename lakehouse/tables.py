@@ -17,6 +17,7 @@ from lakehouse.io import delta, tables
 from lakehouse.io.delta import TableSpec
 from lakehouse.ml.features import FEATURES_COMMENTS, FEATURES_SCHEMA, LABELS_SCHEMA
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
+from lakehouse.replication import state as replication_state
 
 # ops.ingest_batches: one row per silver micro-batch; key (region, batch_id); records = accepted + quarantined + duplicate.
 INGEST_BATCHES_SCHEMA = T.StructType(
@@ -41,7 +42,7 @@ DATABASES: dict[str, str] = {
     "gold": "Analyst-facing facts: NEWS2 per patient observation, alert episodes, per-minute and per-hour vital "
             "aggregates. Times are UTC.",
     "dq": "Data-quality check results: one row per expectation per check run (micro-batch or partition).",
-    "ops": "Operational bookkeeping of the pipeline: per-micro-batch counts for reconciliation.",
+    "ops": "Operational bookkeeping: per-micro-batch counts for reconciliation, cross-region replication state.",
 }  # fmt: skip
 
 # Column comments shared by several tables.
@@ -254,6 +255,9 @@ SPECS: dict[str, TableSpec] = {
                       "measurements_quarantined": "Single measurements rejected into silver.quarantine.",
                       "processed_time": "When the batch was processed, UTC.",
                   }),
+        TableSpec(replication_state.TABLE, replication_state.REPLICATION_STATE_SCHEMA, (),
+                  "Replication state after the latest pass; one row per (table, source, target); lives in the target.",
+                  replication_state.COLUMNS),
     )
 }  # fmt: skip
 

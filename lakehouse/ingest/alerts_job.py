@@ -16,6 +16,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest.gold import ALERTS_SCHEMA
 from lakehouse.io import kafka, streaming, tables
+from lakehouse.replication import fencing
 from lakehouse.tables import uri
 
 QUERY = "gold.alerts"
@@ -43,6 +44,7 @@ def latest_event_per_alert(events: DataFrame) -> DataFrame:
 
 def merge_alerts(spark: SparkSession, target: str, events: DataFrame) -> None:
     """Insert new alerts; close open ones; anything else (a resend) changes nothing."""
+    fencing.check()
     (
         DeltaTable.forPath(spark, target)
         .alias("t")

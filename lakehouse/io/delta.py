@@ -9,6 +9,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from lakehouse.replication import fencing
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -89,6 +91,7 @@ def merge_insert(spark: SparkSession, uri: str, rows: DataFrame, keys: Sequence[
 
     Re-running the same rows inserts nothing, which makes a retried micro-batch idempotent.
     """
+    fencing.check()
     metrics = (
         DeltaTable.forPath(spark, uri)
         .alias("t")
@@ -102,6 +105,7 @@ def merge_insert(spark: SparkSession, uri: str, rows: DataFrame, keys: Sequence[
 
 def merge_upsert(spark: SparkSession, uri: str, rows: DataFrame, keys: Sequence[str]) -> None:
     """Replace the rows whose ``keys`` match and insert the others (``rows`` must be unique by keys)."""
+    fencing.check()
     (
         DeltaTable.forPath(spark, uri)
         .alias("t")
@@ -145,6 +149,7 @@ class BatchAppender:
             self.first_batch = batch_id
         if batch_id == self.first_batch and self.committed(uri, batch_id):
             return False
+        fencing.check()  # a fenced (stale) primary stops here, before its commit
         rows.write.format("delta").mode("append").option("userMetadata", self.marker(batch_id)).save(uri)
         return True
 

@@ -144,6 +144,16 @@ class LakehouseCollector(Collector):
         up = GaugeMetricFamily(
             "lakehouse_exporter_source_up", "1 when the exporter could read the source", labels=["region", "source"]
         )
+        replicated = GaugeMetricFamily(
+            "lakehouse_replication_replicated_version",
+            "Latest version the replica holds, per ops.replication_state (written by every replication pass)",
+            labels=["table", "source", "target", "status"],
+        )  # fmt: skip
+        last_pass = GaugeMetricFamily(
+            "lakehouse_replication_last_pass_timestamp_seconds",
+            "When the latest replication pass over the table ended (ops.replication_state)",
+            labels=["table", "source", "target"],
+        )  # fmt: skip
         primary = self.cfg.primary
         seen: dict[str, dict[str, TableVersion]] = {}
         for region in self.cfg.regions.values():
@@ -170,7 +180,27 @@ class LakehouseCollector(Collector):
                 versions, seconds = replication_lag(seen[primary.name][table], seen[region.name][table], now)
                 lag_v.add_metric([table, primary.name, region.name], versions)
                 lag_s.add_metric([table, primary.name, region.name], seconds)
-        yield from (version, lag_v, lag_s, offsets, up)
+            self._replication_state(region, replicated, last_pass, up)
+        yield from (version, lag_v, lag_s, offsets, up, replicated, last_pass)
+
+    @staticmethod
+    def _replication_state(
+        region: RegionConfig, replicated: GaugeMetricFamily, last_pass: GaugeMetricFamily, up: GaugeMetricFamily
+    ) -> None:
+        """The replication job's own account of each replica, from ops.replication_state in the target."""
+        from lakehouse.replication import state
+
+        try:
+            rows = state.read(region)
+        except Exception as exc:  # noqa: BLE001 - an unreadable state table must not hide the other metrics
+            log.warning(f"exporter: ops.replication_state of {region.name} unreadable: {exc}")
+            up.add_metric([region.name, "replication_state"], 0)
+            return
+        for r in rows:
+            labels = [str(r["table"]), str(r["source"]), str(r["target"])]
+            replicated.add_metric([*labels, str(r["status"])], float(str(r["replicated_version"])))
+            stamp = r["pass_time"]
+            last_pass.add_metric(labels, stamp.timestamp() if hasattr(stamp, "timestamp") else 0.0)
 
 
 def run_exporter(cfg: Config) -> None:

@@ -29,6 +29,7 @@ from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.observability import dashboards
 from lakehouse.stack import manager
+from lakehouse.tables import SPECS
 from tests.browser import visit
 from tests.conftest import run_cli
 
@@ -176,7 +177,7 @@ def test_exporter_reports_table_versions_and_replication_lag(observed: Observed)
     cfg = observed.cfg
     versions = {
         (r["metric"]["region"], r["metric"]["table"]): float(r["value"][1])
-        for r in wait_for(cfg, "lakehouse_table_version", lambda r: len(r) == 20, 60, "table versions")
+        for r in wait_for(cfg, "lakehouse_table_version", lambda r: len(r) == 2 * len(SPECS), 60, "table versions")
     }
     lag = {r["metric"]["table"]: float(r["value"][1]) for r in promql(cfg, "lakehouse_replication_lag_versions")}
     assert set(lag) == {t for _, t in versions}

@@ -1,0 +1,10 @@
+"""Entry point of `lakehouse failback` (docs/dr.md): python jobs/failback.py [options]."""
+
+from __future__ import annotations
+
+import sys
+
+from lakehouse.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["failback", *sys.argv[1:]]))

@@ -1,0 +1,10 @@
+"""Entry point of `lakehouse failover` (docs/dr.md): python jobs/failover.py [options]."""
+
+from __future__ import annotations
+
+import sys
+
+from lakehouse.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["failover", *sys.argv[1:]]))

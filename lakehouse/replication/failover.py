@@ -1,0 +1,276 @@
+"""Region failover and failback, timed: RPO (what the new primary lacks) and RTO (trigger to data flowing).
+
+planned:  stop the primary's pipeline, final replication pass (RPO 0), fence (new epoch), start the pipeline
+          in the target on its own Kafka, wait until it commits.
+disaster: the primary is unreachable: fence (new epoch, written where it can be), promote with what was
+          replicated; the RPO per table comes from the last pass's ``ops.replication_state`` in the target.
+failback: fence the old primary's HDFS, move its commits that never reached the new primary into an
+          archive (reported, never dropped), resynchronise it from the new primary, then a planned
+          failover back to it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lakehouse import pipeline
+from lakehouse.config import Config, RegionConfig
+from lakehouse.errors import LakehouseError
+from lakehouse.io.hdfs import Hdfs, copy_file
+from lakehouse.replication import deltalog, fencing, state
+from lakehouse.replication.replicator import Replicator
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TableRpo:
+    """What the promoted region lacks of one table."""
+
+    table: str
+    versions_lost: int
+    seconds_lost: float
+
+
+@dataclass
+class FailoverReport:
+    """The outcome of a failover (or the switch-back of a failback)."""
+
+    mode: str
+    source: str
+    target: str
+    epoch: int
+    rpo: list[TableRpo] = field(default_factory=list)
+    rto_s: float = 0.0
+    flowing: bool = False
+    steps: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+    @property
+    def rpo_versions(self) -> int:
+        """Versions lost over every table."""
+        return sum(r.versions_lost for r in self.rpo)
+
+    @property
+    def rpo_seconds(self) -> float:
+        """Worst seconds lost over every table."""
+        return max((r.seconds_lost for r in self.rpo), default=0.0)
+
+
+def _step(report: FailoverReport, progress: Progress, started: float, text: str) -> None:
+    line = f"[{time.monotonic() - started:6.1f}s] {text}"
+    report.steps.append(line)
+    progress(line)
+
+
+def _replicator(cfg: Config, source: RegionConfig, target: RegionConfig, progress: Progress) -> Replicator:
+    return Replicator(source, target, dict(cfg.replication.tables), cfg.replication.parallelism, progress)
+
+
+def _committed_versions(region: RegionConfig, table: str) -> int:
+    hdfs = Hdfs(region)
+    names = hdfs.list(posixpath.join(hdfs.table_path(table), "_delta_log"))
+    found = deltalog.versions(names)
+    return found[-1] if found else -1
+
+
+def wait_flowing(
+    cfg: Config, region: RegionConfig, baseline: dict[str, int], timeout_s: float, table: str = "bronze.telemetry"
+) -> bool:
+    """Whether ``table`` in ``region`` commits past ``baseline`` within ``timeout_s`` (the pipeline is flowing)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _committed_versions(region, table) > baseline.get(table, -1):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def failover(
+    cfg: Config,
+    target_name: str,
+    mode: str,
+    start_pipeline: bool = True,
+    flowing_timeout_s: float = 120.0,
+    progress: Progress = print,
+) -> FailoverReport:
+    """Make ``target_name`` the primary (``mode`` planned or disaster) and report RPO and RTO."""
+    started = time.monotonic()
+    if mode not in ("planned", "disaster"):
+        raise LakehouseError(f"unknown failover mode {mode!r}", fix="use --mode planned or --mode disaster")
+    current, reached = fencing.current(cfg)
+    target = cfg.region(target_name)
+    source = cfg.region(current.primary)
+    if target.name == source.name:
+        raise LakehouseError(f"{target.name} already is the primary (epoch {current.epoch})")
+    if not reached.get(target.name):
+        raise LakehouseError(f"the target region {target.name} does not answer: it cannot be promoted")
+    report = FailoverReport(mode, source.name, target.name, current.epoch + 1)
+    _step(
+        report,
+        progress,
+        started,
+        f"{mode} failover {source.name} -> {target.name} (epoch {current.epoch} -> {current.epoch + 1})",
+    )
+    tables = list(cfg.replication.tables)
+    if mode == "planned":
+        if not reached.get(source.name):
+            raise LakehouseError(
+                f"the primary {source.name} does not answer: a planned failover needs it",
+                fix=f"lakehouse failover --target-region {target.name} --mode disaster",
+            )
+        stopped = pipeline.stop_background(cfg, source)
+        _step(
+            report,
+            progress,
+            started,
+            f"primary pipeline stopped (pid {stopped})" if stopped else "no primary pipeline ran",
+        )
+        final = _replicator(cfg, source, target, lambda _m: None).run_pass()
+        if not final.ok:
+            bad = [t.line() for t in final.tables if t.status not in ("replicated", "up_to_date", "absent")]
+            raise LakehouseError("final replication pass failed; not promoting:\n  " + "\n  ".join(bad))
+        report.rpo = [TableRpo(t.table, t.lag_versions, t.lag_seconds) for t in final.tables if t.status != "absent"]
+        _step(
+            report,
+            progress,
+            started,
+            f"final replication pass: {final.bytes / 1e6:.1f} MB, RPO {report.rpo_versions} versions",
+        )
+    else:
+        rows = {str(r["table"]): r for r in state.read(target) if r["source"] == source.name}
+        now = datetime.now(UTC)
+        for table in tables:
+            row = rows.get(table)
+            if row is None or row["status"] == "absent":
+                continue
+            passed = row["pass_time"]
+            since = (now - passed).total_seconds() if isinstance(passed, datetime) else 0.0
+            lag_s = float(str(row["lag_seconds"]))
+            versions = int(str(row["lag_versions"]))
+            # commits after the last pass are lost too: bounded by the time since that pass
+            report.rpo.append(TableRpo(table, versions, (lag_s + since) if versions or since else 0.0))
+        _step(report, progress, started, f"promoting with what was replicated: RPO up to {report.rpo_seconds:.1f}s")
+    new = current.advanced(target.name, f"{mode} failover from {source.name}")
+    written = fencing.write(cfg, new)
+    _step(report, progress, started, f"fenced: epoch {new.epoch} written to {', '.join(written)}")
+    if start_pipeline:
+        baseline = {"bronze.telemetry": _committed_versions(target, "bronze.telemetry")}
+        pid = pipeline.start_background(cfg, target)
+        _step(report, progress, started, f"pipeline started in {target.name} on its Kafka (pid {pid})")
+        report.flowing = wait_flowing(cfg, target, baseline, flowing_timeout_s)
+        _step(report, progress, started, "data flowing in the new primary" if report.flowing else "NOT flowing yet")
+    report.rto_s = time.monotonic() - started
+    return report
+
+
+@dataclass
+class ArchivedTable:
+    """Commits of the old primary that never reached the new one, moved into the archive."""
+
+    table: str
+    common_version: int
+    archived_versions: list[int]
+    rows_added: int
+    archive: str
+
+
+@dataclass
+class FailbackReport:
+    """The outcome of a failback."""
+
+    archived: list[ArchivedTable]
+    switch: FailoverReport | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def _common_version(old: Hdfs, new: Hdfs, table: str) -> tuple[int, list[int]]:
+    """(highest version identical in both, versions of the old primary after it)."""
+    old_log = posixpath.join(old.table_path(table), "_delta_log")
+    new_log = posixpath.join(new.table_path(table), "_delta_log")
+    old_versions, new_versions = deltalog.versions(old.list(old_log)), set(deltalog.versions(new.list(new_log)))
+    common = -1
+    for v in reversed(old_versions):
+        if v in new_versions and old.read(posixpath.join(old_log, deltalog.commit_name(v))) == new.read(
+            posixpath.join(new_log, deltalog.commit_name(v))
+        ):
+            common = v
+            break
+    return common, [v for v in old_versions if v > common]
+
+
+def archive_diverged(
+    cfg: Config, old: RegionConfig, new: RegionConfig, epoch: int, progress: Progress
+) -> list[ArchivedTable]:
+    """Move the old primary's commits after the last one the new primary has into
+    ``<root>/_dr/archive/epoch=<n>/<layer>/<table>/`` (commits and the files they added), so the table is a
+    prefix of the new primary's again; returns what was archived."""
+    import json
+
+    src, dst = Hdfs(old), Hdfs(new)
+    out: list[ArchivedTable] = []
+    for table in cfg.replication.tables:
+        common, extra = _common_version(src, dst, table)
+        if not extra:
+            continue
+        table_path = src.table_path(table)
+        log = posixpath.join(table_path, "_delta_log")
+        archive = f"{src.root}/_dr/archive/epoch={epoch}/{table.replace('.', '/')}"
+        rows = 0
+        for v in extra:
+            name = deltalog.commit_name(v)
+            raw = src.read(posixpath.join(log, name))
+            commit = deltalog.parse_commit(v, raw)
+            for line in raw.decode().splitlines():
+                action = json.loads(line) if line.strip() else {}
+                stats = (action.get("add") or {}).get("stats")
+                if stats:
+                    rows += int(json.loads(stats).get("numRecords", 0))
+            for rel in commit.files:
+                if src.status(posixpath.join(table_path, rel)) is not None:
+                    copy_file(src, posixpath.join(table_path, rel), src, posixpath.join(archive, rel))
+            src.publish(posixpath.join(archive, "_delta_log", name), raw)
+        # the table becomes a prefix of the new primary's: drop the diverged log entries (newest first)
+        listing = src.list(log)
+        for v in reversed(extra):
+            for n in [deltalog.commit_name(v), f"{v:020d}.crc", *deltalog.checkpoint_files(listing, v)]:
+                if n in listing:
+                    src.delete(posixpath.join(log, n))
+        last = posixpath.join(log, deltalog.LAST_CHECKPOINT)
+        if src.status(last) is not None and deltalog.last_checkpoint_version(src.read(last)) > common:
+            src.delete(last)
+        out.append(ArchivedTable(table, common, extra, rows, archive))
+        progress(f"  {table}: {len(extra)} unreplicated commits (v{extra[0]}..v{extra[-1]}, {rows} rows) -> {archive}")
+    return out
+
+
+def failback(cfg: Config, start_pipeline: bool = True, progress: Progress = print) -> FailbackReport:
+    """Return to the configured primary: fence it, archive its unreplicated commits, resynchronise it from the
+    current primary, then a planned failover back to it."""
+    current, reached = fencing.current(cfg)
+    home = cfg.primary
+    if current.primary == home.name:
+        raise LakehouseError(f"{home.name} already is the primary (epoch {current.epoch}); nothing to fail back")
+    acting = cfg.region(current.primary)
+    if not reached.get(home.name):
+        raise LakehouseError(f"{home.name} does not answer: restore its HDFS and Kafka first")
+    fencing.write(cfg, current, [home.name])  # the old primary's own HDFS now holds the newer epoch
+    progress(f"failback to {home.name}: {home.name} fenced at epoch {current.epoch}")
+    archived = archive_diverged(cfg, home, acting, current.epoch, progress)
+    progress(f"{len(archived)} table(s) had unreplicated commits (archived, not dropped)")
+    resync = _replicator(cfg, acting, home, progress).run_pass()
+    if not resync.ok:
+        raise LakehouseError("resynchronisation failed; staying on " + acting.name)
+    switch = failover(cfg, home.name, "planned", start_pipeline=start_pipeline, progress=progress)
+    return FailbackReport(archived, switch)

@@ -1,0 +1,93 @@
+"""The replication rules that need no service: which files a commit references, residency decisions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lakehouse.config import PSEUDONYMOUS_PROPERTY
+from lakehouse.errors import LakehouseError
+from lakehouse.replication import deltalog
+from lakehouse.replication.policy import ResidencyViolation, check_residency
+
+
+def commit(*actions: dict[str, object]) -> bytes:
+    return "\n".join(json.dumps(a) for a in actions).encode()
+
+
+def test_deletion_vector_path_follows_the_protocol_example() -> None:
+    # PROTOCOL.md, "Deletion Vector Descriptor Schema": prefix "ab" + Z85-encoded UUID
+    dv = {"storageType": "u", "pathOrInlineDv": "ab^-aqEH.-t@S}K{vb[*k^", "offset": 4, "sizeInBytes": 40}
+    assert deltalog.deletion_vector_path(dv) == "ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin"
+    assert (
+        deltalog.deletion_vector_path(
+            {"storageType": "i", "pathOrInlineDv": "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L"}
+        )
+        is None
+    )
+
+
+def test_a_commit_references_its_data_change_and_deletion_vector_files() -> None:
+    dv = {
+        "storageType": "u",
+        "pathOrInlineDv": "ab^-aqEH.-t@S}K{vb[*k^",
+        "offset": 1,
+        "sizeInBytes": 36,
+        "cardinality": 2,
+    }
+    parsed = deltalog.parse_commit(
+        7,
+        commit(
+            {"commitInfo": {"operation": "MERGE", "timestamp": 1700000000000}},
+            {"metaData": {"configuration": {PSEUDONYMOUS_PROPERTY: "pseudonymous"}}},
+            {
+                "add": {
+                    "path": "d=2026-01-01/part%20one.parquet",
+                    "size": 10,
+                    "modificationTime": 5,
+                    "deletionVector": dv,
+                }
+            },
+            {"cdc": {"path": "_change_data/cdc-1.parquet", "size": 3}},
+            {"remove": {"path": "d=2026-01-01/old.parquet"}},
+        ),
+    )
+    assert parsed.files == (
+        "d=2026-01-01/part one.parquet",
+        "ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin",
+        "_change_data/cdc-1.parquet",
+    )
+    assert parsed.removed == ("d=2026-01-01/old.parquet",)
+    assert parsed.operation == "MERGE" and parsed.configuration == {PSEUDONYMOUS_PROPERTY: "pseudonymous"}
+    assert parsed.sizes["d=2026-01-01/part one.parquet"] == (10, 5)
+
+
+def test_a_shallow_clone_path_is_refused() -> None:
+    with pytest.raises(LakehouseError, match="shallow clone"):
+        deltalog.parse_commit(0, commit({"add": {"path": "hdfs://nn:9000/other/table/part-0.parquet"}}))
+
+
+def test_log_listing_helpers() -> None:
+    names = ["00000000000000000000.json", "00000000000000000010.json", "00000000000000000010.checkpoint.parquet",
+             "00000000000000000010.crc", "_last_checkpoint", ".00000000000000000011.json.replicating"]  # fmt: skip
+    assert deltalog.versions(names) == [0, 10]
+    assert deltalog.checkpoint_files(names, 10) == ["00000000000000000010.checkpoint.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "configuration", "refused"),
+    [
+        ("allowed", None, False),
+        ("forbidden", {PSEUDONYMOUS_PROPERTY: "pseudonymous"}, True),
+        ("pseudonymous", None, True),
+        ("pseudonymous", {PSEUDONYMOUS_PROPERTY: "no"}, True),
+        ("pseudonymous", {PSEUDONYMOUS_PROPERTY: "pseudonymous"}, False),
+    ],
+)
+def test_residency(policy: str, configuration: dict[str, str] | None, refused: bool) -> None:
+    if refused:
+        with pytest.raises(ResidencyViolation):
+            check_residency("silver.vitals", policy, configuration, 3)
+    else:
+        check_residency("silver.vitals", policy, configuration, 3)
