@@ -697,7 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; replication: asia -> europe MB/s"
                        " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest")  # fmt: skip
     bench.add_argument(
-        "--versions", type=int, default=12, help="replication: versions of the source table, 100000 rows each (default 12)"
+        "--versions",
+        type=int,
+        default=12,
+        help="replication: versions of the source table, 100000 rows each (default 12)",
     )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     bench.add_argument(

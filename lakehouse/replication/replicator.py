@@ -122,6 +122,9 @@ class Replicator:
         if policy == "forbidden":
             check_residency(table, policy, None, src_versions[-1])
         dst_listing = self.dst.list(dst_log)
+        for leftover in [n for n in dst_listing if n.startswith(".") and n.endswith(".replicating")]:
+            self.dst.delete(posixpath.join(dst_log, leftover))  # a killed pass's log temporaries (data ones are
+            del dst_listing[leftover]  # overwritten by the rerun, which copies those files again)
         dst_versions = deltalog.versions(dst_listing)
         have = dst_versions[-1] if dst_versions else -1
         self._check_prefix(table, src_log, dst_log, have, src_versions[-1])
