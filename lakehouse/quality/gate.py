@@ -68,8 +68,11 @@ class Outcome:
         return results_frame(spark, entries, run_id, region, self.suite.table, scope)
 
     def record_metrics(self, region: str) -> None:
-        for r in self.failed():
-            metrics.record_dq_failure(region, self.suite.table, r.check.name, r.rows_failed or 1)
+        """Count failures by check; every check run has its series (at 0 until it fails), so dashboards and
+        alerts tell "checked, no failure" from "never checked"."""
+        for r in self.results:
+            n = 0 if r.success else (r.rows_failed or 1)
+            metrics.record_dq_failure(region, self.suite.table, r.check.name, n)
 
 
 def check(validator: Validator, suite: Suite, rows: DataFrame) -> Outcome:

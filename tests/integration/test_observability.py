@@ -41,7 +41,6 @@ QUERIES = {"gold_news2", "gold_alerts", "bronze_telemetry", "silver_vitals", "go
 PENDING_PRODUCERS = {
     "lakehouse_model_": "ML models (training, evaluation, drift, scoring)",
     "lakehouse_airflow_": "Airflow DAGs (run callbacks)",
-    "lakehouse_dq_failures": "the data-quality expectations facade",
 }
 
 
