@@ -13,7 +13,8 @@ from lakehouse.config import Config
 from lakehouse.devices.physionet import SAMPLE_ARCHIVE
 from lakehouse.orchestration.airflow import AirflowClient, DagRun
 
-pytestmark = pytest.mark.integration
+# one real end-to-end pass: on the loaded 2-core machine it took 12-22 min, above the suite's 900 s per test
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 DAG_ID = "nightly_retraining"
 TASKS = {"features", "validate", "train", "evaluate", "register", "promote"}
