@@ -65,6 +65,26 @@ def test_it_produced_an_mlflow_run_and_a_promoted_model_version(stack: Config, r
     assert (champion.version == version.version) == (version.tags["gate.promoted"] == "True")
 
 
+def test_the_evaluation_reached_prometheus_through_the_pushgateway(stack: Config, retrained: DagRun) -> None:
+    """The model panels' producer: evaluate and promote push their gauges; Prometheus scrapes them."""
+    import json
+    import time
+    import urllib.parse
+    import urllib.request
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        url = f"{stack.observability.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return list(json.loads(resp.read())["data"]["result"])
+
+    deadline, found = time.monotonic() + 90, []
+    while time.monotonic() < deadline and len(found) < 3:
+        found = [e for e in ("lakehouse_model_auroc", "lakehouse_model_auroc_floor", "lakehouse_model_champion_version")
+                 if query(f'{e}{{model="{stack.ml.model_name}"}}')]  # fmt: skip
+        time.sleep(3)
+    assert len(found) == 3, found
+
+
 def test_a_failing_task_fails_the_run(stack: Config) -> None:
     failed = _trigger(AirflowClient.from_config(stack), {"psv": "/nonexistent/physionet.tar.gz"}, days_back=60)
     assert failed.state == "failed"

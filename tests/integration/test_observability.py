@@ -39,9 +39,14 @@ QUERIES = {"gold_news2", "gold_alerts", "bronze_telemetry", "silver_vitals", "go
 # Metrics whose producers belong to issues that have not landed: their panels must show no data yet (when
 # one lands, this test fails until its entry is removed here).
 PENDING_PRODUCERS = {
-    "lakehouse_model_": "ML models (training, evaluation, drift, scoring)",
+    "lakehouse_model_drift_index": "ML drift monitoring",
+    "lakehouse_model_scores": "ML scoring",
+    "lakehouse_model_alerts": "ML scoring",
     "lakehouse_airflow_": "Airflow DAGs (run callbacks)",
 }
+# Metrics produced by a heavier job whose own test asserts they reach Prometheus (test_nightly_retraining.py):
+# whether they have data here depends on whether that job ran on this stack, so their panels are not judged here.
+PRODUCED_ELSEWHERE = ("lakehouse_model_champion_version", "lakehouse_model_auroc", "lakehouse_model_utility")
 
 
 def promql(cfg: Config, expr: str) -> list[dict[str, Any]]:
@@ -196,6 +201,8 @@ def test_every_dashboard_panel_query_returns_data(observed: Observed, name: str)
     dashboard = dashboards.load_all()[name]
     empty, unexpected = [], []
     for q in dashboards.panel_queries(dashboard):
+        if any(name in q.expr for name in PRODUCED_ELSEWHERE):
+            continue
         result = promql(observed.cfg, dashboards.substitute(q.expr, observed.cfg.primary.name))
         if _pending(q.expr) is None and not result:
             empty.append(f"panel {q.panel_id} {q.title!r}: {q.expr}")
