@@ -23,7 +23,10 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
-PORT_SHIFT = 20000
+# below the kernel's ephemeral range (32768-60999 here): a +20000 shift put mlflow on 35000, where a client
+# socket of another process (here a Spark JVM) may sit by chance; 3000-17999 is clear of it and of the
+# default stack's own ports (15000-15002, 18080, 19xxx, 29xxx)
+PORT_SHIFT = -12000
 SUBSET = ["kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia", "mlflow"]
 AIRFLOW = ["airflow-api-server", "airflow-dag-processor", "airflow-scheduler"]  # one port: the api-server's
 LIFECYCLE = SUBSET + AIRFLOW
