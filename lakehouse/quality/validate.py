@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Config, RegionConfig
+from lakehouse.errors import LakehouseError
 from lakehouse.io import delta
 from lakehouse.quality import gate, suites
 from lakehouse.quality.gx_facade import Validator
@@ -26,7 +27,15 @@ from lakehouse.tables import SPECS, uri
 def checked_rows(spark: SparkSession, cfg: Config, region: RegionConfig, suite: suites.Suite) -> DataFrame:
     """The rows a suite is written for: the table itself, or for bronze ingestion health its records parsed by
     the contract (``reason`` set when a message is quarantined), as the silver stream sees them."""
-    rows = spark.read.format("delta").load(uri(region, suite.table))
+    from delta.tables import DeltaTable
+
+    location = uri(region, suite.table)
+    if not DeltaTable.isDeltaTable(spark, location):
+        raise LakehouseError(
+            f"{suite.table} does not exist in {region.name} ({location})",
+            fix="run the pipeline of the region first (`lakehouse pipeline run --once`), or check the profile",
+        )
+    rows = spark.read.format("delta").load(location)
     if suite.table != "bronze.telemetry":
         return rows
     from lakehouse.ingest import silver
