@@ -12,7 +12,7 @@ import base64
 import os
 import subprocess
 import sys
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -39,6 +39,18 @@ def _port(url: str) -> int:
     port = urlparse(url if "://" in url else f"tcp://{url}").port
     assert port is not None  # validated when the config was loaded
     return port
+
+
+def new_cluster_id(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, never starting with '-'.
+
+    Kafka's own ``Uuid.randomUuid`` avoids a leading '-' because the storage tool's
+    argument parser would read such an id as an option (1 in 64 random ids).
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(random_bytes(16)).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 @dataclass(frozen=True)
@@ -158,10 +170,10 @@ class KafkaBroker(Service):
         if (self.data_dir / "meta.properties").exists():
             return
         id_file = self.home / "cluster.id"
-        if not id_file.exists():
-            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        if not id_file.exists() or id_file.read_text().strip().startswith("-"):
+            id_file.write_text(new_cluster_id())
         cmd = self._java(cfg, java, "kafka.tools.StorageTool")
-        cmd += ["format", "-t", id_file.read_text().strip(), "-c", str(self.home / "server.properties")]
+        cmd += ["format", f"--cluster-id={id_file.read_text().strip()}", "-c", str(self.home / "server.properties")]
         self._run_once(cmd, cfg, java, "format")
 
     def _java(self, cfg: Config, java: Path, main: str) -> list[str]:
