@@ -1,21 +1,25 @@
 """data_quality_daily: validate yesterday's partition of every table that has a suite (conf/quality).
 
-One task per table runs ``jobs/data_quality.py --table <table> --date <yesterday>``: results go to
-dq.results, Data Docs under the state folder, and a blocking expectation makes the task (and the run) fail.
+One task per table runs ``jobs/data_quality.py --table <table> --date <day>``: results go to dq.results
+under the run id ``data_quality_daily:<Airflow run id>``, Data Docs under the state folder, and a blocking
+expectation makes that task (and the run) fail; the other tables are still checked.
+
+Params: ``region`` (default: the primary), ``date`` (YYYY-MM-DD; default: the day before the run's logical
+date, so the run at 00:00 of D checks D-1), e.g. to re-check a day after a fix.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Param
 
 from lakehouse.config import CONF_DIR
 from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
 
 # the tables with a suite in the repository (file names only: nothing is parsed at DAG-parse time)
 TABLES = sorted(p.stem for p in (CONF_DIR / "quality").glob("*.yaml"))
-YESTERDAY = "{{ macros.ds_add(ds, -1) }}"  # the run at 00:00 of D checks partition D-1
+DAY = "{{ params.date or macros.ds_add(ds, -1) }}"
 
 with DAG(
     dag_id="data_quality_daily",
@@ -24,7 +28,15 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     default_args=DEFAULT_ARGS,
+    params={
+        "region": Param("", type="string", description="region (empty: the primary)"),
+        "date": Param("", type="string", description="partition date YYYY-MM-DD (empty: the day before the run)"),
+    },
     tags=["lakehouse", "data-quality"],
+    doc_md=__doc__,
 ):
     for table in TABLES:
-        job_task(f"validate_{table.replace('.', '_')}", "data_quality", "--table", table, "--date", YESTERDAY)
+        job_task(
+            f"validate_{table.replace('.', '_')}", "data_quality", "--region", "{{ params.region }}",
+            "--table", table, "--date", DAY, "--run-id", "data_quality_daily:{{ run_id }}",
+        )  # fmt: skip

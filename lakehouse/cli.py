@@ -80,10 +80,11 @@ def _dags(args: argparse.Namespace) -> int:
         raise AirflowError("--conf must be a JSON object", fix='e.g. --conf \'{"region": "asia"}\'')
     logical = datetime.fromisoformat(args.logical_date) if args.logical_date else None
     client.wait_for_dag(args.dag, timeout_s=30.0)
-    if not args.keep_paused:
-        client.set_paused(args.dag, False)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
-    run = client.trigger(args.dag, conf, logical, run_id=args.run_id)
+    if args.keep_paused:
+        run = client.trigger(args.dag, conf, logical, run_id=args.run_id)
+    else:  # takes the logical date of a due scheduled run, so unpausing does not run the DAG twice
+        run = client.trigger_and_unpause(args.dag, conf, logical, run_id=args.run_id)
     say(f"triggered {run.dag_id} run {run.run_id} ({run.state})")
     if not args.wait:
         if args.json:
@@ -300,10 +301,17 @@ def _dq(args: argparse.Namespace) -> int:
     tables = sorted(suites.load_all(cfg.quality.suites_dir)) if args.table in (None, ["all"]) else args.table
     for table in tables:
         suites.load_suite(cfg.quality.suites_dir, table)  # a missing or broken suite fails before Spark starts
-    day = date.fromisoformat(args.date) if args.date else None
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise LakehouseError(
+            f"--date {args.date!r} is not a date", fix="give it as YYYY-MM-DD, e.g. 2026-11-26"
+        ) from None
     spark = build_spark(cfg, f"lakehouse-dq-validate-{region.name}", persistent_catalog=False)
     spark.sparkContext.setLogLevel("ERROR")
-    outcomes, index = validate.validate_tables(spark, cfg, region, tables, day, progress=lambda m: print(m, flush=True))
+    outcomes, index = validate.validate_tables(
+        spark, cfg, region, tables, day, progress=lambda m: print(m, flush=True), run_id=args.run_id
+    )
     exporter.push(cfg, "data_quality", region.name)
     print(f"results appended to dq.results; Data Docs: {index}")
     blocked = validate.blocked(outcomes)
@@ -631,6 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--table", action="append", default=None, help="validate: table to check, repeatable, or 'all' (default all)"
     )
     dq.add_argument("--date", default=None, help="validate: the partition date YYYY-MM-DD (default: the whole table)")
+    dq.add_argument(
+        "--run-id", default=None, help="validate: run id of the results in dq.results (default validate:<region>:<id>)"
+    )
     dq.add_argument("--days", type=int, default=7, help="report: days of dq.results to summarise (default 7)")
     dq.set_defaults(func=_dq)
 

@@ -4,6 +4,10 @@ The topic is the alert event log the real-time query publishes (open, then close
 micro-batch keeps the latest event per alert id (a close wins over an open) and MERGEs it by alert id:
 new alerts are inserted, a close updates the open row, and a resent event changes nothing, so a
 retried batch or an at-least-once duplicate leaves the table as it was.
+
+Each non-empty batch is checked with the gold.alerts suite (conf/quality) before the MERGE: a blocking
+failure stops the query before anything is written, so the batch is retried once the cause is fixed. The
+alerts themselves already reached clinical systems on the topic; the gate guards the table.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest.gold import ALERTS_SCHEMA
 from lakehouse.io import kafka, streaming, tables
+from lakehouse.quality import gate
 from lakehouse.replication import fencing
 from lakehouse.tables import uri
 
@@ -65,11 +70,17 @@ def merge_alerts(spark: SparkSession, target: str, events: DataFrame) -> None:
 def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start alerts.news2 -> gold.alerts (availableNow when ``once``)."""
     target = uri(region, "gold.alerts")
+    checks = gate.load_checks(cfg, region, (QUERY,))
 
-    def each(batch: DataFrame, _batch_id: int) -> None:
-        latest = latest_event_per_alert(parse_alert_events(batch))
-        if not latest.isEmpty():
-            merge_alerts(spark, target, latest)
+    def each(batch: DataFrame, batch_id: int) -> None:
+        latest = latest_event_per_alert(parse_alert_events(batch)).localCheckpoint(eager=True)
+        if latest.isEmpty():
+            return
+        if checks is not None:  # a blocking failure raises here: nothing merged, the batch is retried on restart
+            outcome = checks.check(QUERY, latest)
+            gate.publish(spark, [outcome], checks.results_uri, f"{QUERY}:{region.name}:{batch_id}", region.name,
+                         f"stream batch {batch_id}")  # fmt: skip
+        merge_alerts(spark, target, latest)
 
     source = kafka.read_kafka(spark, region, cfg.topics.alerts, streaming=True)
     writer = (

@@ -93,14 +93,16 @@ def validate_tables(
     tables: list[str],
     day: date | None,
     progress: Callable[[str], None] = print,
+    run_id: str | None = None,
 ) -> tuple[list[PartitionOutcome], Path]:
     """Check ``tables`` (each its partition ``day``), render the Data Docs; returns the outcomes and the index.
 
-    Blocking failures do not stop the other tables: every table is checked and documented first."""
+    The results share ``run_id`` in dq.results (default ``validate:<region>:<random id>``). Blocking failures do
+    not stop the other tables: every table is checked and documented first."""
     docs_dir = cfg.quality.data_docs_dir(cfg.state_dir)
     delta.ensure_table(spark, uri(region, "dq.results"), SPECS["dq.results"])
     validator = Validator(docs_dir)
-    run_id = f"validate:{region.name}:{uuid.uuid4().hex[:12]}"
+    run_id = run_id or f"validate:{region.name}:{uuid.uuid4().hex[:12]}"
     outcomes = []
     for table in tables:
         progress(f"checking {table}" + (f" partition {day}" if day else " (whole table)") + " ...")

@@ -125,6 +125,16 @@ def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, pro
     )
     stored = {r["alert_id"] for r in alerts.select("alert_id").collect()}  # type: ignore[attr-defined]
     assert stored <= {r["alert_id"] for r in published.filter("status = 'open'").collect()}
+    # every merged batch passed the gold.alerts suite first (conf/quality/gold.alerts.yaml), one result row per check
+    checked = table(spark, cfg, "dq.results").filter("table_name = 'gold.alerts'")
+    assert checked.filter("scope NOT LIKE 'stream batch %' OR NOT run_id LIKE 'gold.alerts:asia:%'").count() == 0  # type: ignore[attr-defined]
+    per_check = {r["expectation"]: r for r in checked.groupBy("expectation").agg(  # type: ignore[attr-defined]
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("success").cast("int")).alias("ok"),
+        F.sum("rows_checked").alias("rows")).collect()}  # fmt: skip
+    assert set(per_check) == {"alert_id_unique", "one_open_alert_per_patient_and_level", "alert_level_known",
+                              "alert_news2_range"}  # fmt: skip
+    assert len({r["n"] for r in per_check.values()}) == 1 and all(r["ok"] == r["n"] for r in per_check.values())
+    assert per_check["alert_id_unique"]["rows"] >= len(stored)  # each stored alert was in a checked batch
 
 
 def test_poison_messages_never_stop_the_stream(spark: SparkSession, profile: tuple[Path, Config]) -> None:

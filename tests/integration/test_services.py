@@ -1,22 +1,31 @@
-"""The real local stack: Kafka -> Spark, Delta on each region's HDFS, MLflow, and `stack up` idempotence."""
+"""The real local stack: Kafka -> Spark, Delta on each region's HDFS, MLflow, `stack up` idempotence, the demo on
+the default profile, and a real run of the data_quality_daily DAG over the tables the demo filled."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakehouse.config import Config
+from lakehouse.ingest.gold import ALERTS_SCHEMA
 from lakehouse.io import kafka, tables
+from lakehouse.orchestration.airflow import AirflowClient, DagRun
 from lakehouse.stack import manager
+from lakehouse.tables import uri
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
+
+DAILY = "data_quality_daily"
 
 
 def test_status_json_reports_every_service_healthy(stack: Config) -> None:
@@ -112,9 +121,62 @@ def test_mlflow_run_logged_and_read_back(stack: Config, tmp_path: Path) -> None:
     assert fetched.read_text() == "vital signs"
 
 
-def test_demo_runs_the_whole_path_and_reconciles(stack: Config) -> None:
+@pytest.fixture(scope="module")
+def demo(stack: Config) -> str:
+    """`lakehouse demo` on the default profile (fills the region's tables); its output."""
     result = run_cli("demo", "--patients", "10", "--devices", "6", "--messages", "300", "--bad-fraction", "0.2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "-> balanced" in result.stdout
+    return result.stdout
+
+
+def test_demo_runs_the_whole_path_and_reconciles(demo: str) -> None:
+    assert "-> balanced" in demo
     for table in ("bronze.telemetry", "silver.vitals", "silver.quarantine", "gold.news2", "gold.vitals_minute"):
-        assert table in result.stdout
+        assert table in demo
+
+
+DUPLICATE_ALERT = "dq-daily-test-duplicate"  # the alert id the test writes twice into gold.alerts (a blocking failure)
+
+
+@pytest.fixture(scope="module")
+def daily_checks(stack: Config, spark: SparkSession, demo: str) -> Iterator[tuple[DagRun, date]]:
+    """A real run of data_quality_daily through Airflow's scheduler over the day the demo filled, with one
+    blocking failure planted in that day's gold.alerts partition (removed afterwards)."""
+    region = stack.primary
+    day = spark.read.format("delta").load(uri(region, "bronze.telemetry")).agg(F.max("ingest_date")).first()
+    assert day is not None and day[0] is not None
+    moment = datetime.combine(day[0], datetime.min.time(), UTC)
+    planted = {"alert_id": DUPLICATE_ALERT, "patient_ref": "dq-daily-test", "level": "high", "status": "closed",
+               "opened_observation_time": moment, "opened_event_time": moment, "opened_time": moment,
+               "latest_observation_time": moment, "opened_date": day[0]}  # fmt: skip
+    alerts_uri = uri(region, "gold.alerts")
+    spark.createDataFrame([planted, planted], ALERTS_SCHEMA).write.format("delta").mode("append").save(alerts_uri)
+    client = AirflowClient.from_config(stack)
+    client.wait_for_dag(DAILY, timeout_s=120)
+    try:  # the partition to check is the demo's day; the logical date that of the due scheduled run, if any
+        fallback = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)  # unique, after the start_date
+        run = client.trigger_and_unpause(
+            DAILY, {"date": day[0].isoformat()}, client.due_scheduled_run(DAILY) or fallback
+        )
+        yield client.wait(DAILY, run.run_id, timeout_s=1200, poll_s=5, progress=print), day[0]
+    finally:
+        client.set_paused(DAILY, True)
+        DeltaTable.forPath(spark, alerts_uri).delete(F.col("alert_id") == DUPLICATE_ALERT)
+
+
+def test_data_quality_daily_runs_for_real_and_fails_on_a_blocking_expectation(
+    stack: Config, spark: SparkSession, daily_checks: tuple[DagRun, date]
+) -> None:
+    run, day = daily_checks
+    suites = sorted(p.stem for p in stack.quality.suites_dir.glob("*.yaml"))
+    assert run.state == "failed", run.tasks
+    # only the table with the planted failure fails; every other table's real data passed its suite
+    assert run.tasks == {
+        f"validate_{t.replace('.', '_')}": "failed" if t == "gold.alerts" else "success" for t in suites
+    }
+    results = spark.read.format("delta").load(uri(stack.primary, "dq.results"))
+    mine = results.filter(F.col("run_id") == f"{DAILY}:{run.run_id}")
+    assert {r["table_name"] for r in mine.select("table_name").distinct().collect()} == set(suites)
+    assert {r["scope"] for r in mine.select("scope").distinct().collect()} >= {f"partition ingest_date={day}"}
+    blocked = mine.filter("NOT success AND action = 'blocked'").select("table_name", "expectation").distinct().collect()
+    assert [(r[0], r[1]) for r in blocked] == [("gold.alerts", "alert_id_unique")]

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import jinja2
 import pytest
 
-from lakehouse.config import PROJECT_ROOT
+from lakehouse.config import CONF_DIR, PROJECT_ROOT
 from lakehouse.orchestration.services import DAGS_DIR
 
 # DAG ids the project promises, once the issue that builds each has landed (extend when adding a DAG)
@@ -77,3 +81,23 @@ def test_every_task_runs_a_jobs_entry_point(parsed: dict[str, Any]) -> None:
     for dag_id, dag in parsed["dags"].items():
         for task, command in dag["commands"].items():
             assert "/jobs/" in command, f"{dag_id}.{task} does not run a jobs/ entry point: {command!r}"
+
+
+def test_data_quality_daily_checks_every_suite_on_the_day_before_unless_a_date_is_given(parsed: dict[str, Any]) -> None:
+    dag = parsed["dags"]["data_quality_daily"]
+    suites = sorted(p.stem for p in (CONF_DIR / "quality").glob("*.yaml"))
+    assert dag["tasks"] == sorted(f"validate_{t.replace('.', '_')}" for t in suites)
+    assert dag["schedule"] == "@daily"
+    macros = SimpleNamespace(ds_add=lambda ds, days: (date.fromisoformat(ds) + timedelta(days=days)).isoformat())
+
+    def render(template: str, day: str) -> str:  # as Airflow renders it, for a run of logical date 2026-03-01
+        return jinja2.Template(template).render(
+            params={"date": day, "region": ""}, ds="2026-03-01", run_id="scheduled__x", macros=macros
+        )
+
+    for table in suites:
+        argv = shlex.split(dag["commands"][f"validate_{table.replace('.', '_')}"])
+        assert argv[1].endswith("/jobs/data_quality.py") and argv[argv.index("--table") + 1] == table
+        when = argv[argv.index("--date") + 1]
+        assert render(when, "") == "2026-02-28" and render(when, "2025-12-31") == "2025-12-31"
+        assert render(argv[argv.index("--run-id") + 1], "") == "data_quality_daily:scheduled__x"
