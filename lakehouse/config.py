@@ -266,8 +266,8 @@ class Config:
         return next(r for r in self.regions.values() if r.role == "primary")
 
     def region(self, name: str | None) -> RegionConfig:
-        """The named region, or the primary when ``name`` is None."""
-        if name is None:
+        """The named region, or the primary when ``name`` is None or empty (e.g. a DAG's empty ``region`` param)."""
+        if not name:
             return self.primary
         try:
             return self.regions[name]

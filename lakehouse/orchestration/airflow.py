@@ -211,9 +211,12 @@ class AirflowClient:
         catch-up the scheduler still runs the latest due interval), or None when none is due."""
         info = self.dag(dag_id)
         after, logical = info.get("next_dagrun_run_after"), info.get("next_dagrun_logical_date")
-        if not info.get("is_paused") or not after or not logical:
+        if not info.get("is_paused") or not after or not logical or _parse(after) > datetime.now(UTC):
             return None
-        return _parse(logical) if _parse(after) <= datetime.now(UTC) else None
+        # a run may hold that date already (an earlier trigger took it): the scheduler then creates none
+        query = urllib.parse.urlencode({"logical_date_gte": logical, "logical_date_lte": logical, "limit": 1})
+        taken = self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns?{query}")
+        return None if taken.get("total_entries") else _parse(logical)
 
     def trigger_and_unpause(
         self,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,13 +92,20 @@ def hdfs_datanode(webhdfs_url: str, user: str, timeout_s: float = 10.0) -> Probe
     if live < 1:
         return Probe(False, "no DataNode has registered with the NameNode yet")
     client = InsecureClient(webhdfs_url, user=user, timeout=timeout_s)
-    path = "/tmp/.lakehouse-probe"
+    # a file of this probe's own: two processes probing at once (two Airflow tasks) would otherwise overwrite
+    # each other's file mid-write, and the NameNode rejects the loser's close (lease lost): a false "down"
+    path = f"/tmp/.lakehouse-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         client.write(path, data=b"ok", overwrite=True)
         with client.read(path) as reader:
             body = reader.read()
     except Exception as exc:  # noqa: BLE001
         return Probe(False, f"a probe file did not round-trip through WebHDFS ({type(exc).__name__}: {exc})")
+    finally:
+        try:
+            client.delete(path)
+        except Exception:  # noqa: BLE001, S110 - a leftover probe file in /tmp harms nothing
+            pass
     return Probe(body == b"ok", f"{live} live DataNode(s), write/read ok")
 
 

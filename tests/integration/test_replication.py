@@ -205,6 +205,7 @@ def test_verify_detects_a_tampered_replica(spark: SparkSession, sandbox: Sandbox
     europe = Hdfs(cfg.regions["europe"])
     env = {**os.environ, "LAKEHOUSE_ENV": str(sandbox.path)}
     cmd = [sys.executable, "-m", "lakehouse", "replicate", "verify", "--source", "asia", "--target", "europe"]
+    cmd += ["--versions", "1"]  # the victim is a file of the latest version (every commit is compared regardless)
     ok = subprocess.run([*cmd, "--table", KINDS], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     table = europe.table_path(KINDS)

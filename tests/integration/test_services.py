@@ -180,3 +180,15 @@ def test_data_quality_daily_runs_for_real_and_fails_on_a_blocking_expectation(
     assert {r["scope"] for r in mine.select("scope").distinct().collect()} >= {f"partition ingest_date={day}"}
     blocked = mine.filter("NOT success AND action = 'blocked'").select("table_name", "expectation").distinct().collect()
     assert [(r[0], r[1]) for r in blocked] == [("gold.alerts", "alert_id_unique")]
+
+
+def test_datanode_probes_running_at_once_do_not_fail_each_other(stack: Config) -> None:
+    """Two jobs starting together (two Airflow tasks) both probe HDFS: neither may see the other as an outage."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakehouse.stack import probes
+
+    hdfs = stack.primary.hdfs
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: probes.hdfs_datanode(hdfs.webhdfs_url, hdfs.user), range(24)))
+    assert [o.detail for o in outcomes if not o.ok] == []

@@ -17,6 +17,7 @@ def test_local_profile_is_the_embedded_two_region_default() -> None:
     assert cfg.profile == "local"
     assert cfg.primary.name == "asia"
     assert cfg.region("europe").role == "secondary"
+    assert cfg.region(None) is cfg.region("") is cfg.primary  # "": a DAG's empty region param, rendered
     assert all(r.embedded is not None for r in cfg.regions.values())
     assert cfg.primary.warehouse_uri == "hdfs://127.0.0.1:19000/lakehouse"
     assert cfg.mlflow.embedded and cfg.mlflow.artifacts_uri.startswith("file://")
