@@ -74,13 +74,16 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
 
     def each(batch: DataFrame, batch_id: int) -> None:
         latest = latest_event_per_alert(parse_alert_events(batch)).localCheckpoint(eager=True)
-        if latest.isEmpty():
-            return
-        if checks is not None:  # a blocking failure raises here: nothing merged, the batch is retried on restart
-            outcome = checks.check(QUERY, latest)
-            gate.publish(spark, [outcome], checks.results_uri, f"{QUERY}:{region.name}:{batch_id}", region.name,
-                         f"stream batch {batch_id}")  # fmt: skip
-        merge_alerts(spark, target, latest)
+        try:
+            if latest.isEmpty():
+                return
+            if checks is not None:  # a blocking failure raises here: nothing merged, retried on restart
+                outcome = checks.check(QUERY, latest)
+                gate.publish(spark, [outcome], checks.results_uri, f"{QUERY}:{region.name}:{batch_id}",
+                             region.name, f"stream batch {batch_id}")  # fmt: skip
+            merge_alerts(spark, target, latest)
+        finally:
+            latest.unpersist()
 
     source = kafka.read_kafka(spark, region, cfg.topics.alerts, streaming=True)
     writer = (
