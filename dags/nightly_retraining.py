@@ -1,10 +1,12 @@
-"""Nightly retraining of the sepsis model: features -> validate -> train -> evaluate -> register -> promote.
+"""Nightly retraining of the sepsis model: features -> validate -> train -> evaluate -> register -> promote -> score
+-> drift.
 
 Every task runs a jobs/ entry point (``job_task``) and is idempotent for its data interval: the features of the
 interval replace that range of gold.features_hourly, a training of the same interval and feature version
-reuses its MLflow run, registration reuses the version of that run, and the gate only moves aliases. Tasks pass
-identifiers, never objects: the training run is tagged with the data interval, and the later steps resolve the
-run and its model URI (runs:/<id>/model) from MLflow by that tag.
+reuses its MLflow run, registration reuses the version of that run, the gate only moves aliases, batch scoring
+replaces the interval's rows of gold.risk_scores and drift appends one check. Tasks pass identifiers, never
+objects: the training run is tagged with the data interval, and the later steps resolve the run and its model URI
+(runs:/<id>/model) from MLflow by that tag; score and drift take the feature run's range from its XCom (JSON line).
 
 Params: ``region`` (default: the primary), ``psv`` (a PhysioNet archive or folder to backfill features and
 labels from instead of silver.vitals, e.g. data/physionet2019-sample/training_setA_sample.tar.gz).
@@ -20,7 +22,8 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
 
 REGION = "{{ params.region }}"
-INTERVAL = "{{ data_interval_start }}"  # the train step tags its MLflow run with it; later steps find the run by it
+INTERVAL = "{{ data_interval_start }}"
+FEATURES_RUN = "{{ ti.xcom_pull(task_ids='features') }}"  # the feature job's JSON line: its range, rows, versions  # the train step tags its MLflow run with it; later steps find the run by it
 
 with DAG(
     dag_id="nightly_retraining",
@@ -46,4 +49,6 @@ with DAG(
     evaluate = job_task("evaluate", "train", "evaluate", "--interval", INTERVAL)
     register = job_task("register", "train", "register", "--interval", INTERVAL)
     promote = job_task("promote", "train", "promote", "--region", REGION)
-    features >> validate >> train >> evaluate >> register >> promote
+    score = job_task("score", "score", "score", "--region", REGION, "--features-run", FEATURES_RUN)
+    drift = job_task("drift", "score", "drift", "--region", REGION, "--features-run", FEATURES_RUN)
+    features >> validate >> train >> evaluate >> register >> promote >> score >> drift

@@ -192,6 +192,78 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range_args(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    """--start/--end, or the range of a feature run's JSON line (--features-run, how the DAG passes it on)."""
+    start, end = args.start, args.end
+    if args.features_run:
+        try:
+            run = json.loads(args.features_run)
+            start, end = _timestamp(run["start"]), _timestamp(run["end"])
+        except (ValueError, KeyError, TypeError, argparse.ArgumentTypeError):
+            raise LakehouseError(
+                f"--features-run is not a feature job's JSON line: {args.features_run[:120]!r}",
+                fix='give the line jobs/build_features.py printed, e.g. {"start": "...", "end": "...", ...}',
+            ) from None
+    if start is None or end is None:
+        raise LakehouseError(f"ml {args.action} needs a range", fix="give --start and --end (or --features-run)")
+    return start, end
+
+
+def _ml(args: argparse.Namespace) -> int:
+    from lakehouse.session import build_spark
+    from lakehouse.stack import manager
+
+    cfg = load_config()
+    region = cfg.region(args.region)
+    _log_job(cfg, f"ml-{args.action}", region.name)
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    if args.action == "evaluate" and not args.psv_dir:
+        raise LakehouseError("ml evaluate needs --psv-dir", fix="give a folder of PhysioNet .psv files")
+    if args.action in ("score", "drift") and (args.start or args.end or args.features_run):
+        start, end = _range_args(args)
+    else:
+        start, end = None, args.end
+    manager.require(cfg, "mlflow")
+    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
+    spark = build_spark(cfg, f"lakehouse-ml-{args.action}-{region.name}", catalog_region=region.name)
+    spark.sparkContext.setLogLevel("ERROR")
+    from lakehouse.observability import exporter
+
+    result: dict[str, object]
+    if args.action == "evaluate":
+        from lakehouse.ml import evaluate
+
+        result = evaluate.evaluate_psv(
+            spark, cfg, args.psv_dir, args.model_uri, args.threshold, args.patients, progress=say
+        )
+    elif args.action == "score":
+        from lakehouse.ml import scoring
+
+        if start is None or end is None:
+            raise LakehouseError("ml score needs a range", fix="give --start and --end (or --features-run)")
+        result = scoring.batch_score(spark, cfg, region, start, end, progress=say).as_dict()
+        exporter.push(cfg, "model-scoring", region.name)
+    elif args.action == "drift":
+        from lakehouse.ml import drift
+
+        hours = args.hours
+        if start is not None and end is not None and hours is None:
+            hours = max(1, int((end - start).total_seconds() // 3600))
+        result = drift.check_drift(spark, cfg, region, end, hours, progress=say).as_dict()
+        exporter.push(cfg, "model-drift", region.name)
+    else:  # scorer
+        from lakehouse.ml import scoring
+
+        manager.require(cfg, "kafka", region=region.name)
+        query = scoring.start_scorer(spark, cfg, region, once=args.once, progress=say)
+        say(f"scorer ({region.name}): following silver.vitals" + (" (one catch-up pass)" if args.once else
+            f" every {cfg.ml.scorer_trigger_s} s; Ctrl-C or SIGTERM stops it"))  # fmt: skip
+        query.awaitTermination()
+        return 0
+    print(json.dumps(result, default=str, indent=None if args.json else 2))
+    return 0
+
+
 def _maintain(args: argparse.Namespace) -> int:
     from lakehouse import maintenance
     from lakehouse.session import build_spark
@@ -702,6 +774,29 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--no-pipeline", action="store_true", help="switch back without starting the pipeline")
     fb.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     fb.set_defaults(func=_failback)
+
+    ml = sub.add_parser("ml", help="the sepsis model: batch scoring, the live scorer, drift, external validation",
+                        description="The sepsis model in service (training and promotion run in the nightly_retraining"
+                        " DAG). score: the champion's risk of gold.features_hourly rows of a range -> gold.risk_scores;"
+                        " scorer: the live scorer stream (silver.vitals -> features -> risk scores and sepsis_risk"
+                        " alerts; a newly promoted champion is picked up at the next micro-batch); drift: PSI per"
+                        " feature and for the score, live window vs the champion's training data -> gold.model_drift;"
+                        " evaluate: metrics of a model on PhysioNet .psv files.")  # fmt: skip
+    ml.add_argument("action", choices=["score", "scorer", "drift", "evaluate"], help="what to do (see above)")
+    ml.add_argument("--region", default=None, help="region whose tables to use (default: the primary)")
+    ml.add_argument("--start", type=_timestamp, default=None, help="score/drift: first hour (ISO-8601, UTC)")
+    ml.add_argument("--end", type=_timestamp, default=None, help="score/drift: end (exclusive; drift default: now)")
+    ml.add_argument("--features-run", default=None, help="score/drift: instead of --start/--end, the JSON line"
+                    " jobs/build_features.py printed (its range)")  # fmt: skip
+    ml.add_argument("--hours", type=int, default=None, help="drift: live window length (default ml.drift_window_h)")
+    ml.add_argument("--once", action="store_true", help="scorer: one catch-up pass (availableNow), then stop")
+    ml.add_argument("--psv-dir", type=Path, default=None, help="evaluate: folder of PhysioNet .psv files (or .tar.gz)")
+    ml.add_argument("--model-uri", default="models:/sepsis_risk@champion",
+                    help="evaluate: model to evaluate (default models:/sepsis_risk@champion)")  # fmt: skip
+    ml.add_argument("--threshold", type=float, default=None, help="evaluate: alarm threshold (default: the model's)")
+    ml.add_argument("--patients", type=int, default=None, help="evaluate: only the first N patients")
+    ml.add_argument("--json", action="store_true", help="one JSON line on stdout, progress on stderr")
+    ml.set_defaults(func=_ml)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
     bench.add_argument("kind", choices=["ingest", "latency", "replication"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"

@@ -144,6 +144,9 @@ class MlConfig:
     gate_metric: str  # auroc, auprc or utility
     gate_tolerance: float
     auroc_floor: float
+    alert_threshold: float | None = None  # risk score raising a sepsis_risk alert (None: the champion's own)
+    scorer_trigger_s: int = 60  # the live scorer's micro-batch interval
+    drift_window_h: int = 24  # drift: the live window (hours of features and scores) compared with training
 
 
 @dataclass(frozen=True)
@@ -437,7 +440,14 @@ def _parse_ml(data: Mapping[str, Any]) -> MlConfig:
         gate_metric=_get(data, "gate_metric", str, where, "auroc"),
         gate_tolerance=_get(data, "gate_tolerance", float, where, 0.01),
         auroc_floor=_get(data, "auroc_floor", float, where, 0.7),
+        alert_threshold=_get(data, "alert_threshold", float, where, None),
+        scorer_trigger_s=_get(data, "scorer_trigger_s", int, where, 60),
+        drift_window_h=_get(data, "drift_window_h", int, where, 24),
     )
+    if cfg.alert_threshold is not None and not 0 < cfg.alert_threshold < 1:
+        raise ConfigError(f"{where}.alert_threshold must be between 0 and 1 (a risk), got {cfg.alert_threshold}")
+    if cfg.scorer_trigger_s < 1 or cfg.drift_window_h < 1:
+        raise ConfigError(f"{where}.scorer_trigger_s and {where}.drift_window_h must be >= 1")
     if cfg.gate_metric not in ("auroc", "auprc", "utility"):
         raise ConfigError(f"{where}.gate_metric must be auroc, auprc or utility, got {cfg.gate_metric!r}")
     if not 0 < cfg.validation_pct < 100:

@@ -16,6 +16,7 @@ from lakehouse.ingest.silver import ACCEPTED_MESSAGES_SCHEMA, QUARANTINE_SCHEMA,
 from lakehouse.io import delta, tables
 from lakehouse.io.delta import TableSpec
 from lakehouse.ml.features import FEATURES_COMMENTS, FEATURES_SCHEMA, LABELS_SCHEMA
+from lakehouse.ml.schemas import MODEL_DRIFT_COMMENTS, MODEL_DRIFT_SCHEMA, RISK_SCORES_COMMENTS, RISK_SCORES_SCHEMA
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 from lakehouse.replication import state as replication_state
 
@@ -193,15 +194,18 @@ SPECS: dict[str, TableSpec] = {
                   # appended every half second: a log checkpoint (a few seconds here) every 100 commits, not 10
                   (("delta.enableChangeDataFeed", "true"), ("delta.checkpointInterval", "100"))),
         TableSpec("gold.alerts", ALERTS_SCHEMA, ("opened_date",),
-                  "NEWS2 alert episodes: medium (>=5), single_parameter (a 3), high (>=7); one open per patient and level.",
+                  "Alert episodes: NEWS2 medium (>=5), single_parameter (a 3), high (>=7), and sepsis_risk (the model); one "
+                  "open per patient and level.",
                   {
                       "alert_id": "sha-256 of patient, level and opening observation; stable across retries. Key.",
                       "patient_ref": "Patient the alert is about.",
                       "ward": "Ward of the patient when the alert opened.",
-                      "level": "high (NEWS2 >= 7), medium (>= 5) or single_parameter (any parameter scoring 3).",
+                      "level": "high (NEWS2 >= 7), medium (>= 5), single_parameter (any parameter scoring 3) or sepsis_risk "
+                                "(the sepsis model's risk at or above its threshold).",
                       "status": "open or closed.",
                       "news2_total": "NEWS2 total of the observation that opened the alert.",
-                      "triggering_parameters": "Parameters scoring 3 at opening (for single_parameter alerts).",
+                      "triggering_parameters": "Parameters scoring 3 at opening (single_parameter alerts); risk_score, "
+                                                "threshold and model version (sepsis_risk alerts).",
                       "opened_observation_time": "Time of the observation that opened the alert, UTC.",
                       "opened_event_time": "Latest device event time of the opening observation, UTC.",
                       "opened_time": "When the pipeline opened the alert, UTC (minus opened_event_time = time to alert).",
@@ -224,6 +228,12 @@ SPECS: dict[str, TableSpec] = {
                       "iculos": "Hours since ICU admission as the source file counts them (ICULOS).",
                       "sepsis_label": "1 for hours at or after t_sepsis - 6 h of a septic patient, else 0.",
                   }),
+        TableSpec("gold.risk_scores", RISK_SCORES_SCHEMA, ("hour_date",),
+                  "Sepsis risk per patient-hour from the champion model; key (patient_ref, hour_start); live scorer "
+                  "and batch scoring.", RISK_SCORES_COMMENTS),
+        TableSpec("gold.model_drift", MODEL_DRIFT_SCHEMA, ("computed_date",),
+                  "Model drift: PSI per feature and for the score, live window vs training data; key (computed_time, "
+                  "model_version, feature).", MODEL_DRIFT_COMMENTS),
         TableSpec("dq.results", DQ_RESULTS_SCHEMA, ("checked_date",),
                   "One row per expectation per check run (micro-batch or partition); key (run_id, table_name, expectation).",
                   {

@@ -58,6 +58,7 @@ FLAG_TEXT: Mapping[str, str] = {
     "high": "NEWS2 7 or more: emergency response",
     "medium": "NEWS2 5 or more: urgent response",
     "single_parameter": "NEWS2 single parameter scoring 3: urgent ward-based review",
+    "sepsis_risk": "Sepsis risk model at or above its alert threshold: review for sepsis",
 }
 
 

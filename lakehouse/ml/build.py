@@ -49,12 +49,19 @@ def _range(start: datetime, end: datetime) -> str:
 
 
 def from_silver(
-    spark: SparkSession, region: RegionConfig, start: datetime, end: datetime, progress: Progress = print
+    spark: SparkSession,
+    region: RegionConfig,
+    start: datetime,
+    end: datetime,
+    progress: Progress = print,
+    ensure_tables: bool = True,
 ) -> FeatureRun:
-    """Features of the hours in [start, end) from silver.vitals (reading LOOKBACK_H hours before start)."""
+    """Features of the hours in [start, end) from silver.vitals (reading LOOKBACK_H hours before start);
+    ``ensure_tables`` False: the caller has created the tables already (the live scorer, every batch)."""
     if end <= start:
         raise LakehouseError(f"empty interval: end {end} is not after start {start}", fix="give --start < --end")
-    tables.ensure_all(spark, region)
+    if ensure_tables:
+        tables.ensure_all(spark, region)
     vitals = spark.read.format("delta").load(tables.uri(region, "silver.vitals"))
     lo = start - timedelta(hours=LOOKBACK_H)
     window = vitals.where(

@@ -255,6 +255,9 @@ class TrainResult:
 
 
 def _mlflow(cfg: Config) -> Any:
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal
     import mlflow
 
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)

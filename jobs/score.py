@@ -1,0 +1,16 @@
+"""spark-submit entry point of the sepsis model in service (see `lakehouse ml --help`):
+
+python jobs/score.py score --start 2026-11-25T00:00 --end 2026-11-26T00:00   # batch: gold.risk_scores of a range
+python jobs/score.py score --features-run '<JSON line of jobs/build_features.py>'   # how the DAG calls it
+python jobs/score.py scorer [--once]                  # the live scorer stream (hot-reloads a new champion)
+python jobs/score.py drift [--end ...] [--hours 24]   # PSI, live window vs training data -> gold.model_drift
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lakehouse.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["ml", *sys.argv[1:]]))

@@ -1,0 +1,231 @@
+"""The sepsis model in service, on the real stack (HDFS, Kafka, MLflow) in a sandbox of its own: a model trained on
+the committed PhysioNet sample and promoted in a sandbox registry name; the live scorer follows silver.vitals,
+writes gold.features_hourly and gold.risk_scores, announces sepsis_risk alerts on the alerts topic, and picks up
+a newly promoted champion without a restart; batch scoring, drift and `ml evaluate --psv-dir` in fresh processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import tables
+from lakehouse.config import Config, load_config, write_sandbox_profile
+from lakehouse.devices import physionet
+from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
+from lakehouse.io import kafka
+from lakehouse.ml import build, scoring, train
+from lakehouse.ml import features as fx
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+
+PATIENTS = 60
+SPLIT_H = 12  # the scorer sees hours [0, 12) first, then [12, 24) after the champion moved
+
+
+@dataclass
+class Served:
+    cfg: Config
+    env: dict[str, str]
+    run_id: str
+    first: int  # champion version while the scorer read the first hours
+    second: int  # the version promoted while it ran
+    query_ids: list[str]
+    active_throughout: bool
+
+
+def _read(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
+    return spark.read.format("delta").load(tables.uri(cfg.primary, table))
+
+
+def _silver_rows(spark: SparkSession, records: list[physionet.PatientRecord], lo: int, hi: int) -> DataFrame:
+    """The patients' measurements of ICU hours [lo, hi) as silver.vitals rows (what the replay lands there)."""
+    m = fx.measurements_from_records(spark, records)
+    start = fx.PSV_ORIGIN.replace(tzinfo=None)
+    m = m.where(
+        (F.col("event_time") >= F.lit(start + timedelta(hours=lo)))
+        & (F.col("event_time") < F.lit(start + timedelta(hours=hi)))
+    )
+    filled = m.select(
+        F.concat_ws("-", "patient_ref", F.col("event_time").cast("long"), "vital").alias("message_id"),
+        F.lit(0).alias("measurement_index"), F.concat(F.lit("dev-"), "patient_ref").alias("device_id"),
+        F.lit("bedside_monitor").alias("device_type"), "patient_ref", F.lit("icu").alias("ward"), "event_time",
+        F.to_date("event_time").alias("event_date"), F.col("event_time").cast("long").alias("seq"), "vital",
+        F.lit("0-0").alias("loinc"), "value", F.lit("1").alias("unit"), F.lit(None).alias("source_code"),
+        F.lit(None).alias("source_value"), F.lit(None).alias("source_unit"), F.lit("physionet").alias("dialect"),
+        F.lit("test").alias("kafka_topic"), F.lit(0).alias("kafka_partition"), F.lit(0).alias("kafka_offset"),
+        F.current_timestamp().alias("ingest_time"),
+    )  # fmt: skip
+    return filled.select(*[F.col(f.name).cast(f.dataType) for f in SILVER_VITALS_SCHEMA])
+
+
+def _wait(check: Any, what: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(3)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _with_ml(profile: Path, **settings: Any) -> Config:
+    """Set ``ml`` settings in a sandbox profile (fresh processes read them too) and load it."""
+    data = yaml.safe_load(profile.read_text())
+    data["ml"].update(settings)
+    profile.write_text(yaml.safe_dump(data))
+    return load_config(str(profile))
+
+
+@pytest.fixture(scope="module")
+def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("scoring")
+    path = write_sandbox_profile(stack.source, folder, "scoring")
+    cfg = _with_ml(path, experiment=f"test-{path.stem}", model_name=f"sepsis_risk_{path.stem}", max_iter=5,
+                   max_depth=3, scorer_trigger_s=2)  # fmt: skip
+    ml, region = cfg.ml, cfg.primary
+    kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, PATIENTS))
+    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, PATIENTS, progress=print)
+    trained = train.train(spark, cfg, region, progress=print)
+    first = train.register(cfg, trained.model_uri, trained.run_id)
+    assert train.gate(spark, cfg, region, progress=print).promoted
+    # an alert threshold some hours cross: the 80th percentile of the model's training scores
+    import mlflow.spark as mlspark
+
+    model = mlspark.load_model(trained.model_uri)
+    q = train.score(model, train.training_data(spark, region, ml.validation_pct).frame).approxQuantile(
+        "score", [0.8], 0
+    )
+    cfg = _with_ml(path, alert_threshold=float(q[0]))
+
+    # the live scorer follows silver.vitals; the first hours arrive, then the champion moves, then more hours
+    silver = tables.uri(region, "silver.vitals")
+    _silver_rows(spark, records, 0, SPLIT_H).write.format("delta").mode("append").save(silver)
+    query = scoring.start_scorer(spark, cfg, region, once=False, progress=print)
+    ids, active = [str(query.id)], True
+    try:
+        _wait(lambda: _read(spark, cfg, "gold.risk_scores").count() > 0, "the first scores")
+        client = train._mlflow(cfg).MlflowClient()
+        import mlflow
+
+        second = int(mlflow.register_model(trained.model_uri, ml.model_name).version)
+        client.set_registered_model_alias(ml.model_name, train.CHAMPION, str(second))
+        _silver_rows(spark, records, SPLIT_H, 2 * SPLIT_H).write.format("delta").mode("append").save(silver)
+        _wait(lambda: _read(spark, cfg, "gold.risk_scores").where(F.col("model_version") == second).count() > 0,
+              "scores of the newly promoted champion")  # fmt: skip
+        _wait(
+            lambda: query.lastProgress is not None and query.status["isDataAvailable"] is False, "an idle scorer", 120
+        )
+        ids.append(str(query.id))
+        active = query.isActive
+    finally:
+        query.stop()
+    env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
+    yield Served(cfg, env, trained.run_id, first, second, ids, active)
+
+
+def test_the_scorer_writes_risk_scores_from_the_live_stream(served: Served, spark: SparkSession) -> None:
+    scores = _read(spark, served.cfg, "gold.risk_scores")
+    feats = _read(spark, served.cfg, "gold.features_hourly")
+    start = fx.PSV_ORIGIN.replace(tzinfo=None)
+    live = feats.where(F.col("hour_start") < F.lit(start + timedelta(hours=2 * SPLIT_H)))
+    # every feature row of the hours the stream brought has exactly one score, and nothing else is scored
+    assert scores.count() == scores.select("patient_ref", "hour_start").distinct().count()
+    assert scores.join(live, ["patient_ref", "hour_start"], "left_anti").count() == 0
+    assert live.join(scores, ["patient_ref", "hour_start"], "left_anti").count() == 0
+    row = scores.agg(F.min("risk_score"), F.max("risk_score"), F.countDistinct("patient_ref")).first()
+    assert row is not None and 0 <= row[0] < row[1] <= 1 and row[2] == PATIENTS
+
+
+def test_a_newly_promoted_champion_is_picked_up_without_a_restart(served: Served, spark: SparkSession) -> None:
+    assert served.active_throughout and len(set(served.query_ids)) == 1, "the scorer query ran on, unrestarted"
+    scores = _read(spark, served.cfg, "gold.risk_scores")
+    split = fx.PSV_ORIGIN.replace(tzinfo=None) + timedelta(hours=SPLIT_H)
+    before = {
+        r[0] for r in scores.where(F.col("hour_start") < F.lit(split)).select("model_version").distinct().collect()
+    }
+    after = {
+        r[0] for r in scores.where(F.col("hour_start") >= F.lit(split)).select("model_version").distinct().collect()
+    }
+    assert before == {served.first} and after == {served.second}, (before, after)
+
+
+def test_every_risk_alert_episode_was_announced_once_on_the_alerts_topic(served: Served, spark: SparkSession) -> None:
+    scores = _read(spark, served.cfg, "gold.risk_scores")
+    above = scores.where("above_threshold")
+    assert above.count() > 0, "the threshold (80th percentile of training scores) was crossed"
+    assert above.where(F.col("alert_id").isNull()).count() == 0
+    assert scores.where(~F.col("above_threshold") & F.col("alert_id").isNotNull()).count() == 0
+    records = spark.read.format("kafka").option("kafka.bootstrap.servers", served.cfg.primary.kafka.bootstrap) \
+        .option("subscribe", served.cfg.topics.alerts).option("startingOffsets", "earliest").load()  # fmt: skip
+    events = [json.loads(r[0]) for r in records.select(F.col("value").cast("string")).collect()]
+    risk = [e for e in events if e["level"] == "sepsis_risk"]
+    opened = {e["alert_id"] for e in risk if e["status"] == "open"}
+    episodes = {r[0] for r in scores.where(F.col("alert_id").isNotNull()).select("alert_id").distinct().collect()}
+    assert opened == episodes
+    for e in risk:  # complete rows: a close carries its episode's opening
+        assert (
+            e["patient_ref"]
+            and e["opened_observation_time"]
+            and any(p.startswith("risk_score=") for p in e["triggering_parameters"])
+        )
+    closed = {e["alert_id"] for e in risk if e["status"] == "closed"}
+    assert closed <= opened
+
+
+def test_batch_scoring_and_drift_in_fresh_processes(served: Served, spark: SparkSession) -> None:
+    start = fx.PSV_ORIGIN.replace(tzinfo=None)
+    run = {"start": f"{start:%Y-%m-%d %H:%M:%S}", "end": f"{start + timedelta(days=3):%Y-%m-%d %H:%M:%S}"}
+    env = served.env
+    out = run_cli("ml", "score", "--features-run", json.dumps(run), "--json", env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    feats = _read(spark, served.cfg, "gold.features_hourly").where(
+        (F.col("hour_start") >= F.lit(start)) & (F.col("hour_start") < F.lit(start + timedelta(days=3)))
+    )
+    assert result["rows"] == feats.count() and result["model_version"] == served.second
+    scores = _read(spark, served.cfg, "gold.risk_scores")
+    assert scores.count() == scores.select("patient_ref", "hour_start").distinct().count(), "a re-score replaces"
+    assert scores.where(F.col("above_threshold") & F.col("alert_id").isNull() & (F.col("hour_start") < F.lit(start + timedelta(hours=2 * SPLIT_H)))).count() == 0, "episodes kept"  # fmt: skip
+    out = run_cli("ml", "drift", "--features-run", json.dumps(run), "--json", env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    drift = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(fx.FEATURE_COLUMNS) | {"risk_score"} == set(drift["psi"])
+    assert all(v >= 0 for v in drift["psi"].values())
+    stored = _read(spark, served.cfg, "gold.model_drift")
+    assert stored.count() == len(drift["psi"]) and stored.where(F.col("model_version") == served.second).count() > 0
+
+
+def test_ml_evaluate_scores_a_psv_folder_through_the_feature_code(served: Served, tmp_path: Path) -> None:
+    folder = tmp_path / "external"
+    folder.mkdir()
+    with tarfile.open(physionet.SAMPLE_ARCHIVE) as tar:
+        members = sorted((m for m in tar.getmembers() if m.name.endswith(".psv")), key=lambda m: m.name)[-25:]
+        for m in members:
+            data = tar.extractfile(m)
+            assert data is not None
+            (folder / Path(m.name).name).write_bytes(data.read())
+    records = list(physionet.iter_patients(folder))
+    uri = f"models:/{served.cfg.ml.model_name}@champion"
+    out = run_cli("ml", "evaluate", "--psv-dir", str(folder), "--model-uri", uri, "--json", env=served.env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["patients"] == len(records) == 25
+    assert result["rows"] == sum(len(r.rows) for r in records), "every labelled hour is scored"
+    assert result["positives"] == sum(h.sepsis_label for r in records for h in r.rows)
+    assert 0 <= result["auroc"] <= 1 and -2 <= result["utility"] <= 1
+    bad = run_cli("ml", "evaluate", "--psv-dir", str(tmp_path / "missing"), "--model-uri", uri, env=served.env)
+    assert bad.returncode != 0 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
