@@ -6,7 +6,8 @@ interval replace that range of gold.features_hourly, a training of the same inte
 reuses its MLflow run, registration reuses the version of that run, the gate only moves aliases, batch scoring
 replaces the interval's rows of gold.risk_scores and drift appends one check. Tasks pass identifiers, never
 objects: the training run is tagged with the data interval, and the later steps resolve the run and its model URI
-(runs:/<id>/model) from MLflow by that tag; score and drift take the feature run's range from its XCom (JSON line).
+(runs:/<id>/model) from MLflow by that tag; score and drift cover the hours the features task wrote (the same
+params: the psv backfill's hours, else the data interval).
 
 Params: ``region`` (default: the primary), ``psv`` (a PhysioNet archive or folder to backfill features and
 labels from instead of silver.vitals, e.g. data/physionet2019-sample/training_setA_sample.tar.gz).
@@ -22,8 +23,9 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
 
 REGION = "{{ params.region }}"
-INTERVAL = "{{ data_interval_start }}"
-FEATURES_RUN = "{{ ti.xcom_pull(task_ids='features') }}"  # the feature job's JSON line: its range, rows, versions  # the train step tags its MLflow run with it; later steps find the run by it
+INTERVAL = "{{ data_interval_start }}"  # the train step tags its MLflow run with it; later steps find the run by it
+# the hours the features task wrote: the backfill's when psv is given, else the data interval
+RANGE = ("--psv", "{{ params.psv }}", "--start", "{{ data_interval_start }}", "--end", "{{ data_interval_end }}")
 
 with DAG(
     dag_id="nightly_retraining",
@@ -49,6 +51,6 @@ with DAG(
     evaluate = job_task("evaluate", "train", "evaluate", "--interval", INTERVAL)
     register = job_task("register", "train", "register", "--interval", INTERVAL)
     promote = job_task("promote", "train", "promote", "--region", REGION)
-    score = job_task("score", "score", "score", "--region", REGION, "--features-run", FEATURES_RUN)
-    drift = job_task("drift", "score", "drift", "--region", REGION, "--features-run", FEATURES_RUN)
+    score = job_task("score", "score", "score", "--region", REGION, *RANGE)
+    drift = job_task("drift", "score", "drift", "--region", REGION, *RANGE)
     features >> validate >> train >> evaluate >> register >> promote >> score >> drift

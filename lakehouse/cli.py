@@ -192,21 +192,13 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _range_args(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    """--start/--end, or the range of a feature run's JSON line (--features-run, how the DAG passes it on)."""
-    start, end = args.start, args.end
-    if args.features_run:
-        try:
-            run = json.loads(args.features_run)
-            start, end = _timestamp(run["start"]), _timestamp(run["end"])
-        except (ValueError, KeyError, TypeError, argparse.ArgumentTypeError):
-            raise LakehouseError(
-                f"--features-run is not a feature job's JSON line: {args.features_run[:120]!r}",
-                fix='give the line jobs/build_features.py printed, e.g. {"start": "...", "end": "...", ...}',
-            ) from None
-    if start is None or end is None:
-        raise LakehouseError(f"ml {args.action} needs a range", fix="give --start and --end (or --features-run)")
-    return start, end
+def _range_args(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """--start/--end, or the hours a PhysioNet backfill covers (--psv: the DAG passes its psv param on)."""
+    if args.psv:
+        from lakehouse.ml import build
+
+        return build.psv_archive_range(Path(args.psv))
+    return args.start, args.end
 
 
 def _ml(args: argparse.Namespace) -> int:
@@ -217,12 +209,9 @@ def _ml(args: argparse.Namespace) -> int:
     region = cfg.region(args.region)
     _log_job(cfg, f"ml-{args.action}", region.name)
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
-    if args.action == "evaluate" and not args.psv_dir:
-        raise LakehouseError("ml evaluate needs --psv-dir", fix="give a folder of PhysioNet .psv files")
-    if args.action in ("score", "drift") and (args.start or args.end or args.features_run):
-        start, end = _range_args(args)
-    else:
-        start, end = None, args.end
+    if args.action in ("evaluate", "cv") and not args.psv_dir:
+        raise LakehouseError(f"ml {args.action} needs --psv-dir", fix="give a folder of PhysioNet .psv files")
+    start, end = _range_args(args)
     manager.require(cfg, "mlflow")
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
     spark = build_spark(cfg, f"lakehouse-ml-{args.action}-{region.name}", catalog_region=region.name)
@@ -236,11 +225,15 @@ def _ml(args: argparse.Namespace) -> int:
         result = evaluate.evaluate_psv(
             spark, cfg, args.psv_dir, args.model_uri, args.threshold, args.patients, progress=say
         )
+    elif args.action == "cv":
+        from lakehouse.ml import cv
+
+        result = cv.cross_validate(spark, cfg, args.psv_dir, args.folds, args.patients, progress=say)
     elif args.action == "score":
         from lakehouse.ml import scoring
 
         if start is None or end is None:
-            raise LakehouseError("ml score needs a range", fix="give --start and --end (or --features-run)")
+            raise LakehouseError("ml score needs a range", fix="give --start and --end (or --psv)")
         result = scoring.batch_score(spark, cfg, region, start, end, progress=say).as_dict()
         exporter.push(cfg, "model-scoring", region.name)
     elif args.action == "drift":
@@ -781,20 +774,24 @@ def build_parser() -> argparse.ArgumentParser:
                         " scorer: the live scorer stream (silver.vitals -> features -> risk scores and sepsis_risk"
                         " alerts; a newly promoted champion is picked up at the next micro-batch); drift: PSI per"
                         " feature and for the score, live window vs the champion's training data -> gold.model_drift;"
-                        " evaluate: metrics of a model on PhysioNet .psv files.")  # fmt: skip
-    ml.add_argument("action", choices=["score", "scorer", "drift", "evaluate"], help="what to do (see above)")
+                        " evaluate: metrics of a model on PhysioNet .psv files; cv: patient-level cross-validation of the"
+                        " configured model on PhysioNet files (mean and sd over folds, logged to MLflow).")  # fmt: skip
+    ml.add_argument("action", choices=["score", "scorer", "drift", "evaluate", "cv"], help="what to do (see above)")
     ml.add_argument("--region", default=None, help="region whose tables to use (default: the primary)")
     ml.add_argument("--start", type=_timestamp, default=None, help="score/drift: first hour (ISO-8601, UTC)")
     ml.add_argument("--end", type=_timestamp, default=None, help="score/drift: end (exclusive; drift default: now)")
-    ml.add_argument("--features-run", default=None, help="score/drift: instead of --start/--end, the JSON line"
-                    " jobs/build_features.py printed (its range)")  # fmt: skip
+    ml.add_argument("--psv", default=None, help="score/drift: instead of --start/--end, the hours a backfill of this"
+                    " PhysioNet archive covers (empty: ignored; how the nightly DAG passes its psv param)")  # fmt: skip
     ml.add_argument("--hours", type=int, default=None, help="drift: live window length (default ml.drift_window_h)")
     ml.add_argument("--once", action="store_true", help="scorer: one catch-up pass (availableNow), then stop")
-    ml.add_argument("--psv-dir", type=Path, default=None, help="evaluate: folder of PhysioNet .psv files (or .tar.gz)")
+    ml.add_argument(
+        "--psv-dir", type=Path, default=None, help="evaluate/cv: folder of PhysioNet .psv files (or .tar.gz)"
+    )
+    ml.add_argument("--folds", type=int, default=5, help="cv: folds by patient (default 5)")
     ml.add_argument("--model-uri", default="models:/sepsis_risk@champion",
                     help="evaluate: model to evaluate (default models:/sepsis_risk@champion)")  # fmt: skip
     ml.add_argument("--threshold", type=float, default=None, help="evaluate: alarm threshold (default: the model's)")
-    ml.add_argument("--patients", type=int, default=None, help="evaluate: only the first N patients")
+    ml.add_argument("--patients", type=int, default=None, help="evaluate/cv: only the first N patients (by id)")
     ml.add_argument("--json", action="store_true", help="one JSON line on stdout, progress on stderr")
     ml.set_defaults(func=_ml)
 

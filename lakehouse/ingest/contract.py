@@ -138,7 +138,10 @@ def _field_rule(value: Any, where: str) -> FieldRule:
             raise ConfigError(f"{where}: format must be iso8601 or epoch_millis, got {fmt!r}")
         prefix = value.get("strip_prefix")
         return FieldRule(
-            path=value.get("path"), const=value.get("const"), format=fmt, strip_prefix=None if prefix is None else str(prefix)
+            path=value.get("path"),
+            const=value.get("const"),
+            format=fmt,
+            strip_prefix=None if prefix is None else str(prefix),
         )
     raise ConfigError(f"{where}: expected a JSON path string or a mapping with path/const")
 

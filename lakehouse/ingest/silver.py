@@ -171,7 +171,9 @@ def _raw_field(rule: FieldRule, schema: T.StructType) -> Column:
     value = _json_at(rule.path or "$", schema)
     if rule.strip_prefix:
         prefix = F.lit(rule.strip_prefix)
-        value = F.when(value.startswith(prefix), F.substring(value, len(rule.strip_prefix) + 1, 1 << 20)).otherwise(value)
+        value = F.when(value.startswith(prefix), F.substring(value, len(rule.strip_prefix) + 1, 1 << 20)).otherwise(
+            value
+        )
     return value
 
 
@@ -284,7 +286,9 @@ def normalize_messages(df: DataFrame, dialects: Sequence[Dialect]) -> DataFrame:
     dialect = reduce(lambda acc, nm: acc.when(nm[1], F.lit(nm[0])), match[1:], F.when(match[0][1], F.lit(match[0][0])))
     out = df.withColumn("dialect", F.when(F.col("payload_error").isNull(), dialect))
     for name in ("message_id", "device_id", "device_type", "patient_ref"):
-        out = out.withColumn(name, _by_dialect(dialects, {d.name: _raw_field(d.fields[name], schema) for d in dialects}))
+        out = out.withColumn(
+            name, _by_dialect(dialects, {d.name: _raw_field(d.fields[name], schema) for d in dialects})
+        )
     out = out.withColumn(
         "event_time_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["event_time"], schema) for d in dialects})
     ).withColumn(
@@ -294,11 +298,15 @@ def normalize_messages(df: DataFrame, dialects: Sequence[Dialect]) -> DataFrame:
             {d.name: _timestamp(d.fields["event_time"], _raw_field(d.fields["event_time"], schema)) for d in dialects},
         ),
     )
-    out = out.withColumn("seq_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["seq"], schema) for d in dialects}))
+    out = out.withColumn(
+        "seq_raw", _by_dialect(dialects, {d.name: _raw_field(d.fields["seq"], schema) for d in dialects})
+    )
     out = out.withColumn("seq", F.col("seq_raw").try_cast("long"))
     return out.withColumn(
         "measurements",
-        _by_dialect(dialects, {d.name: _raw_measurements(d, schema) for d in dialects}).cast(T.ArrayType(RAW_MEASUREMENT)),
+        _by_dialect(dialects, {d.name: _raw_measurements(d, schema) for d in dialects}).cast(
+            T.ArrayType(RAW_MEASUREMENT)
+        ),
     ).drop("doc")
 
 

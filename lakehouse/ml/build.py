@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -78,6 +79,24 @@ def from_silver(
     return FeatureRun("silver.vitals", _ts(start), _ts(end), patients, rows, uri, version)
 
 
+def psv_range(records: list[Any]) -> tuple[datetime, datetime]:
+    """The hours a backfill of these PhysioNet records covers: [PSV_ORIGIN, PSV_ORIGIN + longest stay + 1 h)."""
+    last = max(r.max_iculos for r in records)
+    return fx.PSV_ORIGIN, fx.PSV_ORIGIN + timedelta(hours=last + 1)
+
+
+def psv_archive_range(path: Path, patients: int | None = None) -> tuple[datetime, datetime]:
+    """:func:`psv_range` of a PhysioNet archive or folder (what ``from_psv`` of it writes)."""
+    from lakehouse.devices import physionet
+
+    if not path.exists():
+        raise LakehouseError(f"PhysioNet data {path} does not exist", fix="give a .tar.gz or a folder of .psv files")
+    records = list(physionet.iter_patients(path, patients))
+    if not records:
+        raise LakehouseError(f"no patient files (pNNNNNN.psv) in {path}", fix="check the path")
+    return psv_range(records)
+
+
 def from_psv(
     spark: SparkSession, region: RegionConfig, path: Path, patients: int | None = None, progress: Progress = print
 ) -> FeatureRun:
@@ -90,8 +109,7 @@ def from_psv(
     if not records:
         raise LakehouseError(f"no patient files (pNNNNNN.psv) in {path}", fix="check the path")
     tables.ensure_all(spark, region)
-    last = max(r.max_iculos for r in records)
-    start, end = fx.PSV_ORIGIN, fx.PSV_ORIGIN + timedelta(hours=last + 1)
+    start, end = psv_range(records)
     feats = fx.with_computed_time(fx.hourly_features(fx.measurements_from_records(spark, records))).cache()
     labels = fx.labels_from_records(spark, records).cache()
     rows, label_rows = feats.count(), labels.count()

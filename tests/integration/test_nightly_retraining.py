@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pyspark.sql import SparkSession
 
 from lakehouse.config import Config
 from lakehouse.devices.physionet import SAMPLE_ARCHIVE
@@ -18,7 +19,7 @@ from lakehouse.orchestration.airflow import AirflowClient, DagRun
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 DAG_ID = "nightly_retraining"
-TASKS = {"features", "validate", "train", "evaluate", "register", "promote"}
+TASKS = {"features", "validate", "train", "evaluate", "register", "promote", "score", "drift"}
 
 
 def _trigger(client: AirflowClient, conf: dict[str, Any], days_back: int) -> DagRun:
@@ -67,6 +68,34 @@ def test_it_produced_an_mlflow_run_and_a_promoted_model_version(stack: Config, r
     challenger = client.get_model_version_by_alias(stack.ml.model_name, "challenger")
     assert challenger.version == version.version
     assert (champion.version == version.version) == (version.tags["gate.promoted"] == "True")
+
+
+def test_the_champion_scored_the_feature_rows_and_drift_was_checked(
+    stack: Config, retrained: DagRun, spark: SparkSession
+) -> None:
+    """score and drift ran over the feature run's range (the backfilled sample: hours from PSV_ORIGIN)."""
+    from mlflow import MlflowClient
+    from pyspark.sql import functions as F
+
+    from lakehouse import tables
+    from lakehouse.ml import features as fx
+
+    champion = MlflowClient(
+        stack.mlflow.tracking_uri, registry_uri=stack.mlflow.tracking_uri
+    ).get_model_version_by_alias(stack.ml.model_name, "champion")
+    origin = fx.PSV_ORIGIN.replace(tzinfo=None)
+    feats = spark.read.format("delta").load(tables.uri(stack.primary, "gold.features_hourly"))
+    scores = spark.read.format("delta").load(tables.uri(stack.primary, "gold.risk_scores"))
+    backfill = feats.where(F.col("hour_start") >= F.lit(origin)).where(
+        F.col("hour_start") < F.lit(datetime(2021, 1, 1))
+    )
+    scored = scores.join(backfill, ["patient_ref", "hour_start"])
+    assert scored.count() == backfill.count() > 0
+    assert {r[0] for r in scored.select("model_version").distinct().collect()} == {int(champion.version)}
+    drift = spark.read.format("delta").load(tables.uri(stack.primary, "gold.model_drift"))
+    assert drift.where(F.col("model_version") == int(champion.version)).select("feature").distinct().count() >= len(
+        fx.FEATURE_COLUMNS
+    )
 
 
 def test_the_evaluation_reached_prometheus_through_the_pushgateway(stack: Config, retrained: DagRun) -> None:

@@ -188,9 +188,9 @@ def test_every_risk_alert_episode_was_announced_once_on_the_alerts_topic(served:
 
 def test_batch_scoring_and_drift_in_fresh_processes(served: Served, spark: SparkSession) -> None:
     start = fx.PSV_ORIGIN.replace(tzinfo=None)
-    run = {"start": f"{start:%Y-%m-%d %H:%M:%S}", "end": f"{start + timedelta(days=3):%Y-%m-%d %H:%M:%S}"}
+    span = ["--start", f"{start:%Y-%m-%dT%H:%M}", "--end", f"{start + timedelta(days=3):%Y-%m-%dT%H:%M}"]
     env = served.env
-    out = run_cli("ml", "score", "--features-run", json.dumps(run), "--json", env=env)
+    out = run_cli("ml", "score", *span, "--json", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     feats = _read(spark, served.cfg, "gold.features_hourly").where(
@@ -200,7 +200,7 @@ def test_batch_scoring_and_drift_in_fresh_processes(served: Served, spark: Spark
     scores = _read(spark, served.cfg, "gold.risk_scores")
     assert scores.count() == scores.select("patient_ref", "hour_start").distinct().count(), "a re-score replaces"
     assert scores.where(F.col("above_threshold") & F.col("alert_id").isNull() & (F.col("hour_start") < F.lit(start + timedelta(hours=2 * SPLIT_H)))).count() == 0, "episodes kept"  # fmt: skip
-    out = run_cli("ml", "drift", "--features-run", json.dumps(run), "--json", env=env)
+    out = run_cli("ml", "drift", *span, "--json", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     drift = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(fx.FEATURE_COLUMNS) | {"risk_score"} == set(drift["psi"])
@@ -229,3 +229,21 @@ def test_ml_evaluate_scores_a_psv_folder_through_the_feature_code(served: Served
     assert 0 <= result["auroc"] <= 1 and -2 <= result["utility"] <= 1
     bad = run_cli("ml", "evaluate", "--psv-dir", str(tmp_path / "missing"), "--model-uri", uri, env=served.env)
     assert bad.returncode != 0 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ml_cv_cross_validates_by_patient_and_logs_to_mlflow(served: Served) -> None:
+    out = run_cli("ml", "cv", "--psv-dir", str(physionet.SAMPLE_ARCHIVE), "--patients", "60", "--folds", "3", "--json",
+                  env=served.env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 60))
+    folds = result["per_fold"]
+    assert [f["fold"] for f in folds] == [0, 1, 2]
+    assert sum(f["patients"] for f in folds) == len(records) == result["patients"], "each patient in one fold"
+    assert sum(f["rows"] for f in folds) == result["hours"] == sum(len(r.rows) for r in records)
+    for metric in ("auroc", "utility"):
+        values = [f[metric] for f in folds]
+        assert result["summary"][metric]["mean"] == pytest.approx(sum(values) / 3, abs=1e-4)
+    assert result["jvm_peak_rss_mib"] > 100
+    run = train._mlflow(served.cfg).MlflowClient().get_run(result["mlflow_run_id"])
+    assert run.data.tags["kind"] == "cross_validation" and "cv_auroc_mean" in run.data.metrics

@@ -74,7 +74,13 @@ def test_early_warning_scores_observations_and_raises_alerts(spark: SparkSession
 
 def test_alert_events_keep_the_close_of_each_alert(spark: SparkSession) -> None:
     events = spark.createDataFrame(
-        [("a1", "open", 0, 1), ("a1", "closed", 0, 5), ("a1", "open", 0, 9), ("a2", "open", 1, 2), ("a2", "open", 1, 3)],
+        [
+            ("a1", "open", 0, 1),
+            ("a1", "closed", 0, 5),
+            ("a1", "open", 0, 9),
+            ("a2", "open", 1, 2),
+            ("a2", "open", 1, 3),
+        ],
         "alert_id string, status string, partition int, offset long",
     )
     for f in gold.ALERTS_SCHEMA:
