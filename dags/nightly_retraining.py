@@ -45,7 +45,9 @@ with DAG(
         "features", "build_features", "--region", REGION, "--psv", "{{ params.psv }}",
         "--start", "{{ data_interval_start }}", "--end", "{{ data_interval_end }}",
     )  # fmt: skip
-    validate = job_task("validate", "validate_features", "--region", REGION)
+    validate = job_task(
+        "validate", "validate_features", "--region", REGION, "--run-id", "nightly_retraining:{{ run_id }}"
+    )
     train = job_task("train", "train", "train", "--region", REGION, "--tag", f"interval={INTERVAL}",
                      "--tag", "airflow_run_id={{ run_id }}")  # fmt: skip
     evaluate = job_task("evaluate", "train", "evaluate", "--interval", INTERVAL)

@@ -2,9 +2,10 @@
 
 python jobs/validate_features.py [--region R] [--min-rows 1000]
 
-A minimal real check until the great-expectations facade (lakehouse/quality/) lands: the key is unique, there
-are enough labelled rows to train on, labels are 0/1, carried-forward vitals are within physical ranges, and
-NEWS2 sub-scores are 0-3. Prints one JSON line with each check's outcome.
+The great-expectations suite of gold.features_hourly (conf/quality/gold.features_hourly.yaml: unique key,
+physical ranges of the carried-forward vitals, NEWS2 sub-scores 0-3, indicator and count domains; results in
+dq.results and the Data Docs), then the label checks training needs (enough labelled rows, labels 0/1). Prints
+one JSON line with each check's outcome; exit 1 when a blocking expectation or a label check fails.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ import sys
 from lakehouse.cli import guarded
 from lakehouse.config import load_config
 
+LABEL_CHECKS = ("enough_labelled_rows", "label_values")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--region", default=None, help="region whose tables to check (default: the primary)")
     parser.add_argument("--min-rows", type=int, default=1000, help="fewest labelled feature rows to train on")
+    parser.add_argument("--run-id", default=None, help="run id of the results in dq.results (default validate:...)")
     args = parser.parse_args(argv)
 
     def job() -> int:
         from lakehouse.ml.validate import check_features
+        from lakehouse.quality import validate
         from lakehouse.session import build_spark
         from lakehouse.stack import manager
 
@@ -32,9 +37,18 @@ def main(argv: list[str] | None = None) -> int:
         region = cfg.region(args.region or None)
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
         spark = build_spark(cfg, f"validate-features-{region.name}", catalog_region=region.name)
-        results = check_features(spark, region, args.min_rows)
-        print(json.dumps(results))
-        failed = [name for name, r in results.items() if not r["ok"]]
+        say = lambda m: print(m, file=sys.stderr, flush=True)
+        outcomes, docs = validate.validate_tables(
+            spark, cfg, region, ["gold.features_hourly"], None, progress=say, run_id=args.run_id
+        )
+        suite = {f"{o.table}: {r.check.name}": {"ok": r.success, "value": r.observed} for o in outcomes
+                 for r in o.outcome.results}  # fmt: skip
+        results = {**suite, **check_features(spark, region, args.min_rows)}
+        print(json.dumps(results, default=str))
+        say(f"Data Docs: {docs}")
+        failed = validate.blocked(outcomes) + [
+            name for name, r in results.items() if name in LABEL_CHECKS and not r["ok"]
+        ]
         if failed:
             print(f"feature checks failed: {', '.join(failed)}", file=sys.stderr)
         return 1 if failed else 0
