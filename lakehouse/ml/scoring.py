@@ -346,7 +346,10 @@ def start_scorer(
     watcher.current()
 
     def each(batch: DataFrame, batch_id: int) -> None:
-        score_live_batch(spark, cfg, region, batch, batch_id, watcher, progress)
+        from lakehouse.observability import exporter
+
+        if score_live_batch(spark, cfg, region, batch, batch_id, watcher, progress) is not None:
+            exporter.push(cfg, "model-scorer", region.name)
 
     source = spark.readStream.format("delta").load(tables.uri(region, "silver.vitals"))
     writer = (

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
@@ -115,6 +116,27 @@ def replication_lag(primary: TableVersion, secondary: TableVersion, now: float) 
     return behind, max(0.0, now - stamp)
 
 
+DAG_RUNS_WINDOW = 100
+
+
+def dag_run_summary(runs: list[dict[str, Any]]) -> list[tuple[str, int, tuple[float, float] | None]]:
+    """(state, runs in that state, (duration s, end epoch s) of the latest finished one) for success, failed and
+    every other state present; ``runs`` as Airflow's API lists them (newest first)."""
+    from datetime import datetime
+
+    out = []
+    for state in sorted({"success", "failed", *(str(r.get("state")) for r in runs)}):
+        mine = [r for r in runs if str(r.get("state")) == state]
+        last = None
+        done = [r for r in mine if r.get("start_date") and r.get("end_date")]
+        if done:
+            newest = max(done, key=lambda r: str(r["end_date"]))
+            start, end = datetime.fromisoformat(newest["start_date"]), datetime.fromisoformat(newest["end_date"])
+            last = ((end - start).total_seconds(), end.timestamp())
+        out.append((state, len(mine), last))
+    return out
+
+
 class LakehouseCollector(Collector):
     """Computed at scrape time: table versions, replication lag primary -> each secondary, Kafka end offsets."""
 
@@ -182,6 +204,42 @@ class LakehouseCollector(Collector):
                 lag_s.add_metric([table, primary.name, region.name], seconds)
             self._replication_state(region, replicated, last_pass, up)
         yield from (version, lag_v, lag_s, offsets, up, replicated, last_pass)
+        yield from self._dag_runs(up)
+
+    def _dag_runs(self, up: GaugeMetricFamily) -> list[GaugeMetricFamily]:
+        """Per DAG, from Airflow's REST API: its latest runs by state and the duration and end of the latest
+        finished run in each state (every DAG has a 0 for success and failed from the start)."""
+        from lakehouse.orchestration.airflow import AirflowClient
+
+        runs = GaugeMetricFamily(
+            "lakehouse_airflow_dag_runs", f"Runs of the DAG by state among its latest {DAG_RUNS_WINDOW}",
+            labels=["dag", "state"],
+        )  # fmt: skip
+        duration = GaugeMetricFamily(
+            "lakehouse_airflow_dag_last_run_duration_seconds", "Duration of the DAG's latest finished run in the state",
+            labels=["dag", "state"],
+        )  # fmt: skip
+        ended = GaugeMetricFamily(
+            "lakehouse_airflow_dag_last_run_end_timestamp_seconds", "When the DAG's latest run in the state ended",
+            labels=["dag", "state"],
+        )  # fmt: skip
+        try:
+            client = AirflowClient.from_config(self.cfg, timeout_s=5.0)
+            for dag in client.dags():
+                dag_id = str(dag["dag_id"])
+                reply = client.request(
+                    "GET", f"/api/v2/dags/{dag_id}/dagRuns?limit={DAG_RUNS_WINDOW}&order_by=-run_after"
+                )
+                for state, count, last in dag_run_summary(reply["dag_runs"]):
+                    runs.add_metric([dag_id, state], count)
+                    if last is not None:
+                        duration.add_metric([dag_id, state], last[0])
+                        ended.add_metric([dag_id, state], last[1])
+            up.add_metric(["", "airflow"], 1)
+        except Exception as exc:  # noqa: BLE001 - Airflow down must not hide the other metrics
+            log.warning(f"exporter: Airflow unreadable: {exc}")
+            up.add_metric(["", "airflow"], 0)
+        return [runs, duration, ended]
 
     @staticmethod
     def _replication_state(

@@ -99,7 +99,7 @@ JOB_DURATION = Gauge(
 # DR replication lag, table versions and Kafka end offsets are computed at scrape time by the lakehouse
 # exporter (lakehouse.observability.exporter.LakehouseCollector), not set here.
 
-# --------------------------------------------------------------------------- models (ML issue: no producer yet)
+# --------------------------------------------------------------------------- models (lakehouse/ml and jobs/train.py push them)
 MODEL_CHAMPION = Gauge(
     "lakehouse_model_champion_version", "Registered version of the model's current champion", ("model",),
     registry=REGISTRY,
@@ -120,14 +120,7 @@ MODEL_SCORES = Counter("lakehouse_model_scores", "Predictions served", ("model",
 MODEL_ALERTS = Counter("lakehouse_model_alerts", "Model alerts raised (score above threshold)", ("model",),
                        registry=REGISTRY)  # fmt: skip
 
-# --------------------------------------------------------------------------- Airflow (DAGs issue: no producer yet)
-DAG_RUNS = Counter(
-    "lakehouse_airflow_dag_runs", "Airflow DAG runs by outcome (success/failed)", ("dag", "outcome"), registry=REGISTRY
-)
-DAG_RUN_SECONDS = Gauge(
-    "lakehouse_airflow_dag_run_duration_seconds", "Duration of the DAG's last run", ("dag", "outcome"),
-    registry=REGISTRY,
-)  # fmt: skip
+# Airflow DAG runs: computed at scrape time by the lakehouse exporter from Airflow's REST API, not set here.
 
 MESSAGE_OUTCOMES = {"messages_accepted": "accepted", "messages_quarantined": "quarantined",
                     "messages_duplicate": "duplicate"}  # fmt: skip
@@ -200,9 +193,3 @@ def record_scoring(model: str, scores: int, alerts: int) -> None:
     """Predictions served and alerts raised by a scoring batch."""
     MODEL_SCORES.labels(model).inc(scores)
     MODEL_ALERTS.labels(model).inc(alerts)
-
-
-def record_dag_run(dag: str, outcome: str, seconds: float) -> None:
-    """One finished Airflow DAG run (to be called from the DAGs' success/failure callbacks)."""
-    DAG_RUNS.labels(dag, outcome).inc()
-    DAG_RUN_SECONDS.labels(dag, outcome).set(seconds)

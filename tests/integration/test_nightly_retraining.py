@@ -110,12 +110,13 @@ def test_the_evaluation_reached_prometheus_through_the_pushgateway(stack: Config
         with urllib.request.urlopen(url, timeout=30) as resp:
             return list(json.loads(resp.read())["data"]["result"])
 
+    wanted = ("lakehouse_model_auroc", "lakehouse_model_auroc_floor", "lakehouse_model_champion_version",
+              "lakehouse_model_drift_index", "lakehouse_model_scores_total")  # fmt: skip
     deadline, found = time.monotonic() + 90, []
-    while time.monotonic() < deadline and len(found) < 3:
-        found = [e for e in ("lakehouse_model_auroc", "lakehouse_model_auroc_floor", "lakehouse_model_champion_version")
-                 if query(f'{e}{{model="{stack.ml.model_name}"}}')]  # fmt: skip
+    while time.monotonic() < deadline and len(found) < len(wanted):
+        found = [e for e in wanted if query(f'{e}{{model="{stack.ml.model_name}"}}')]
         time.sleep(3)
-    assert len(found) == 3, found
+    assert len(found) == len(wanted), found
 
 
 def test_a_failing_task_fails_the_run(stack: Config) -> None:

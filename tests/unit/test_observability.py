@@ -193,3 +193,19 @@ def test_alert_levels_series_are_the_gold_levels() -> None:
     from lakehouse.clinical import early_warning
 
     assert sorted(metrics.ALERT_LEVELS) == sorted(early_warning.ALERT_LEVELS)
+
+
+def test_dag_run_summary_counts_states_and_times_the_latest_finished_run() -> None:
+    from lakehouse.observability.exporter import dag_run_summary
+
+    runs = [  # newest first, as Airflow lists them
+        {"state": "running", "start_date": "2026-03-01T10:00:00Z", "end_date": None},
+        {"state": "failed", "start_date": "2026-03-01T09:00:00Z", "end_date": "2026-03-01T09:01:30Z"},
+        {"state": "success", "start_date": "2026-03-01T08:00:00Z", "end_date": "2026-03-01T08:10:00Z"},
+        {"state": "success", "start_date": "2026-03-01T07:00:00Z", "end_date": "2026-03-01T07:02:00Z"},
+    ]
+    got = {state: (n, last) for state, n, last in dag_run_summary(runs)}
+    assert got["success"][0] == 2 and got["success"][1] is not None and got["success"][1][0] == 600.0
+    assert got["failed"] == (1, (90.0, got["failed"][1][1]))  # type: ignore[index]
+    assert got["running"] == (1, None)
+    assert dag_run_summary([]) == [("failed", 0, None), ("success", 0, None)]  # series exist before any run
