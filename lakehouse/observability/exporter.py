@@ -235,10 +235,10 @@ class LakehouseCollector(Collector):
                     if last is not None:
                         duration.add_metric([dag_id, state], last[0])
                         ended.add_metric([dag_id, state], last[1])
-            up.add_metric(["", "airflow"], 1)
+            up.add_metric(["all", "airflow"], 1)
         except Exception as exc:  # noqa: BLE001 - Airflow down must not hide the other metrics
             log.warning(f"exporter: Airflow unreadable: {exc}")
-            up.add_metric(["", "airflow"], 0)
+            up.add_metric(["all", "airflow"], 0)
         return [runs, duration, ended]
 
     @staticmethod

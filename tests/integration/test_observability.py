@@ -184,7 +184,9 @@ def test_exporter_reports_table_versions_and_replication_lag(observed: Observed)
     for table, behind in lag.items():
         assert behind == max(0.0, versions[("asia", table)] - versions[("europe", table)]), table
     sources = {(r["metric"]["region"], r["metric"]["source"]) for r in promql(cfg, "lakehouse_exporter_source_up == 1")}
-    assert sources == {(r, s) for r in ("asia", "europe") for s in ("hdfs", "kafka")}
+    assert sources == {(r, s) for r in ("asia", "europe") for s in ("hdfs", "kafka")} | {("all", "airflow")}
+    runs = promql(cfg, "lakehouse_airflow_dag_runs")  # the exporter read Airflow's API: a series per DAG and state
+    assert {r["metric"]["dag"] for r in runs} >= {"nightly_retraining", "data_quality_daily", "table_replication"}
     assert {r["metric"]["region"] for r in promql(cfg, "lakehouse_kafka_end_offset")} == {"asia", "europe"}
 
 
