@@ -203,8 +203,8 @@ class LakehouseCollector(Collector):
                 lag_v.add_metric([table, primary.name, region.name], versions)
                 lag_s.add_metric([table, primary.name, region.name], seconds)
             self._replication_state(region, replicated, last_pass, up)
-        yield from (version, lag_v, lag_s, offsets, up, replicated, last_pass)
-        yield from self._dag_runs(up)
+        airflow = self._dag_runs(up)  # before ``up`` is yielded: it carries Airflow's source sample too
+        yield from (version, lag_v, lag_s, offsets, up, replicated, last_pass, *airflow)
 
     def _dag_runs(self, up: GaugeMetricFamily) -> list[GaugeMetricFamily]:
         """Per DAG, from Airflow's REST API: its latest runs by state and the duration and end of the latest
