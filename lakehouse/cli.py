@@ -456,6 +456,15 @@ def _bench(args: argparse.Namespace) -> int:
         )
     elif args.kind == "ingest":
         result = bench.ingest(cfg, messages=args.messages, progress=say, dq=args.dq)
+    elif args.kind == "training":
+        from lakehouse.ml import benchmark as ml_bench
+        from lakehouse.session import build_spark
+
+        if args.psv_dir is None:
+            raise LakehouseError("bench training needs --psv-dir", fix="--psv-dir ../shared/data/physionet2019/training_setA.tar.gz")
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+        spark = build_spark(cfg, "lakehouse-bench-training", persistent_catalog=False)
+        result = ml_bench.run(spark, cfg, args.psv_dir, fractions, progress=say)
     else:
         result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
     print(json.dumps(result, indent=None if args.json else 2))
@@ -796,9 +805,12 @@ def build_parser() -> argparse.ArgumentParser:
     ml.set_defaults(func=_ml)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
-    bench.add_argument("kind", choices=["ingest", "latency", "replication"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
+    bench.add_argument("kind", choices=["ingest", "latency", "replication", "training"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; replication: asia -> europe MB/s"
-                       " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest")  # fmt: skip
+                       " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest; training: feature and GBT"
+                       " training time and peak memory at fractions of a PhysioNet archive vs a logistic regression on the same rows")  # fmt: skip
+    bench.add_argument("--psv-dir", type=Path, default=None, help="training: PhysioNet archive (.tar.gz or folder of .psv)")
+    bench.add_argument("--fractions", default="0.1,0.5,1.0", help="training: shares of the archive's patients (default 0.1,0.5,1.0)")
     bench.add_argument(
         "--versions",
         type=int,

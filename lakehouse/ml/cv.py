@@ -10,7 +10,6 @@ and standard deviation over folds) is logged to MLflow as one run tagged ``kind=
 
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -23,23 +22,10 @@ from pyspark.sql import functions as F
 from lakehouse.config import Config
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import features as fx
-from lakehouse.ml import train
+from lakehouse.ml import memory, train
 
 Progress = Callable[[str], None]
 METRICS = ("auroc", "auprc", "utility", "brier", "ece")
-
-
-def _peak_mib(spark: SparkSession) -> dict[str, float]:
-    """Peak resident memory so far of this Python process and of the Spark driver JVM (VmHWM), MiB."""
-    out = {"python_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    try:
-        pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                out["jvm_peak_rss_mib"] = round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, AttributeError):  # not on Linux, or a remote driver
-        pass
-    return out
 
 
 def cross_validate(
@@ -63,10 +49,8 @@ def cross_validate(
     if len(records) < folds:
         raise LakehouseError(f"{len(records)} patients in {archive}: fewer than {folds} folds", fix="check the path")
     progress(f"cv: {len(records)} patients of {archive.name}, {folds} folds by patient; building features")
-    feats = fx.hourly_features(fx.measurements_from_records(spark, records))
-    labels = fx.labels_from_records(spark, records).select("patient_ref", "hour_start", "sepsis_label")
     rows = (
-        labels.join(feats, ["patient_ref", "hour_start"], "left")
+        fx.labelled_rows(spark, records)
         .withColumn("fold", fx.fold_of(F.col("patient_ref"), folds))
         .cache()
     )
@@ -96,7 +80,7 @@ def cross_validate(
         "model": {"kind": "spark.ml.GBTClassifier", "max_iter": cfg.ml.max_iter, "max_depth": cfg.ml.max_depth,
                   "features": len(fx.FEATURE_COLUMNS)},
         "summary": summary, "per_fold": per_fold, "seconds": round(time.monotonic() - t0, 1),
-        "feature_seconds": round(prepared_s, 1), **_peak_mib(spark),
+        "feature_seconds": round(prepared_s, 1), **memory.peak_mib(spark),
     }  # fmt: skip
     if log_to_mlflow:
         mlflow = train._mlflow(cfg)

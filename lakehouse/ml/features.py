@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -180,32 +181,75 @@ def measurements_from_records(
     spark: SparkSession, records: Iterable[object], origin: datetime = PSV_ORIGIN
 ) -> DataFrame:
     """PhysioNet patient records -> the long measurement frame, exactly as the replay would land them in
-    silver (event time = origin + ICULOS hours, FiO2 converted from a fraction to %)."""
+    silver (event time = origin + ICULOS hours, FiO2 converted from a fraction to %).
+
+    Built as Arrow columns (not Python rows): the whole of training set A is about 4 million measurements.
+    """
     from lakehouse.devices.physionet import CONTRACT_VITALS, PatientRecord
 
-    rows = []
-    base = origin.astimezone(UTC).replace(tzinfo=None)
+    wanted = [(column, vital) for column, (vital, _unit) in CONTRACT_VITALS.items() if vital in VITALS]
+    patient: list[Any] = []
+    hours: list[int] = []
+    vital_of: list[str] = []
+    values: list[float] = []
     for rec in records:
         assert isinstance(rec, PatientRecord)
         for hour in rec.rows:
-            at = base + timedelta(hours=hour.iculos)
-            for column, (vital, _unit) in CONTRACT_VITALS.items():
+            for column, vital in wanted:
                 value = hour.vitals.get(column)
-                if value is not None and vital in VITALS:
-                    rows.append((rec.patient_id, at, vital, value * 100.0 if column == "FiO2" else float(value)))
-    return spark.createDataFrame(rows, MEASUREMENTS_SCHEMA)
+                if value is not None:
+                    patient.append(rec.patient_id)
+                    hours.append(hour.iculos)
+                    vital_of.append(vital)
+                    values.append(value * 100.0 if column == "FiO2" else float(value))
+    return spark.createDataFrame(
+        _arrow(MEASUREMENTS_SCHEMA, [patient, _event_times(hours, origin), vital_of, values]), MEASUREMENTS_SCHEMA
+    )
 
 
 def labels_from_records(spark: SparkSession, records: Iterable[object], origin: datetime = PSV_ORIGIN) -> DataFrame:
     """PhysioNet patient records -> one label row per patient-hour (``SepsisLabel`` at hour origin + ICULOS)."""
     from lakehouse.devices.physionet import PatientRecord
 
-    base = origin.astimezone(UTC).replace(tzinfo=None)
-    rows = []
+    patient: list[str] = []
+    hours: list[int] = []
+    labels: list[int] = []
     for rec in records:
         assert isinstance(rec, PatientRecord)
-        rows += [(rec.patient_id, base + timedelta(hours=h.iculos), h.iculos, int(h.sepsis_label)) for h in rec.rows]
-    return spark.createDataFrame(rows, LABELS_SCHEMA)
+        for h in rec.rows:
+            patient.append(rec.patient_id)
+            hours.append(h.iculos)
+            labels.append(int(h.sepsis_label))
+    return spark.createDataFrame(
+        _arrow(LABELS_SCHEMA, [patient, _event_times(hours, origin), hours, labels]), LABELS_SCHEMA
+    )
+
+
+def labelled_rows(spark: SparkSession, records: Iterable[object], origin: datetime = PSV_ORIGIN) -> DataFrame:
+    """Every labelled hour of PhysioNet records with its features (all null for hours before the patient's first
+    measurement: the challenge's utility counts those hours too). Grain: patient-hour; key (patient_ref, hour_start)."""
+    records = list(records)
+    feats = hourly_features(measurements_from_records(spark, records, origin))
+    labels = labels_from_records(spark, records, origin).select("patient_ref", "hour_start", "sepsis_label")
+    return labels.join(feats, ["patient_ref", "hour_start"], "left")
+
+
+def _event_times(iculos: list[int], origin: datetime) -> list[datetime]:
+    """origin + ICULOS hours, as UTC datetimes (one object per distinct hour, shared)."""
+    base = origin.astimezone(UTC)
+    cache: dict[int, datetime] = {}
+    return [cache.setdefault(h, base + timedelta(hours=h)) for h in iculos]
+
+
+def _arrow(schema: T.StructType, columns: list[list[Any]]) -> Any:
+    """Columns -> a pyarrow Table with the Spark ``schema``'s names and types (UTC timestamps)."""
+    import pyarrow as pa
+
+    kinds = {T.StringType: pa.string(), T.IntegerType: pa.int32(), T.DoubleType: pa.float64(),
+             T.TimestampType: pa.timestamp("us", tz="UTC")}  # fmt: skip
+    return pa.table(
+        {f.name: pa.array(col, type=kinds[type(f.dataType)]) for f, col in zip(schema.fields, columns, strict=True)}
+    )
 
 
 def split_of(patient_ref: Column, validation_pct: int = 20, seed: int = 7) -> Column:
