@@ -173,10 +173,13 @@ def with_alert_episodes(scores: DataFrame, stored: DataFrame, tag: str) -> DataF
     ).drop("_s_open", "_s_alert", "_s_since", "_prev_open", "_start")
 
 
-def alert_events(episodes: DataFrame, now: datetime | None = None) -> list[dict[str, Any]]:
+def alert_events(
+    episodes: DataFrame, now: datetime | None = None, wards: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The open/close events of :func:`with_alert_episodes` as gold.alerts rows (the ``alerts.news2`` topic's
     JSON), in hour order. An event carries its episode's opening fields, so a close that reaches gold.alerts
-    before its open still inserts a complete row."""
+    before its open still inserts a complete row. ``wards``: each patient's latest ward (null when unknown)."""
+    wards = wards or {}
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     rows = episodes.where(F.col("event").isNotNull()).orderBy("patient_ref", "hour_start").collect()
     events = []
@@ -184,7 +187,7 @@ def alert_events(episodes: DataFrame, now: datetime | None = None) -> list[dict[
         since: datetime = r["event_since"]
         closing = r["event"] == "close"
         events.append({
-            "alert_id": r["event_alert_id"], "patient_ref": r["patient_ref"], "ward": None, "level": ALERT_LEVEL,
+            "alert_id": r["event_alert_id"], "patient_ref": r["patient_ref"], "ward": wards.get(r["patient_ref"]), "level": ALERT_LEVEL,
             "status": "closed" if closing else "open", "news2_total": r["news2_total"],
             "triggering_parameters": [f"risk_score={r['risk_score']:.3f}", f"threshold={r['threshold']:.3f}",
                                       f"model={r['model_name']}/{r['model_version']}"],
@@ -278,6 +281,13 @@ def batch_score(
 # --------------------------------------------------------------------------- the live scorer
 
 
+def _latest_wards(vitals: DataFrame, episodes: DataFrame) -> dict[str, str]:
+    """Each alerted patient's ward in its latest silver row of the batch (alert routing, as for NEWS2)."""
+    alerted = episodes.where(F.col("event").isNotNull()).select("patient_ref").distinct()
+    latest = vitals.join(alerted, "patient_ref").groupBy("patient_ref").agg(F.max_by("ward", "event_time").alias("w"))
+    return {r["patient_ref"]: r["w"] for r in latest.collect() if r["w"] is not None}
+
+
 def score_live_batch(
     spark: SparkSession,
     cfg: Config,
@@ -312,7 +322,7 @@ def score_live_batch(
     episodes = with_alert_episodes(scores, spark.read.format("delta").load(uri), tag=str(batch_id))
     episodes = episodes.localCheckpoint(eager=True)
     try:
-        events = alert_events(episodes)
+        events = alert_events(episodes, wards=_latest_wards(vitals, episodes))
         if events:
             news2_job.send_alerts(events, region.kafka.bootstrap, cfg.topics.alerts)
         _merge_scores(spark, uri, episodes, keep_episodes=False)
@@ -353,7 +363,7 @@ def start_scorer(
 
     source = spark.readStream.format("delta").load(tables.uri(region, "silver.vitals"))
     writer = (
-        source.select("patient_ref", "event_time")
+        source.select("patient_ref", "ward", "event_time")
         .writeStream.foreachBatch(each)
         .option("checkpointLocation", io_tables.checkpoint_uri(region, QUERY))
         .queryName(f"risk_scores_{region.name}")

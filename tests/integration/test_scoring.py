@@ -179,6 +179,7 @@ def test_every_risk_alert_episode_was_announced_once_on_the_alerts_topic(served:
     for e in risk:  # complete rows: a close carries its episode's opening
         assert (
             e["patient_ref"]
+            and e["ward"] == "icu"  # routed like NEWS2 alerts: the patient's ward in silver
             and e["opened_observation_time"]
             and any(p.startswith("risk_score=") for p in e["triggering_parameters"])
         )

@@ -87,8 +87,10 @@ def test_alert_events_are_complete_gold_alerts_rows(spark: SparkSession) -> None
     from lakehouse.ingest.gold import ALERTS_SCHEMA
 
     out = scoring.with_alert_episodes(_frame(spark, [_score("a", 0, 0.9), _score("a", 1, 0.2)]), _frame(spark, []), "1")
-    events = scoring.alert_events(out, now=T0)
+    events = scoring.alert_events(out, now=T0, wards={"a": "icu-2"})
     assert [e["status"] for e in events] == ["open", "closed"]
+    assert {e["ward"] for e in events} == {"icu-2"}
+    assert scoring.alert_events(out, now=T0)[0]["ward"] is None  # ward unknown: routed to no ward
     required = {f.name for f in ALERTS_SCHEMA if not f.nullable}
     for e in events:
         assert set(e) == {f.name for f in ALERTS_SCHEMA}
