@@ -14,12 +14,27 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from lakehouse.config import PROJECT_ROOT
 
 JOBS_DIR = PROJECT_ROOT / "jobs"
 
 DEFAULT_ARGS: dict[str, Any] = {"owner": "lakehouse", "retries": 1, "retry_delay": timedelta(minutes=1)}
+# exit codes that say the data is wrong, not the run: a retry over the same data cannot pass, so the task
+# fails at once (3: a blocking data-quality expectation, lakehouse.quality.gate.DataQualityBlocked)
+FINAL_EXIT_CODES: dict[int, str] = {3: "a blocking data-quality expectation failed"}
+
+
+class JobOperator(BashOperator):
+    """A BashOperator running a job; an exit code of ``FINAL_EXIT_CODES`` fails the task without its retries."""
+
+    def _run_inline_command(self, bash_path: str, env: dict[str, str]) -> Any:
+        result = super()._run_inline_command(bash_path=bash_path, env=env)
+        reason = FINAL_EXIT_CODES.get(result.exit_code)
+        if reason is not None:
+            raise AirflowFailException(f"exit code {result.exit_code}: {reason}; not retried (same data, same result)")
+        return result
 
 
 def job_command(job: str, *args: str) -> str:
@@ -29,8 +44,8 @@ def job_command(job: str, *args: str) -> str:
     return " ".join(shlex.quote(part) for part in (sys.executable, str(script), *args))
 
 
-def job_task(task_id: str, job: str, *args: str, **kwargs: Any) -> BashOperator:
+def job_task(task_id: str, job: str, *args: str, **kwargs: Any) -> JobOperator:
     """A task running ``jobs/<job>.py args`` with the worker's environment (``LAKEHOUSE_ENV`` included)."""
-    return BashOperator(
+    return JobOperator(
         task_id=task_id, bash_command=job_command(job, *args), append_env=True, cwd=str(PROJECT_ROOT), **kwargs
     )

@@ -40,9 +40,8 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    home = tmp_path_factory.mktemp("airflow-home")
+def _in_airflow(home: Path, script: str, *args: str) -> Any:
+    """Run ``script`` with Airflow importable in a throw-away home; the JSON of its last stdout line."""
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -51,11 +50,40 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
     out = subprocess.run(
-        [sys.executable, "-c", PARSE, str(DAGS_DIR)], capture_output=True, text=True, env=env, timeout=300, check=False
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=300, check=False
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    result: dict[str, Any] = _in_airflow(tmp_path_factory.mktemp("airflow-home"), PARSE, str(DAGS_DIR))
     return result
+
+
+EXIT_CODES = """
+import json
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from lakehouse.orchestration.dags import JobOperator
+out = {}
+for code in (0, 1, 2, 3):
+    try:
+        JobOperator(task_id="t", bash_command=f"exit {code}").execute(context={})
+        out[code] = "success"
+    except AirflowFailException:
+        out[code] = "failed, no retry"
+    except AirflowException:
+        out[code] = "failed, retried"
+print(json.dumps(out))
+"""
+
+
+def test_a_blocking_data_check_fails_its_task_without_retry(tmp_path: Path) -> None:
+    """Exit 3 (a blocking expectation) is final; any other failure keeps the DAG's retry."""
+    assert _in_airflow(tmp_path, EXIT_CODES) == {
+        "0": "success", "1": "failed, retried", "2": "failed, retried", "3": "failed, no retry"
+    }  # fmt: skip
 
 
 def test_no_dag_file_fails_to_import(parsed: dict[str, Any]) -> None:
