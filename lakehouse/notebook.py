@@ -24,7 +24,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import PROJECT_ROOT, load_config
+from lakehouse.config import PROJECT_ROOT, Config, load_config
 from lakehouse.errors import LakehouseError
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -91,8 +91,25 @@ def setup(
         spark = build_spark(cfg, f"lakehouse-notebook-{region_cfg.name}", catalog_region=region_cfg.name)
         spark.sparkContext.setLogLevel("ERROR")
     params = Params(region_cfg.name, start, end, require_rows)
-    _session.update(spark=spark, params=params)
+    _session.update(spark=spark, params=params, cfg=cfg)
     return params
+
+
+def config() -> Config:
+    """The configuration profile :func:`setup` loaded (regions, model name, MLflow URL, ...)."""
+    if "cfg" not in _session:
+        raise LakehouseError("no notebook session yet", fix="run the set-up cell (notebook.setup(...)) first")
+    cfg: Config = _session["cfg"]
+    return cfg
+
+
+def table_uri(table: str, region: str | None = None) -> str:
+    """Where ``table`` (``layer.name``) of ``region`` (default: the notebook's) lives, for SQL such as
+    ``SELECT ... FROM delta.`{uri}``` over another region's copy."""
+    from lakehouse import tables
+
+    params: Params | None = _session.get("params")
+    return tables.uri(config().region(region or (params.region if params else None)), table)
 
 
 def spark() -> SparkSession:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from pyspark.sql import SparkSession
 
 from lakehouse.config import Config, load_config
@@ -19,6 +22,15 @@ CLI = [sys.executable, "-m", "lakehouse"]
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the `lakehouse` CLI in a fresh process and capture its output."""
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def with_ml_settings(profile: Path, **settings: Any) -> Config:
+    """Set ``ml`` settings in a sandbox profile (fresh processes read them too) and load it. A sandbox that trains
+    gives its own experiment and model name, so the shared registry's champion is never touched."""
+    data = yaml.safe_load(profile.read_text())
+    data["ml"].update(settings)
+    profile.write_text(yaml.safe_dump(data))
+    return load_config(str(profile))
 
 
 @pytest.fixture(scope="session")

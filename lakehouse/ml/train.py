@@ -418,3 +418,22 @@ def gate(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progr
         client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
     progress(f"gate: {'promoted' if decision.promoted else 'kept the champion'} ({decision.reason})")
     return decision
+
+
+def version_history(cfg: Config) -> list[dict[str, Any]]:
+    """Every registered version of ``ml.model_name``, oldest first: when it was registered, its aliases, its
+    training run's validation metrics and the gate's verdict (what the model notebook charts over time)."""
+    from datetime import UTC, datetime
+
+    client = _mlflow(cfg).MlflowClient()
+    out = []
+    for v in client.search_model_versions(f"name = '{cfg.ml.model_name}'"):
+        metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+        out.append({
+            "version": int(v.version), "registered": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
+            "aliases": ",".join(sorted(v.aliases or [])),
+            **{m: metrics.get(m) for m in ("auroc", "auprc", "utility", "threshold", "ece")},
+            "validation_rows": metrics.get("rows"), "gate_promoted": v.tags.get("gate.promoted"),
+            "gate_reason": v.tags.get("gate.reason"),
+        })  # fmt: skip
+    return sorted(out, key=lambda row: row["version"])

@@ -3,7 +3,9 @@
 
 One sandbox (its own lakehouse root, topics and metastore database on the shared stack) is filled by two
 `lakehouse pipeline run --once` passes in fresh processes, so the tables reach the sandbox's persistent
-catalog exactly as in production, and gold.news2 has a version before and after the second pass.
+catalog exactly as in production, and gold.news2 has a version before and after the second pass. Then the
+model's tables (a sandbox champion's scores and drift) and one replication pass to the secondary, for the model
+and DR notebooks.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from lakehouse import notebook, sql
 from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import physionet, simulator
 from lakehouse.ingest.registry import register_assignments
+from lakehouse.ml import build, drift, scoring, train
+from lakehouse.replication import replicator
 from lakehouse.tables import DATABASES, uri
-from tests.conftest import run_cli
+from tests.conftest import run_cli, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs two pipeline passes
 
@@ -60,6 +64,31 @@ def _pipeline_once(box_env: dict[str, str]) -> None:
     assert "balanced" in result.stdout
 
 
+ML_PATIENTS = 60  # the replayed patients among them, so model risk joins NEWS2 by patient
+
+
+def _model_and_replica(spark: SparkSession, path: Path) -> Config:
+    """What the nightly DAG and the replicator leave for the model and DR notebooks: features and labels of
+    PhysioNet patients, a champion of the sandbox's own model name, its scores, two drift checks, and one
+    replication pass to the secondary (ops.replication_state there)."""
+    cfg = with_ml_settings(path, experiment=f"test-{path.stem}", model_name=f"sepsis_risk_{path.stem}", max_iter=5,
+                           max_depth=3)  # fmt: skip
+    region = cfg.primary
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, ML_PATIENTS))
+    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, ML_PATIENTS, progress=print)
+    trained = train.train(spark, cfg, region, progress=print)
+    train.register(cfg, trained.model_uri, trained.run_id)
+    assert train.gate(spark, cfg, region, progress=print).promoted
+    start, end = build.psv_range(records)
+    scoring.batch_score(spark, cfg, region, start, end, progress=print)
+    half = (end - start) / 2
+    for until in (start + half, end):  # drift "over time": two checks of consecutive windows
+        drift.check_drift(spark, cfg, region, end=until, hours=int(half.total_seconds() // 3600), progress=print)
+    secondary = next(r.name for r in cfg.regions.values() if r.role == "secondary")
+    assert replicator.replicator(cfg, region.name, secondary).run_pass().ok
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def sandbox(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
     path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("analyst"), "analyst")
@@ -85,6 +114,7 @@ def sandbox(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPat
         cfg, 6, rate=10, seconds=60, bad_fraction=0.1, seed=22, realtime=False, prefix="an2", progress=lambda _: None
     )
     _pipeline_once(env)
+    cfg = _model_and_replica(spark, path)
     news2 = spark.read.format("delta").load(uri(region, "gold.news2"))
     span = news2.agg(F.min("observation_date"), F.max("observation_date")).first()
     assert span is not None and span[0] is not None

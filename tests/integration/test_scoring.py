@@ -17,18 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import tables
-from lakehouse.config import Config, load_config, write_sandbox_profile
+from lakehouse.config import Config, write_sandbox_profile
 from lakehouse.devices import physionet
 from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
 from lakehouse.io import kafka
 from lakehouse.ml import build, scoring, train
 from lakehouse.ml import features as fx
-from tests.conftest import run_cli
+from tests.conftest import run_cli, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -81,19 +80,11 @@ def _wait(check: Any, what: str, timeout_s: float = 600) -> None:
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def _with_ml(profile: Path, **settings: Any) -> Config:
-    """Set ``ml`` settings in a sandbox profile (fresh processes read them too) and load it."""
-    data = yaml.safe_load(profile.read_text())
-    data["ml"].update(settings)
-    profile.write_text(yaml.safe_dump(data))
-    return load_config(str(profile))
-
-
 @pytest.fixture(scope="module")
 def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("scoring")
     path = write_sandbox_profile(stack.source, folder, "scoring")
-    cfg = _with_ml(path, experiment=f"test-{path.stem}", model_name=f"sepsis_risk_{path.stem}", max_iter=5,
+    cfg = with_ml_settings(path, experiment=f"test-{path.stem}", model_name=f"sepsis_risk_{path.stem}", max_iter=5,
                    max_depth=3, scorer_trigger_s=2)  # fmt: skip
     ml, region = cfg.ml, cfg.primary
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
@@ -109,7 +100,7 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
     q = train.score(model, train.training_data(spark, region, ml.validation_pct).frame).approxQuantile(
         "score", [0.8], 0
     )
-    cfg = _with_ml(path, alert_threshold=float(q[0]))
+    cfg = with_ml_settings(path, alert_threshold=float(q[0]))
 
     # the live scorer follows silver.vitals; the first hours arrive, then the champion moves, then more hours
     silver = tables.uri(region, "silver.vitals")
