@@ -1,6 +1,7 @@
 """spark-submit entry point: build gold.features_hourly (one row per patient-hour, point-in-time features).
 
 python jobs/build_features.py --start 2026-11-25T00:00 --end 2026-11-26T00:00   # an interval, from silver.vitals
+                                              # (+ the labels a PhysioNet replay sent, from bronze.telemetry)
 python jobs/build_features.py --psv data/physionet2019-sample/training_setA_sample.tar.gz  # backfill + labels
 
 Prints one JSON line (table URIs, rows, Delta versions) for the next task; re-running a range replaces it.
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.psv:
             run = build.from_psv(spark, region, Path(args.psv), args.patients, progress=say)
         else:
-            run = build.from_silver(spark, region, _moment(args.start), _moment(args.end), progress=say)
+            run = build.from_silver(
+                spark, region, _moment(args.start), _moment(args.end), progress=say, labels=True
+            )
         print(json.dumps(run.as_dict()))
         return 0
 

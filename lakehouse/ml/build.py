@@ -56,9 +56,14 @@ def from_silver(
     end: datetime,
     progress: Progress = print,
     ensure_tables: bool = True,
+    labels: bool = False,
 ) -> FeatureRun:
     """Features of the hours in [start, end) from silver.vitals (reading LOOKBACK_H hours before start);
-    ``ensure_tables`` False: the caller has created the tables already (the live scorer, every batch)."""
+    ``ensure_tables`` False: the caller has created the tables already (the live scorer, every batch).
+
+    ``labels``: also the labels of those hours from the replayed stream (bronze.telemetry, what a PhysioNet
+    replay sent; `features.labels_from_bronze`). Written only when the range has some, so a range without a
+    replay never erases labels a backfill wrote."""
     if end <= start:
         raise LakehouseError(f"empty interval: end {end} is not after start {start}", fix="give --start < --end")
     if ensure_tables:
@@ -76,7 +81,29 @@ def from_silver(
     uri = tables.uri(region, "gold.features_hourly")
     version = delta.replace_range(spark, uri, feats, _range(start, end))
     feats.unpersist()
-    return FeatureRun("silver.vitals", _ts(start), _ts(end), patients, rows, uri, version)
+    run = FeatureRun("silver.vitals", _ts(start), _ts(end), patients, rows, uri, version)
+    return _with_replay_labels(spark, region, run, start, end, progress) if labels else run
+
+
+def _with_replay_labels(
+    spark: SparkSession, region: RegionConfig, run: FeatureRun, start: datetime, end: datetime, progress: Progress
+) -> FeatureRun:
+    from dataclasses import replace
+
+    bronze = spark.read.format("delta").load(tables.uri(region, "bronze.telemetry"))
+    # a record is ingested at or after its event (future-dated events are quarantined, not labelled)
+    found = fx.labels_from_bronze(bronze.where(F.col("ingest_date") >= F.lit(start.date()))).where(_range(start, end))
+    found = found.cache()
+    count = found.count()
+    if count == 0:
+        found.unpersist()
+        progress(f"labels ({region.name}): no replayed PhysioNet messages in [{_ts(start)}, {_ts(end)})")
+        return run
+    uri = tables.uri(region, "gold.sepsis_labels")
+    version = delta.replace_range(spark, uri, found, _range(start, end))
+    found.unpersist()
+    progress(f"labels ({region.name}): {count} patient-hours from the replayed stream (bronze.telemetry)")
+    return replace(run, label_rows=count, labels_uri=uri, labels_version=version)
 
 
 def psv_range(records: list[Any]) -> tuple[datetime, datetime]:

@@ -225,6 +225,42 @@ def labels_from_records(spark: SparkSession, records: Iterable[object], origin: 
     )
 
 
+# the fields of a replayed PhysioNet message (vitals.v1, lakehouse.devices.physionet.to_message) labels need
+_REPLAY_LABEL_FIELDS = T.StructType(
+    [
+        T.StructField("patient_ref", T.StringType()),
+        T.StructField("event_time", T.StringType()),
+        T.StructField("source", T.StructType([
+            T.StructField("dataset", T.StringType()), T.StructField("iculos", T.IntegerType()),
+            T.StructField("sepsis_label", T.IntegerType()),
+        ])),
+    ]
+)  # fmt: skip
+
+
+def labels_from_bronze(bronze: DataFrame) -> DataFrame:
+    """bronze.telemetry rows -> gold.sepsis_labels rows: the SepsisLabel a PhysioNet replay carries in each
+    message (``source.sepsis_label``) at the hour of its event time, one row per patient-hour (a duplicate
+    delivery counts once; if copies disagree, 1 wins). Device telemetry and unparseable records give none."""
+    from lakehouse.devices.physionet import DATASET
+
+    msg = F.from_json(F.col("value").cast("string"), _REPLAY_LABEL_FIELDS, {"mode": "PERMISSIVE"})
+    rows = bronze.select(msg.alias("m")).select(
+        F.col("m.patient_ref").alias("patient_ref"),
+        F.date_trunc("hour", F.col("m.event_time").cast("timestamp")).alias("hour_start"),
+        F.col("m.source.iculos").alias("iculos"),
+        F.col("m.source.sepsis_label").alias("sepsis_label"),
+        F.col("m.source.dataset").alias("dataset"),
+    )
+    labelled = rows.where(
+        (F.col("dataset") == DATASET) & F.col("patient_ref").isNotNull() & F.col("hour_start").isNotNull()
+        & F.col("iculos").isNotNull() & F.col("sepsis_label").isin(0, 1)
+    )  # fmt: skip
+    return labelled.groupBy("patient_ref", "hour_start").agg(
+        F.max("iculos").cast("int").alias("iculos"), F.max("sepsis_label").cast("int").alias("sepsis_label")
+    )
+
+
 def labelled_rows(spark: SparkSession, records: Iterable[object], origin: datetime = PSV_ORIGIN) -> DataFrame:
     """Every labelled hour of PhysioNet records with its features (all null for hours before the patient's first
     measurement: the challenge's utility counts those hours too). Grain: patient-hour; key (patient_ref, hour_start)."""

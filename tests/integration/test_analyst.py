@@ -47,6 +47,8 @@ class Sandbox:
     between: datetime
     first_date: date
     last_date: date
+    replay_origin: datetime  # event time of ICU hour 0 of the replayed PhysioNet patients
+    replayed: int  # patients replayed
 
     @property
     def env(self) -> dict[str, str]:
@@ -119,7 +121,34 @@ def sandbox(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPat
     span = news2.agg(F.min("observation_date"), F.max("observation_date")).first()
     assert span is not None and span[0] is not None
     today = datetime.now(UTC).date()
-    return Sandbox(path, cfg, between, span[0], max(span[1], today))
+    return Sandbox(path, cfg, between, span[0], max(span[1], today), origin, len(records))
+
+
+def test_the_feature_job_takes_labels_from_the_replayed_stream(sandbox: Sandbox, spark: SparkSession) -> None:
+    """Silver mode with labels: features of the replay's hours from silver.vitals, labels from what the replay
+    sent (bronze.telemetry), one per patient-hour it sent a message for, equal to the files' SepsisLabel."""
+    from datetime import timedelta
+
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, sandbox.replayed))
+    start = sandbox.replay_origin - timedelta(hours=1)  # the replay took its own origin: the same hour or the next
+    end = start + timedelta(hours=max(r.max_iculos for r in records) + 3)
+    region = sandbox.cfg.primary
+    run = build.from_silver(spark, region, start, end, progress=print, labels=True)
+    sent = {(r.patient_id, h.iculos): h.sepsis_label for r in records for h in r.rows if h.has_device_vitals()}
+    assert run.label_rows == len(sent) > 0 and run.labels_version is not None
+    naive = lambda moment: F.lit(moment.replace(tzinfo=None))
+    labels = spark.read.format("delta").load(uri(region, "gold.sepsis_labels"))
+    mine = labels.where((F.col("hour_start") >= naive(start)) & (F.col("hour_start") < naive(end)))
+    assert {(r["patient_ref"], r["iculos"]): r["sepsis_label"] for r in mine.collect()} == sent
+    # every labelled hour between a patient's first and last hour in silver has its feature row
+    silver = spark.read.format("delta").load(uri(region, "silver.vitals"))
+    spans = silver.groupBy("patient_ref").agg(
+        F.date_trunc("hour", F.min("event_time")).alias("lo"), F.date_trunc("hour", F.max("event_time")).alias("hi")
+    )
+    inside = mine.join(spans, "patient_ref").where(F.col("hour_start").between(F.col("lo"), F.col("hi")))
+    feats = spark.read.format("delta").load(run.features_uri)
+    assert inside.count() > 0.9 * len(sent)
+    assert inside.join(feats, ["patient_ref", "hour_start"]).count() == inside.count()
 
 
 # --------------------------------------------------------------------------- the persistent catalog

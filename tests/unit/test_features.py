@@ -4,7 +4,7 @@ changed, shuffled, dropped and added leaves every earlier row identical), labels
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -102,3 +102,31 @@ def test_splits_are_by_patient(spark: SparkSession, records: list[Any]) -> None:
     )
     assert folds.where("n > 1").count() == 0
     assert {r["fold"] for r in folds.collect()} <= set(range(5))
+
+
+def test_labels_from_the_replayed_stream_match_the_files(
+    spark: SparkSession, records: list[physionet.PatientRecord]
+) -> None:
+    """What a PhysioNet replay sent (bronze.telemetry) gives the files' labels for every hour it sent a message
+    for; a duplicate delivery, device telemetry and garbage add nothing."""
+    import json
+
+    from lakehouse.ingest.bronze import BRONZE_SCHEMA
+
+    origin = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)
+    sent = [m for _, m in physionet.replay_messages(records[:4], origin)]
+    raw = [json.dumps(m).encode() for m in sent]
+    raw += [raw[0], b"{not json", json.dumps({"patient_ref": "w1", "event_time": "2026-02-01T00:10:00Z"}).encode()]
+    now = datetime(2026, 2, 5)
+    bronze = spark.createDataFrame(
+        [(None, v, "telemetry.vitals", 0, i, now, now, now.date()) for i, v in enumerate(raw)], BRONZE_SCHEMA
+    )
+    got = {(r["patient_ref"], r["iculos"]): r["sepsis_label"] for r in fx.labels_from_bronze(bronze).collect()}
+    want = {
+        (rec.patient_id, h.iculos): h.sepsis_label for rec in records[:4] for h in rec.rows if h.has_device_vitals()
+    }
+    assert got == want and len(got) == len(sent)
+    # the same hours (origin + ICULOS) and labels as the backfill from the files
+    from_files = fx.labels_from_records(spark, records[:4], origin)
+    key = ("patient_ref", "hour_start", "sepsis_label")
+    assert set(_rows(fx.labels_from_bronze(bronze).select(*key))) <= set(_rows(from_files.select(*key)))
