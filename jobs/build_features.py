@@ -19,7 +19,7 @@ from lakehouse.cli import guarded
 from lakehouse.config import load_config
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import build
-from lakehouse.session import build_spark
+from lakehouse.session import build_spark, ml_overrides
 from lakehouse.stack import manager
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.psv and not Path(args.psv).exists():  # before Spark starts: a bad path fails in a second
             raise LakehouseError(f"PhysioNet data {args.psv} does not exist", fix="give a .tar.gz or a .psv folder")
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
-        spark = build_spark(cfg, f"features-{region.name}", catalog_region=region.name)
+        spark = build_spark(cfg, f"features-{region.name}", ml_overrides(cfg), catalog_region=region.name)
         say = lambda m: print(m, file=sys.stderr, flush=True)
         if args.psv:
             run = build.from_psv(spark, region, Path(args.psv), args.patients, progress=say)

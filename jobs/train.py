@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             version = train.register(cfg, args.model_uri or f"runs:/{args.run_id}/model", args.run_id)
             print(json.dumps({"model": cfg.ml.model_name, "version": version, "alias": train.CHALLENGER}))
             return 0
-        from lakehouse.session import build_spark
+        from lakehouse.session import build_spark, ml_overrides
 
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
-        spark = build_spark(cfg, f"sepsis-{args.step}-{region.name}", catalog_region=region.name)
+        spark = build_spark(cfg, f"sepsis-{args.step}-{region.name}", ml_overrides(cfg), catalog_region=region.name)
         if args.step == "train":
             tags = dict(t.split("=", 1) for t in args.tag if "=" in t)
             result = train.train(spark, cfg, region, progress=say, tags=tags)

@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     def job() -> int:
         from lakehouse.ml.validate import check_features
         from lakehouse.quality import validate
-        from lakehouse.session import build_spark
+        from lakehouse.session import build_spark, ml_overrides
         from lakehouse.stack import manager
 
         cfg = load_config()
         region = cfg.region(args.region or None)
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
-        spark = build_spark(cfg, f"validate-features-{region.name}", catalog_region=region.name)
+        spark = build_spark(cfg, f"validate-features-{region.name}", ml_overrides(cfg), catalog_region=region.name)
         say = lambda m: print(m, file=sys.stderr, flush=True)
         outcomes, docs = validate.validate_tables(
             spark, cfg, region, ["gold.features_hourly"], None, progress=say, run_id=args.run_id

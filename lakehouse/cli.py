@@ -202,7 +202,7 @@ def _range_args(args: argparse.Namespace) -> tuple[datetime | None, datetime | N
 
 
 def _ml(args: argparse.Namespace) -> int:
-    from lakehouse.session import build_spark
+    from lakehouse.session import build_spark, ml_overrides
     from lakehouse.stack import manager
 
     cfg = load_config()
@@ -214,7 +214,7 @@ def _ml(args: argparse.Namespace) -> int:
     start, end = _range_args(args)
     manager.require(cfg, "mlflow")
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
-    spark = build_spark(cfg, f"lakehouse-ml-{args.action}-{region.name}", catalog_region=region.name)
+    spark = build_spark(cfg, f"lakehouse-ml-{args.action}-{region.name}", ml_overrides(cfg), catalog_region=region.name)
     spark.sparkContext.setLogLevel("ERROR")
     from lakehouse.observability import exporter
 
@@ -458,12 +458,12 @@ def _bench(args: argparse.Namespace) -> int:
         result = bench.ingest(cfg, messages=args.messages, progress=say, dq=args.dq)
     elif args.kind == "training":
         from lakehouse.ml import benchmark as ml_bench
-        from lakehouse.session import build_spark
+        from lakehouse.session import build_spark, ml_overrides
 
         if args.psv_dir is None:
             raise LakehouseError("bench training needs --psv-dir", fix="--psv-dir ../shared/data/physionet2019/training_setA.tar.gz")
         fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
-        spark = build_spark(cfg, "lakehouse-bench-training", persistent_catalog=False)
+        spark = build_spark(cfg, "lakehouse-bench-training", ml_overrides(cfg), persistent_catalog=False)
         result = ml_bench.run(spark, cfg, args.psv_dir, fractions, progress=say)
     else:
         result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)

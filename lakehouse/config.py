@@ -147,6 +147,8 @@ class MlConfig:
     alert_threshold: float | None = None  # risk score raising a sepsis_risk alert (None: the champion's own)
     scorer_trigger_s: int = 60  # the live scorer's micro-batch interval
     drift_window_h: int = 24  # drift: the live window (hours of features and scores) compared with training
+    driver_memory: str = "6g"  # the ML jobs' Spark driver (local profile: all of Spark) heap
+    shuffle_partitions: int = 8  # the ML jobs' shuffle partitions (batch windows and joins, no state stores)
 
 
 @dataclass(frozen=True)
@@ -443,7 +445,11 @@ def _parse_ml(data: Mapping[str, Any]) -> MlConfig:
         alert_threshold=_get(data, "alert_threshold", float, where, None),
         scorer_trigger_s=_get(data, "scorer_trigger_s", int, where, 60),
         drift_window_h=_get(data, "drift_window_h", int, where, 24),
+        driver_memory=_get(data, "driver_memory", str, where, "6g"),
+        shuffle_partitions=_get(data, "shuffle_partitions", int, where, 8),
     )
+    if cfg.shuffle_partitions < 1:
+        raise ConfigError(f"{where}.shuffle_partitions must be >= 1, got {cfg.shuffle_partitions}")
     if cfg.alert_threshold is not None and not 0 < cfg.alert_threshold < 1:
         raise ConfigError(f"{where}.alert_threshold must be between 0 and 1 (a risk), got {cfg.alert_threshold}")
     if cfg.scorer_trigger_s < 1 or cfg.drift_window_h < 1:

@@ -80,6 +80,14 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
     return conf
 
 
+def ml_overrides(cfg: Config) -> dict[str, str]:
+    """Spark settings of the ML jobs (features, training, scoring, evaluation, CV, the training benchmark):
+    their own driver heap and shuffle partitions (``ml.driver_memory``, ``ml.shuffle_partitions``). The
+    streaming pipeline keeps ``spark.shuffle_partitions`` = cores for its state stores; a feature build of
+    training set A needs smaller tasks and more heap than that (2 partitions in a 2 GiB driver run out of heap)."""
+    return {"spark.driver.memory": cfg.ml.driver_memory, "spark.sql.shuffle.partitions": str(cfg.ml.shuffle_partitions)}
+
+
 def build_spark(
     cfg: Config,
     app_name: str,

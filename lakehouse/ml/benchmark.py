@@ -119,6 +119,7 @@ def run(
         "model": {"kind": "spark.ml.GBTClassifier", "max_iter": cfg.ml.max_iter, "max_depth": cfg.ml.max_depth,
                   "features": len(fx.FEATURE_COLUMNS)},
         "baseline": f"spark.ml.LogisticRegression (maxIter {cfg.ml.max_iter}) on the same rows",
-        "spark": {"master": cfg.spark.master, "driver_memory": cfg.spark.driver_memory},
+        "spark": {"master": cfg.spark.master, "driver_memory": cfg.ml.driver_memory,
+                  "shuffle_partitions": cfg.ml.shuffle_partitions},
         "steps": steps, "seconds": round(time.monotonic() - t0, 1),
     }  # fmt: skip
