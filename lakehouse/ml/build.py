@@ -45,10 +45,6 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _range(start: datetime, end: datetime) -> str:
-    return f"hour_start >= '{_ts(start)}' AND hour_start < '{_ts(end)}'"
-
-
 def from_silver(
     spark: SparkSession,
     region: RegionConfig,
@@ -74,12 +70,12 @@ def from_silver(
         (F.col("event_date") >= F.lit(lo.date())) & (F.col("event_date") <= F.lit(end.date()))
         & (F.col("event_time") >= F.lit(_ts(lo)).cast("timestamp")) & (F.col("event_time") < F.lit(_ts(end)).cast("timestamp"))
     )  # fmt: skip
-    feats = fx.hourly_features(fx.measurements_from_silver(window)).where(_range(start, end))
+    feats = fx.hourly_features(fx.measurements_from_silver(window)).where(fx.hour_range_sql(start, end))
     feats = fx.with_computed_time(feats).cache()
     rows, patients = feats.count(), feats.select("patient_ref").distinct().count()
     progress(f"features ({region.name}): {rows} patient-hours of {patients} patients in [{_ts(start)}, {_ts(end)})")
     uri = tables.uri(region, "gold.features_hourly")
-    version = delta.replace_range(spark, uri, feats, _range(start, end))
+    version = delta.replace_range(spark, uri, feats, fx.hour_range_sql(start, end))
     feats.unpersist()
     run = FeatureRun("silver.vitals", _ts(start), _ts(end), patients, rows, uri, version)
     return _with_replay_labels(spark, region, run, start, end, progress) if labels else run
@@ -92,7 +88,7 @@ def _with_replay_labels(
 
     bronze = spark.read.format("delta").load(tables.uri(region, "bronze.telemetry"))
     # a record is ingested at or after its event (future-dated events are quarantined, not labelled)
-    found = fx.labels_from_bronze(bronze.where(F.col("ingest_date") >= F.lit(start.date()))).where(_range(start, end))
+    found = fx.labels_from_bronze(bronze.where(F.col("ingest_date") >= F.lit(start.date()))).where(fx.hour_range_sql(start, end))
     found = found.cache()
     count = found.count()
     if count == 0:
@@ -100,7 +96,7 @@ def _with_replay_labels(
         progress(f"labels ({region.name}): no replayed PhysioNet messages in [{_ts(start)}, {_ts(end)})")
         return run
     uri = tables.uri(region, "gold.sepsis_labels")
-    version = delta.replace_range(spark, uri, found, _range(start, end))
+    version = delta.replace_range(spark, uri, found, fx.hour_range_sql(start, end))
     found.unpersist()
     progress(f"labels ({region.name}): {count} patient-hours from the replayed stream (bronze.telemetry)")
     return replace(run, label_rows=count, labels_uri=uri, labels_version=version)
@@ -144,8 +140,8 @@ def from_psv(
         f"features ({region.name}): {rows} patient-hours, {label_rows} labels of {len(records)} patients from {path.name}"
     )
     f_uri, l_uri = tables.uri(region, "gold.features_hourly"), tables.uri(region, "gold.sepsis_labels")
-    f_version = delta.replace_range(spark, f_uri, feats, _range(start, end))
-    l_version = delta.replace_range(spark, l_uri, labels, _range(start, end))
+    f_version = delta.replace_range(spark, f_uri, feats, fx.hour_range_sql(start, end))
+    l_version = delta.replace_range(spark, l_uri, labels, fx.hour_range_sql(start, end))
     feats.unpersist()
     labels.unpersist()
     return FeatureRun(

@@ -162,7 +162,7 @@ def check_drift(
         spark.read.format("delta").option("versionAsOf", ref_version).load(ref_uri)
         .where(fx.split_of(F.col("patient_ref"), cfg.ml.validation_pct) == "train")
     )  # fmt: skip
-    window = scoring._range(start, end)
+    window = fx.hour_range(start, end)
     live = spark.read.format("delta").load(tables.uri(region, "gold.features_hourly")).where(window)
     live = live.cache()
     if live.isEmpty():

@@ -288,6 +288,18 @@ def _arrow(schema: T.StructType, columns: list[list[Any]]) -> Any:
     )
 
 
+def hour_range_sql(start: datetime, end: datetime) -> str:
+    """``hour_start`` in [start, end) as SQL text (what Delta's ``replaceWhere`` takes), UTC."""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    return f"hour_start >= '{start.astimezone(UTC):{fmt}}' AND hour_start < '{end.astimezone(UTC):{fmt}}'"
+
+
+def hour_range(start: datetime, end: datetime) -> Column:
+    """``hour_start`` in [start, end) as a Column (timestamps compared as UTC wall time, the session zone)."""
+    lo, hi = (moment.astimezone(UTC).replace(tzinfo=None) for moment in (start, end))
+    return (F.col("hour_start") >= F.lit(lo)) & (F.col("hour_start") < F.lit(hi))
+
+
 def split_of(patient_ref: Column, validation_pct: int = 20, seed: int = 7) -> Column:
     """``train`` or ``validation`` by a stable hash of the patient (never by row: all hours of a patient land
     in the same split)."""

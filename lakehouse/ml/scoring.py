@@ -30,6 +30,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.io import delta, streaming
 from lakehouse.io import tables as io_tables
 from lakehouse.ml import build, train
+from lakehouse.ml import features as fx
 from lakehouse.ml.schemas import RISK_SCORES_SCHEMA
 
 Progress = Callable[[str], None]
@@ -221,12 +222,6 @@ class ScoreRun:
         return asdict(self)
 
 
-def _range(start: datetime, end: datetime) -> Any:
-    lo = start.astimezone(UTC).replace(tzinfo=None)
-    hi = end.astimezone(UTC).replace(tzinfo=None)
-    return (F.col("hour_start") >= F.lit(lo)) & (F.col("hour_start") < F.lit(hi))
-
-
 def _merge_scores(spark: SparkSession, uri: str, rows: DataFrame, keep_episodes: bool) -> None:
     """Upsert by (patient_ref, hour_start); ``keep_episodes``: a re-scored row keeps its alert episode."""
     from delta.tables import DeltaTable
@@ -255,16 +250,20 @@ def batch_score(
         raise LakehouseError(f"empty range: end {end} is not after start {start}", fix="give --start < --end")
     champion = ChampionWatcher(cfg, progress).current()
     tables.ensure_all(spark, region)
-    features = spark.read.format("delta").load(tables.uri(region, "gold.features_hourly")).where(_range(start, end))
+    features_uri = tables.uri(region, "gold.features_hourly")
+    features = spark.read.format("delta").load(features_uri).where(fx.hour_range(start, end))
     scores = score_rows(features, champion).localCheckpoint(eager=True)
-    agg = scores.agg(
-        F.count(F.lit(1)).alias("n"), F.countDistinct("patient_ref").alias("p"),
-        F.sum(F.col("above_threshold").cast("int")).alias("above"),
-    ).first()  # fmt: skip
-    assert agg is not None
     uri = tables.uri(region, QUERY)
-    if int(agg["n"]):
-        _merge_scores(spark, uri, scores, keep_episodes=True)
+    try:
+        agg = scores.agg(
+            F.count(F.lit(1)).alias("n"), F.countDistinct("patient_ref").alias("p"),
+            F.sum(F.col("above_threshold").cast("int")).alias("above"),
+        ).first()  # fmt: skip
+        assert agg is not None
+        if int(agg["n"]):
+            _merge_scores(spark, uri, scores, keep_episodes=True)
+    finally:
+        scores.unpersist()
     progress(
         f"risk scores ({region.name}): {agg['n']} patient-hours of {agg['p']} patients scored by "
         f"{champion.name} v{champion.version}; {agg['above'] or 0} at or above {champion.threshold:.3f}"
@@ -315,7 +314,7 @@ def score_live_batch(
         spark.read.format("delta")
         .option("versionAsOf", run.features_version)
         .load(run.features_uri)
-        .where(_range(start, end))
+        .where(fx.hour_range(start, end))
     )
     uri = tables.uri(region, QUERY)
     scores = score_rows(features, champion).localCheckpoint(eager=True)
