@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lakehouse.cli import guarded
 from lakehouse.config import load_config
+from lakehouse.devices import physionet
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import build
 from lakehouse.session import build_spark, ml_overrides
@@ -45,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         region = cfg.region(args.region or None)
         if not args.psv and (not args.start or not args.end or "None" in (args.start, args.end)):
             raise LakehouseError("give --start and --end (silver mode) or --psv (backfill)", fix="see --help")
-        if args.psv and not Path(args.psv).exists():  # before Spark starts: a bad path fails in a second
-            raise LakehouseError(f"PhysioNet data {args.psv} does not exist", fix="give a .tar.gz or a .psv folder")
+        if args.psv:  # before Spark starts: a bad path fails in a second
+            physionet.require_archive(Path(args.psv))
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
         spark = build_spark(cfg, f"features-{region.name}", ml_overrides(cfg), catalog_region=region.name)
         say = lambda m: print(m, file=sys.stderr, flush=True)

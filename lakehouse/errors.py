@@ -17,6 +17,13 @@ class LakehouseError(Exception):
         return self.message if not self.fix else f"{self.message}\n  fix: {self.fix}"
 
 
+class InputError(LakehouseError):
+    """An input the job was given (a file, a folder) does not exist or cannot be read: running it again
+    unchanged fails the same way, so schedulers do not retry it (exit code 66, EX_NOINPUT of sysexits.h)."""
+
+    exit_code = 66
+
+
 class ConfigError(LakehouseError):
     """The configuration file is missing, unreadable or does not match the expected shape."""
 

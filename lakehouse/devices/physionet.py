@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.config import PROJECT_ROOT
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import InputError, LakehouseError
 
 if TYPE_CHECKING:
     from lakehouse.config import Config
@@ -161,6 +161,16 @@ def patient_id_of(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def require_archive(archive: Path) -> Path:
+    """``archive`` itself, when it exists (a .tar.gz or a folder of .psv files); else an InputError."""
+    if not archive.exists():
+        raise InputError(
+            f"PhysioNet data {archive} does not exist",
+            fix=f"give training_setA.tar.gz or a folder of .psv files (the committed sample: {SAMPLE_ARCHIVE})",
+        )
+    return archive
+
+
 def iter_psv_files(archive: Path) -> Iterator[tuple[str, str, bytes]]:
     """Yield (patient id, member or file name, raw bytes) of every patient file, in storage order.
 
@@ -173,11 +183,7 @@ def iter_psv_files(archive: Path) -> Iterator[tuple[str, str, bytes]]:
             if pid is not None and path.is_file():
                 yield pid, path.relative_to(archive).as_posix(), path.read_bytes()
         return
-    if not archive.is_file():
-        raise LakehouseError(
-            f"PhysioNet archive {archive} does not exist",
-            fix=f"pass the path of training_setA.tar.gz or a directory of .psv files (sample: {SAMPLE_ARCHIVE})",
-        )
+    require_archive(archive)
     try:
         with tarfile.open(archive, "r|*") as tar:
             for member in tar:

@@ -87,8 +87,7 @@ def run(
 
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise LakehouseError(f"fractions must be in (0, 1], got {list(fractions)}", fix="e.g. --fractions 0.1,0.5,1")
-    if not archive.exists():
-        raise LakehouseError(f"PhysioNet data {archive} does not exist", fix="give a .tar.gz or a folder of .psv files")
+    physionet.require_archive(archive)
     t0 = time.monotonic()
     progress(f"bench training: reading {archive} ...")
     records = list(physionet.iter_patients(archive))

@@ -112,8 +112,7 @@ def psv_archive_range(path: Path, patients: int | None = None) -> tuple[datetime
     """:func:`psv_range` of a PhysioNet archive or folder (what ``from_psv`` of it writes)."""
     from lakehouse.devices import physionet
 
-    if not path.exists():
-        raise LakehouseError(f"PhysioNet data {path} does not exist", fix="give a .tar.gz or a folder of .psv files")
+    physionet.require_archive(path)
     records = list(physionet.iter_patients(path, patients))
     if not records:
         raise LakehouseError(f"no patient files (pNNNNNN.psv) in {path}", fix="check the path")
@@ -126,8 +125,7 @@ def from_psv(
     """Backfill: features and labels of PhysioNet files (a .tar.gz or a folder of .psv), hours from PSV_ORIGIN."""
     from lakehouse.devices import physionet
 
-    if not path.exists():
-        raise LakehouseError(f"PhysioNet data {path} does not exist", fix="give a .tar.gz or a folder of .psv files")
+    physionet.require_archive(path)
     records = list(physionet.iter_patients(path, patients))
     if not records:
         raise LakehouseError(f"no patient files (pNNNNNN.psv) in {path}", fix="check the path")

@@ -42,8 +42,7 @@ def cross_validate(
 
     if folds < 2:
         raise LakehouseError(f"--folds must be at least 2, got {folds}", fix="e.g. --folds 5")
-    if not archive.exists():
-        raise LakehouseError(f"PhysioNet data {archive} does not exist", fix="give a .tar.gz or a folder of .psv files")
+    physionet.require_archive(archive)
     t0 = time.monotonic()
     records = list(physionet.iter_patients(archive, patients))
     if len(records) < folds:

@@ -69,8 +69,7 @@ def evaluate_psv(
 
     from lakehouse.devices import physionet
 
-    if not psv_dir.exists():
-        raise LakehouseError(f"{psv_dir} does not exist", fix="give a folder of PhysioNet .psv files (or a .tar.gz)")
+    physionet.require_archive(psv_dir)
     records = list(physionet.iter_patients(psv_dir, patients))
     if not records:
         raise LakehouseError(f"no patient files (pNNNNNN.psv) in {psv_dir}", fix="check the path")

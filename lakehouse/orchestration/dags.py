@@ -21,9 +21,12 @@ from lakehouse.config import PROJECT_ROOT
 JOBS_DIR = PROJECT_ROOT / "jobs"
 
 DEFAULT_ARGS: dict[str, Any] = {"owner": "lakehouse", "retries": 1, "retry_delay": timedelta(minutes=1)}
-# exit codes that say the data is wrong, not the run: a retry over the same data cannot pass, so the task
-# fails at once (3: a blocking data-quality expectation, lakehouse.quality.gate.DataQualityBlocked)
-FINAL_EXIT_CODES: dict[int, str] = {3: "a blocking data-quality expectation failed"}
+# exit codes that say the input is wrong, not the run: a retry over the same input cannot pass, so the task
+# fails at once (3: lakehouse.quality.gate.DataQualityBlocked; 66: lakehouse.errors.InputError)
+FINAL_EXIT_CODES: dict[int, str] = {
+    3: "a blocking data-quality expectation failed",
+    66: "an input it was given does not exist",
+}
 
 
 class JobOperator(BashOperator):

@@ -67,7 +67,7 @@ import json
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from lakehouse.orchestration.dags import JobOperator
 out = {}
-for code in (0, 1, 2, 3):
+for code in (0, 1, 2, 3, 66):
     try:
         JobOperator(task_id="t", bash_command=f"exit {code}").execute(context={})
         out[code] = "success"
@@ -79,10 +79,11 @@ print(json.dumps(out))
 """
 
 
-def test_a_blocking_data_check_fails_its_task_without_retry(tmp_path: Path) -> None:
-    """Exit 3 (a blocking expectation) is final; any other failure keeps the DAG's retry."""
+def test_a_blocking_data_check_or_a_missing_input_fails_its_task_without_retry(tmp_path: Path) -> None:
+    """Exit 3 (a blocking expectation) and 66 (a missing input) are final; any other failure keeps the retry."""
     assert _in_airflow(tmp_path, EXIT_CODES) == {
-        "0": "success", "1": "failed, retried", "2": "failed, retried", "3": "failed, no retry"
+        "0": "success", "1": "failed, retried", "2": "failed, retried", "3": "failed, no retry",
+        "66": "failed, no retry",
     }  # fmt: skip
 
 
