@@ -8,6 +8,7 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from lakehouse import audit
 from lakehouse.config import RegionConfig
 from lakehouse.ingest.bronze import BRONZE_SCHEMA
 from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA, WINDOW_SCHEMA
@@ -268,6 +269,9 @@ SPECS: dict[str, TableSpec] = {
         TableSpec(replication_state.TABLE, replication_state.REPLICATION_STATE_SCHEMA, (),
                   "Replication state after the latest pass; one row per (table, source, target); lives in the target.",
                   replication_state.COLUMNS),
+        TableSpec(audit.TABLE, audit.AUDIT_SCHEMA, ("event_date",),
+                  "Append-only record of decisions taken on the platform's behalf; one row per decision (key event_id).",
+                  audit.COLUMNS),
     )
 }  # fmt: skip
 

@@ -70,6 +70,27 @@ def test_it_produced_an_mlflow_run_and_a_promoted_model_version(stack: Config, r
     assert (champion.version == version.version) == (version.tags["gate.promoted"] == "True")
 
 
+def test_the_gate_decision_is_in_the_audit_log(stack: Config, retrained: DagRun, spark: SparkSession) -> None:
+    """Who decided (the promote task of this DAG run), about which version, with what outcome and evidence."""
+    import json
+
+    from mlflow import MlflowClient
+    from pyspark.sql import functions as F
+
+    from lakehouse import audit, tables
+
+    client = MlflowClient(stack.mlflow.tracking_uri, registry_uri=stack.mlflow.tracking_uri)
+    challenger = client.get_model_version_by_alias(stack.ml.model_name, "challenger")
+    log = spark.read.format("delta").load(tables.uri(stack.primary, audit.TABLE))
+    rows = log.where(F.col("actor") == f"airflow:{DAG_ID}/{retrained.run_id}/promote").collect()
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert row["action"] == "model.promotion_gate" and row["target"] == f"{stack.ml.model_name}/{challenger.version}"
+    promoted = challenger.tags["gate.promoted"] == "True"
+    assert row["outcome"] == ("promoted" if promoted else "kept_champion") and row["region"] == stack.primary.name
+    assert json.loads(row["detail"])["challenger"] == int(challenger.version)
+
+
 def test_the_champion_scored_the_feature_rows_and_drift_was_checked(
     stack: Config, retrained: DagRun, spark: SparkSession
 ) -> None:
