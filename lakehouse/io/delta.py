@@ -70,8 +70,9 @@ def register(spark: SparkSession, spec: TableSpec, uri: str) -> None:
     table and column comments. An entry pointing elsewhere is replaced (the data there is untouched: the
     tables are external); comments are altered only where they differ, so a current table gets no commit."""
     if spark.catalog.tableExists(spec.name):
-        detail = spark.sql(f"DESCRIBE DETAIL {spec.name}").first()
-        if detail is None or not _same_location(str(detail["location"]), uri):
+        # the catalog's entry (DESCRIBE DETAIL would rebuild the table's whole file list: seconds per table)
+        described = spark.sql(f"DESCRIBE TABLE EXTENDED {spec.name}").where("col_name = 'Location'").first()
+        if described is None or not _same_location(str(described["data_type"]), uri):
             spark.sql(f"DROP TABLE {spec.name}")
     spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.name} USING DELTA LOCATION {sql_string(uri)}")
     if spark.catalog.getTable(spec.name).description != spec.comment:
