@@ -86,19 +86,15 @@ def _shares_by_column(frame: DataFrame, edges: dict[str, list[float]]) -> tuple[
     """Row count and per-column bin shares of ``frame`` in one pass: each row's bin per column, unpivoted to
     (column, bin) pairs and counted (one small expression per column, not one aggregate per column and bin)."""
     names = list(edges)
-    pairs = frame.select(
-        F.explode(
-            F.array(*[F.struct(F.lit(i).alias("c"), _bin(F.col(c).cast("double"), edges[c]).alias("b"))
-                      for i, c in enumerate(names)])  # fmt: skip
-        ).alias("p")
-    )
+    bins = [
+        F.struct(F.lit(i).alias("c"), _bin(F.col(c).cast("double"), edges[c]).alias("b")) for i, c in enumerate(names)
+    ]
+    pairs = frame.select(F.explode(F.array(*bins)).alias("p"))
     counts: dict[tuple[int, int], int] = {
         (int(r["c"]), int(r["b"])): int(r["count"]) for r in pairs.groupBy("p.c", "p.b").count().collect()
     }
     n = sum(v for (c, _), v in counts.items() if c == 0)  # every row falls in exactly one bin of each column
-    return n, {
-        c: [counts.get((i, k), 0) / max(1, n) for k in range(len(edges[c]) + 2)] for i, c in enumerate(names)
-    }
+    return n, {c: [counts.get((i, k), 0) / max(1, n) for k in range(len(edges[c]) + 2)] for i, c in enumerate(names)}
 
 
 def psi_by_column(reference: DataFrame, live: DataFrame, columns: Sequence[str], bins: int = BINS) -> dict[str, dict]:
