@@ -20,6 +20,8 @@ CONTRACT = "vitals.v1"
 CONTRACT_SCHEMA = CONF_DIR / "contracts" / f"{CONTRACT}.schema.json"
 HEADER_FIELDS = ("message_id", "device_id", "device_type", "patient_ref", "event_time", "seq")
 REQUIRED_FIELDS = ("message_id", "device_id", "patient_ref", "event_time", "seq")
+# a message of the contract is well under 1 KiB; a larger one is quarantined unparsed (never fed to the JSON parser)
+MAX_MESSAGE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)

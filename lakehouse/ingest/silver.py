@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.ingest.contract import REQUIRED_FIELDS, Catalogue, Dialect, FieldRule, MeasurementRule
+from lakehouse.ingest.contract import MAX_MESSAGE_BYTES, REQUIRED_FIELDS, Catalogue, Dialect, FieldRule, MeasurementRule
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
@@ -252,8 +252,10 @@ def _measurements_of(m: MeasurementRule, schema: T.StructType) -> Column:
 
 def with_payload(bronze: DataFrame, dialects: Sequence[Dialect]) -> DataFrame:
     """Decode the raw Kafka value ``raw_value``: adds ``json`` (text), ``doc`` (parsed once with
-    :func:`payload_schema`) and ``payload_error`` (null for a JSON object)."""
-    undecoded = F.col("raw_value").cast("string")
+    :func:`payload_schema`) and ``payload_error`` (null for a JSON object; a payload over
+    ``MAX_MESSAGE_BYTES`` is not decoded at all)."""
+    oversized = F.length("raw_value") > F.lit(MAX_MESSAGE_BYTES)
+    undecoded = F.when(~oversized, F.col("raw_value")).cast("string")
     valid_utf8 = F.is_valid_utf8(undecoded)
     text = F.make_valid_utf8(undecoded)
     schema = payload_schema(dialects)
@@ -265,6 +267,7 @@ def with_payload(bronze: DataFrame, dialects: Sequence[Dialect]) -> DataFrame:
         .withColumn(
             "payload_error",
             F.when(F.col("raw_value").isNull() | (F.length("raw_value") == 0), F.lit("empty_payload"))
+            .when(oversized, F.lit("oversized_payload"))
             .when(~valid_utf8, F.lit("invalid_utf8"))
             .when(~is_object, F.lit("malformed_json")),
         )
@@ -317,7 +320,11 @@ def with_message_checks(df: DataFrame, future_tolerance_s: int, max_age_s: int) 
     classifies it the same way.
     """
     checks: list[tuple[Column, Column, Column]] = [
-        (F.col("payload_error").isNotNull(), F.col("payload_error"), F.lit(None)),
+        (
+            F.col("payload_error").isNotNull(),
+            F.col("payload_error"),
+            F.when(F.col("payload_error") == "oversized_payload", F.length("raw_value").cast("string")),  # bytes
+        ),
         (F.col("dialect").isNull(), F.lit("unknown_dialect"), F.substring("json", 1, 200)),
     ]
     raw = {"event_time": "event_time_raw", "seq": "seq_raw"}

@@ -102,6 +102,7 @@ def test_three_dialects_normalize_to_the_contract(spark: SparkSession) -> None:
         (b"[1, 2, 3]", "malformed_json", None),
         (b"", "empty_payload", None),
         (b"\xff\xfe{}", "invalid_utf8", None),
+        (b"\xff" * (contract.MAX_MESSAGE_BYTES + 1), "oversized_payload", str(contract.MAX_MESSAGE_BYTES + 1)),
         ({"hello": "world"}, "unknown_dialect", '{"hello": "world"}'),
         (canonical(device_id=None), "missing_field", "device_id"),
         (canonical(message_id=""), "missing_field", "message_id"),
@@ -123,6 +124,21 @@ def test_message_rejections(
 ) -> None:
     row = parse(spark, [payload]).select("reason", "detail").first()
     assert row is not None and (row["reason"], row["detail"]) == (reason, detail)
+
+
+def test_a_contract_message_over_the_size_limit_is_quarantined_unparsed_and_one_at_the_limit_is_not(
+    spark: SparkSession,
+) -> None:
+    """The limit is on bytes as received: a padded message just over it is rejected with its size; the same
+    message padded to exactly the limit is parsed and accepted."""
+    base = len(json.dumps(canonical(note="")).encode())
+    at_limit = canonical(note="x" * (contract.MAX_MESSAGE_BYTES - base))
+    over = canonical(note="x" * (contract.MAX_MESSAGE_BYTES - base + 1))
+    rows = parse(spark, [at_limit, over]).orderBy("kafka_offset").select("reason", "detail", "message_id").collect()
+    assert [(r["reason"], r["detail"], r["message_id"]) for r in rows] == [
+        (None, None, "m1"),
+        ("oversized_payload", str(contract.MAX_MESSAGE_BYTES + 1), None),
+    ]
 
 
 def test_event_time_within_tolerance_is_accepted(spark: SparkSession) -> None:
