@@ -105,6 +105,8 @@ def publish(url: str, dashboards: dict[str, dict[str, Any]], token: str | None =
     fix_auth = "pass --token, or set GRAFANA_TOKEN (or GRAFANA_USER and GRAFANA_PASSWORD) to an editor's credentials"
     try:
         api.health.check()
+    except GrafanaUnauthorizedError:  # Grafana answered, and refused the credentials
+        raise LakehouseError(f"Grafana at {url} refused the credentials", fix=fix_auth) from None
     except GrafanaException as exc:
         raise LakehouseError(f"{url} did not answer as Grafana ({exc})", fix="give --url a running Grafana") from None
     except Exception as exc:  # noqa: BLE001 - connection refused, DNS, TLS: all mean "no Grafana there"
