@@ -259,13 +259,16 @@ def _ml(args: argparse.Namespace) -> int:
 
 def _maintain(args: argparse.Namespace) -> int:
     from lakehouse import maintenance
+    from lakehouse.io.tables import check_table_names
     from lakehouse.session import build_spark
+    from lakehouse.tables import SPECS
 
     cfg = load_config()
     region = cfg.region(args.region)
     _log_job(cfg, "maintenance", region.name)
     hours = cfg.pipeline.vacuum_min_retention_hours if args.retention_hours is None else args.retention_hours
     maintenance.check_retention(hours, cfg.pipeline.vacuum_min_retention_hours)  # refuse before any work
+    check_table_names(args.table, SPECS)
     from lakehouse.stack import manager
 
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
@@ -504,9 +507,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _replicate(args: argparse.Namespace) -> int:
+    from lakehouse.io.tables import check_table_names
     from lakehouse.replication import replicator
 
     cfg = load_config()
+    check_table_names(args.table, cfg.replication.tables)  # before any region is touched
     say = lambda m: print(m, flush=True)
     if args.action == "verify":
         from lakehouse.replication.verify import verify_table

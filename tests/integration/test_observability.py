@@ -39,8 +39,8 @@ QUERIES = {"gold_news2", "gold_alerts", "bronze_telemetry", "silver_vitals", "go
 # Metrics whose producers belong to issues that have not landed: their panels must show no data yet (when
 # one lands, this test fails until its entry is removed here).
 PENDING_PRODUCERS: dict[str, str] = {}
-# Metrics produced by a heavier job whose own test asserts they reach Prometheus (test_nightly_retraining.py):
-# whether they have data here depends on whether that job ran on this stack, so their panels are not judged here.
+# Metrics produced by the nightly retraining DAG: test_nightly_retraining.py runs every model-monitoring panel's
+# query after a real run of it; whether they have data here depends on whether it ran on this stack first.
 PRODUCED_ELSEWHERE = ("lakehouse_model_champion_version", "lakehouse_model_auroc", "lakehouse_model_utility",
                       "lakehouse_model_drift_index", "lakehouse_model_scores", "lakehouse_model_alerts")  # fmt: skip
 
