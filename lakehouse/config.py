@@ -8,6 +8,7 @@ to a YAML file. Only configuration differs between profiles; the code path is th
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,7 @@ class ObservabilityConfig:
 
 
 RESIDENCY_POLICIES = ("allowed", "pseudonymous", "forbidden")
+TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")  # <layer>.<name>, whole name: use fullmatch
 PSEUDONYMOUS_PROPERTY = "lakehouse.residency.patientIds"  # table property a producer sets to "pseudonymous"
 
 
@@ -467,7 +469,7 @@ def _parse_replication(data: Mapping[str, Any]) -> ReplicationConfig:
     where = "replication"
     tables = _get(data, "tables", dict, where)
     for table, policy in tables.items():
-        if not isinstance(table, str) or table.count(".") != 1:
+        if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
             raise ConfigError(f"{where}.tables: {table!r} is not a table name <layer>.<name>")
         if policy not in RESIDENCY_POLICIES:
             raise ConfigError(f"{where}.tables.{table} must be one of {RESIDENCY_POLICIES}, got {policy!r}")

@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
+from lakehouse.io.tables import check_table_names
 from lakehouse.tables import SPECS, uri
 
 
@@ -58,9 +59,7 @@ def maintain(
     hours = float(cfg.pipeline.vacuum_min_retention_hours if retention_hours is None else retention_hours)
     check_retention(hours, cfg.pipeline.vacuum_min_retention_hours)
     names = list(tables or SPECS)
-    unknown = [n for n in names if n not in SPECS]
-    if unknown:
-        raise LakehouseError(f"unknown table(s) {unknown}", fix=f"choose from {sorted(SPECS)}")
+    check_table_names(names, SPECS)
     results = []
     for name in names:
         location = uri(region, name)

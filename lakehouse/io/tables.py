@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 
-from lakehouse.config import RegionConfig
+from lakehouse.config import TABLE_NAME, RegionConfig
 from lakehouse.errors import LakehouseError
 
-TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")  # whole name: use fullmatch
 
-
-def _check(name: str, what: str) -> str:
+def check_table_name(name: str, what: str = "table name") -> str:
+    """``name`` if it is a well-formed ``layer.name``; else a one-line error (never joined into a path or SQL)."""
     if not TABLE_NAME.fullmatch(name):
         raise LakehouseError(f"invalid {what} {name!r}", fix="use lower-case <layer>.<name>, e.g. bronze.telemetry")
     return name
@@ -21,7 +19,7 @@ def check_table_names(names: list[str] | None, known: Collection[str]) -> None:
     """Refuse table names a user gave (CLI ``--table``) that are malformed (path traversal, SQL, control
     characters: never joined into a path or a statement) or not among ``known``, before any work starts."""
     for name in names or []:
-        _check(name, "table name")
+        check_table_name(name, "table name")
     unknown = sorted(set(names or []) - set(known))
     if unknown:
         raise LakehouseError(f"unknown table(s) {unknown}", fix=f"choose from {', '.join(sorted(known))}")
@@ -29,11 +27,11 @@ def check_table_names(names: list[str] | None, known: Collection[str]) -> None:
 
 def table_uri(region: RegionConfig, table: str) -> str:
     """Delta location of ``layer.name`` in ``region``, e.g. hdfs://…/lakehouse/bronze/telemetry."""
-    layer, name = _check(table, "table name").split(".")
+    layer, name = check_table_name(table, "table name").split(".")
     return f"{region.warehouse_uri}/{layer}/{name}"
 
 
 def checkpoint_uri(region: RegionConfig, query: str) -> str:
     """Streaming checkpoint of query ``layer.name`` in ``region`` (one per query, on the region's HDFS)."""
-    layer, name = _check(query, "query name").split(".")
+    layer, name = check_table_name(query, "query name").split(".")
     return f"{region.warehouse_uri}/_checkpoints/{layer}/{name}"

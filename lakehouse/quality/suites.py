@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.errors import ConfigError
-from lakehouse.io.tables import TABLE_NAME
+from lakehouse.io.tables import check_table_name
 
 
 class Severity(str, Enum):
@@ -139,8 +139,7 @@ def parse_suite(data: Any, source: str) -> Suite:
 def load_suite(suites_dir: Path, table: str) -> Suite:
     """The suite of ``table`` (``<suites_dir>/<table>.yaml``); a name that is not ``layer.name`` is refused
     before any file is read (no path traversal out of ``suites_dir``)."""
-    if not TABLE_NAME.fullmatch(table):
-        raise ConfigError(f"invalid table name {table!r}", fix="use lower-case <layer>.<name>, e.g. silver.vitals")
+    check_table_name(table)
     path = suites_dir / f"{table}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in suites_dir.glob("*.yaml")))
