@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from lakehouse import pipeline
-from lakehouse.config import PROJECT_ROOT, Config, load_config, write_sandbox_profile
+from lakehouse.config import PROJECT_ROOT, Config, RegionConfig, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.io.hdfs import Hdfs
@@ -89,6 +89,7 @@ def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> N
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
+    print(f"planned failover: RTO {report['rto_s']:.1f}s; {report['steps']}")
     assert report["epoch"] == 1 and report["target"] == "europe" and report["flowing"] is True
     assert report["rpo_versions"] == 0 and {r["table"] for r in report["rpo"]} == set(TABLES)
     assert report["rto_s"] > 0
@@ -129,3 +130,73 @@ def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: San
     assert 7000 in ids and 9000 not in ids  # asia = europe's history; its own commit only in the archive
     state, _ = fencing.current(cfg)
     assert (state.epoch, state.primary) == (2, "asia")
+
+
+ASIA_DATA_SERVICES = ("kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia")
+
+
+def _kill_minus_9(stack: Config, names: tuple[str, ...]) -> None:
+    """SIGKILL each service's whole process group (the JVM and its wrapper): a region lost, not shut down."""
+    import signal
+
+    from lakehouse.stack import manager, process
+
+    for svc in manager.select(stack, names):
+        pid = process.read_pid(svc.pid_file)
+        assert pid is not None and process.is_alive(pid), f"{svc.name} is not running"
+        os.killpg(pid, signal.SIGKILL)
+    for svc in manager.select(stack, names):
+        assert not manager.service_status(stack, svc, timeout_s=2.0).healthy, f"{svc.name} still answers"
+
+
+def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbox: Sandbox, stack: Config) -> None:
+    """Disaster drill: asia's Kafka, NameNode and DataNode die (kill -9) with one commit not yet replicated;
+    europe is promoted with what was replicated, reports the RPO and flows on its own Kafka; asia comes back
+    and a failback archives the lost commit (reported, not dropped) and makes asia the primary again."""
+    from lakehouse.stack import manager
+
+    cfg = sandbox.cfg
+    asia, europe = cfg.regions["asia"], cfg.regions["europe"]
+    before, _ = fencing.current(cfg)
+    assert before.primary == "asia", "runs after the failback test"
+    once = cli(sandbox, "replicate", "--target", "europe", "--once")
+    assert once.returncode == 0, once.stdout + once.stderr
+    append(table_uri(asia, TABLES[0]), 20000, n=11)  # after the last pass: this commit is the disaster's loss
+    simulator.simulate(
+        cfg, 3, rate=10, seconds=5, region="europe", seed=13, realtime=False, prefix="dr", progress=lambda _: None
+    )  # europe's devices keep sending to europe's Kafka
+
+    _kill_minus_9(stack, ASIA_DATA_SERVICES)
+    try:
+        result = cli(
+            sandbox, "failover", "--target-region", "europe", "--mode", "disaster", "--json",
+            "--flowing-timeout", "300",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        print(f"disaster failover: RTO {report['rto_s']:.1f}s, RPO {report['rpo_seconds']:.1f}s; {report['steps']}")
+        assert report["mode"] == "disaster" and report["target"] == "europe" and report["flowing"] is True
+        assert report["epoch"] == before.epoch + 1
+        # the commit after the last pass is unknown to europe: it shows as seconds since that pass, not versions
+        assert {r["table"] for r in report["rpo"]} == set(TABLES) and report["rpo_seconds"] > 0
+        state, reached = fencing.current(cfg)
+        assert reached == {"asia": False, "europe": True}
+        assert (state.epoch, state.primary) == (before.epoch + 1, "europe")
+    finally:
+        pipeline.stop_background(cfg, europe)
+        manager.up(stack, ASIA_DATA_SERVICES, progress=print)  # asia comes back with its data (and stale state)
+
+    stale = fencing.read_region(asia)
+    assert stale is not None and stale.epoch == before.epoch  # asia never heard of the promotion
+    back = cli(sandbox, "failback", "--no-pipeline", "--json")
+    assert back.returncode == 0, back.stdout + back.stderr
+    returned = json.loads(back.stdout)
+    archived = {a["table"]: a for a in returned["archived"]}
+    assert set(archived) == {TABLES[0]} and archived[TABLES[0]]["rows_added"] == 11  # the lost commit, kept
+    assert returned["switch"]["target"] == "asia" and returned["switch"]["epoch"] == before.epoch + 2
+    from deltalake import DeltaTable
+
+    def ids(region: RegionConfig) -> list[int]:
+        return sorted(DeltaTable(table_uri(region, TABLES[0])).to_pyarrow_table().column("id").to_pylist())
+
+    assert 20000 not in ids(asia) and ids(asia) == ids(europe)  # asia = europe's history again
