@@ -1,23 +1,38 @@
 """``ops.audit_log``: an append-only record of decisions taken on the platform's behalf (who, what, when,
-region, outcome). The model promotion gate writes one row per decision; other controls append the same way.
+region, outcome), kept in the primary region (and replicated with the other tables).
+
+What is recorded (action: outcomes):
+- ``model.promotion_gate``: promoted | kept_champion (the nightly DAG's promote task)
+- ``replication.pass``: replicated | failed, a pass that copied, failed or was refused (an idle pass is not)
+- ``replication.residency``: denied, a table refused at the replication boundary by its residency policy
+- ``region.failover`` / ``region.failback``: promoted | failed, with mode, epoch, RPO and RTO
+- ``fencing.write``: denied, a writer of a fenced (no longer primary) region refused its commit
+- ``dq.gate``: blocked, a blocking expectation stopped a batch from being written
+- ``pipeline.run``: succeeded | failed, one catch-up run of the pipeline (``pipeline run --once``)
 
 Who: the Airflow task (``airflow:<dag>/<run id>/<task>``) when a DAG runs the job, else the OS user.
+Written with the ``deltalake`` package, so jobs without a JVM (replication, failover) record the same way.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
 from pyspark.sql import types as T
 
+from lakehouse.config import RegionConfig
+from lakehouse.io import tables
+
 TABLE = "ops.audit_log"
+log = logging.getLogger(__name__)
 
 # ops.audit_log: one row per recorded decision (key event_id); append-only.
 AUDIT_SCHEMA = T.StructType(
@@ -69,6 +84,42 @@ def entry(
     }  # fmt: skip
 
 
-def record(spark: SparkSession, uri: str, row: dict[str, Any]) -> None:
-    """Append ``row`` (from :func:`entry`) to the audit table at ``uri``."""
-    spark.createDataFrame([row], AUDIT_SCHEMA).write.format("delta").mode("append").save(uri)
+def arrow_schema() -> pa.Schema:
+    """The table's schema for the ``deltalake`` writer (timestamps in microseconds, UTC, as Spark writes)."""
+    kinds: dict[T.DataType, pa.DataType] = {
+        T.StringType(): pa.string(), T.TimestampType(): pa.timestamp("us", tz="UTC"), T.DateType(): pa.date32(),
+    }  # fmt: skip
+    return pa.schema([pa.field(f.name, kinds[f.dataType], nullable=f.nullable) for f in AUDIT_SCHEMA.fields])
+
+
+def record(region: RegionConfig, *rows: dict[str, Any]) -> None:
+    """Append ``rows`` (from :func:`entry`) to ``region``'s ops.audit_log in one commit (creating it if absent)."""
+    from deltalake import write_deltalake
+
+    if not rows:
+        return
+    data = pa.Table.from_pylist([{**r, "event_time": r["event_time"].replace(tzinfo=UTC)} for r in rows],
+                                schema=arrow_schema())  # fmt: skip
+    write_deltalake(tables.table_uri(region, TABLE), data, mode="append", partition_by=["event_date"])
+
+
+def try_record(region: RegionConfig, *rows: dict[str, Any]) -> bool:
+    """:func:`record`, for paths that are already failing or refusing (a denial must still be raised when
+    the audit table cannot be written): a failure to record is logged, not raised. True when recorded."""
+    try:
+        record(region, *rows)
+        return True
+    except Exception as exc:  # noqa: BLE001 -- whatever the storage raised; the caller's own error goes on
+        log.error(f"ops.audit_log of {region.name}: could not record {[r['action'] for r in rows]}: {exc}")
+        return False
+
+
+def read(region: RegionConfig, action: str | None = None) -> list[dict[str, Any]]:
+    """``region``'s audit rows (of ``action``, if given), oldest first; empty when nothing was recorded yet."""
+    from deltalake import DeltaTable
+
+    uri = tables.table_uri(region, TABLE)
+    if not DeltaTable.is_deltatable(uri):
+        return []
+    rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    return sorted((r for r in rows if action is None or r["action"] == action), key=lambda r: r["event_time"])

@@ -79,8 +79,7 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
                 return
             if checks is not None:  # a blocking failure raises here: nothing merged, retried on restart
                 outcome = checks.check(QUERY, latest)
-                gate.publish(spark, [outcome], checks.results_uri, f"{QUERY}:{region.name}:{batch_id}",
-                             region.name, f"stream batch {batch_id}")  # fmt: skip
+                gate.publish(spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}")
             merge_alerts(spark, target, latest)
         finally:
             latest.unpersist()

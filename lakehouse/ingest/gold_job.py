@@ -39,8 +39,7 @@ def start_window_stream(
         rows = batch.persist()
         try:  # a blocking failure raises before the MERGE: the batch is not promoted and retried on restart
             outcome = checks.check(table, rows)
-            gate.publish(spark, [outcome], checks.results_uri, f"{table}:{region.name}:{batch_id}", region.name,
-                         f"stream batch {batch_id}")  # fmt: skip
+            gate.publish(spark, [outcome], checks, f"{table}:{region.name}:{batch_id}", f"stream batch {batch_id}")
             delta.merge_upsert(spark, target, rows, KEYS)
         finally:
             rows.unpersist()

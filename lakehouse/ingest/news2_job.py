@@ -200,8 +200,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
             observations = rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
             if checks is not None:  # a blocking failure raises here: not promoted, retried on restart
                 outcome = checks.check("gold.news2", observations)
-                gate.publish(spark, [outcome], checks.results_uri, f"{QUERY}:{region.name}:{batch_id}",
-                             region.name, f"stream batch {batch_id}")  # fmt: skip
+                gate.publish(spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}")
             appender.append(observations, news2_uri, batch_id)
         rows.unpersist()
 

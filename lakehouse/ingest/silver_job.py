@@ -125,8 +125,7 @@ def _check(
     measurements with quarantine failures rejected (reason: the check's name)."""
     health = checks.check("bronze.telemetry", messages)
     vitals = checks.check("silver.vitals", silver.to_silver_vitals(measurements))
-    gate.publish(spark, [health, vitals], checks.results_uri, f"{QUERY}:{checks.region}:{batch_id}",
-                 checks.region, f"stream batch {batch_id}")  # fmt: skip
+    gate.publish(spark, [health, vitals], checks, f"{QUERY}:{checks.region}:{batch_id}", f"stream batch {batch_id}")
     reason = vitals.quarantine_reason()
     if reason is None:
         return measurements

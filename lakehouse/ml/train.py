@@ -416,11 +416,9 @@ def gate(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progr
         client.set_model_version_tag(name, str(challenger.version), f"gate.{key}", str(value))
     if decision.promoted:
         client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
-    audit_uri = tables.uri(region, audit.TABLE)
-    delta.ensure_table(spark, audit_uri, tables.SPECS[audit.TABLE])
     outcome = "promoted" if decision.promoted else "kept_champion"
-    audit.record(spark, audit_uri, audit.entry("model.promotion_gate", f"{name}/{challenger.version}", region.name,
-                                               outcome, decision.as_dict()))  # fmt: skip
+    audit.record(region, audit.entry("model.promotion_gate", f"{name}/{challenger.version}", region.name, outcome,
+                                     decision.as_dict()))  # fmt: skip
     progress(f"gate: {'promoted' if decision.promoted else 'kept the champion'} ({decision.reason})")
     return decision
 

@@ -15,6 +15,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.observability import metrics
@@ -89,16 +90,21 @@ def with_quarantine_reason(rows: DataFrame, reason: Column) -> DataFrame:
     )
 
 
-def publish(
-    spark: SparkSession, outcomes: Sequence[Outcome], results_uri: str, run_id: str, region: str, scope: str
-) -> None:
-    """Append the outcomes to ``dq.results`` (one commit) and count their failures; then raise
-    :class:`DataQualityBlocked` if a blocking check failed (so the caller writes nothing of the batch)."""
+def publish(spark: SparkSession, outcomes: Sequence[Outcome], checks: Checks, run_id: str, scope: str) -> None:
+    """Append the outcomes to ``dq.results`` (one commit) and count their failures; then, if a blocking check
+    failed, record the decision in ops.audit_log and raise :class:`DataQualityBlocked` (so the caller writes
+    nothing of the batch)."""
+    region = checks.region
     frames = [o.rows(spark, run_id, region, scope) for o in outcomes]
     if frames:
-        reduce(DataFrame.unionByName, frames).write.format("delta").mode("append").save(results_uri)
+        reduce(DataFrame.unionByName, frames).write.format("delta").mode("append").save(checks.results_uri)
     for outcome in outcomes:
         outcome.record_metrics(region)
+    blocked = [f"{o.suite.table}: {r.check.name}" for o in outcomes for r in o.failed(Severity.BLOCK)]
+    if blocked:
+        tables = ", ".join(o.suite.table for o in outcomes)
+        detail = {"run_id": run_id, "scope": scope, "blocked": blocked}
+        audit.try_record(checks.home, audit.entry("dq.gate", tables, region, "blocked", detail))
     for outcome in outcomes:
         outcome.raise_if_blocked(f"{outcome.suite.table} {scope}")
 
@@ -112,6 +118,7 @@ class Checks:
     suites: Mapping[str, Suite]
     results_uri: str
     region: str
+    home: RegionConfig  # the region itself (its ops.audit_log records blocking decisions)
 
     def check(self, table: str, rows: DataFrame) -> Outcome:
         return check(self.validator, self.suites[table], rows)
@@ -124,4 +131,4 @@ def load_checks(cfg: Config, region: RegionConfig, tables: Sequence[str]) -> Che
     from lakehouse.tables import uri
 
     loaded = {t: load_suite(cfg.quality.suites_dir, t) for t in tables}
-    return Checks(Validator(), loaded, uri(region, "dq.results"), region.name)
+    return Checks(Validator(), loaded, uri(region, "dq.results"), region.name, region)

@@ -16,6 +16,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io import delta
@@ -118,6 +119,11 @@ def validate_tables(
         outcomes.append(result)
     index = validator.build_docs()
     assert index is not None
+    stopped = blocked(outcomes)
+    audit.record(region, audit.entry("dq.gate", ", ".join(tables), region.name, "blocked" if stopped else "passed", {
+        "run_id": run_id, "day": day, "blocked": stopped, "failed": [f"{o.table}: {r.check.name}" for o in outcomes
+                                                                    for r in o.outcome.failed()],
+    }))  # fmt: skip
     return outcomes, index
 
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import Hdfs
@@ -123,12 +124,13 @@ class Guard:
 
     def __init__(self, cfg: Config, region: RegionConfig) -> None:
         self.cfg, self.region = cfg, region
+        self._recorded = False
         state, _ = current(cfg)
         if state.primary != region.name:
-            raise Fenced(
+            raise self._denied(state, Fenced(
                 f"region {region.name} is not the primary (epoch {state.epoch}: {state.primary} is)",
                 fix=f"run the pipeline in {state.primary}, or `lakehouse failback` / `lakehouse failover` first",
-            )
+            ))  # fmt: skip
         self.epoch = state.epoch
         self._checked = time.monotonic()
         self._lock = threading.Lock()
@@ -141,10 +143,22 @@ class Guard:
             state, _ = current(self.cfg)
             self._checked = time.monotonic()
         if state.epoch != self.epoch or state.primary != self.region.name:
-            raise Fenced(
+            raise self._denied(state, Fenced(
                 f"fenced: {self.region.name} started under epoch {self.epoch}, epoch {state.epoch} made "
                 f"{state.primary} the primary; this writer stops without committing"
-            )
+            ))  # fmt: skip
+
+    def _denied(self, state: RegionState, error: Fenced) -> Fenced:
+        """``error``, recorded first as a denied write in the primary's ops.audit_log (the fenced region's
+        own log would be a replica by now); once per writer process, however many of its queries hit the fence."""
+        if self._recorded:
+            return error
+        self._recorded = True
+        audit.try_record(self.cfg.region(state.primary), audit.entry(
+            "fencing.write", self.region.name, self.region.name, "denied",
+            {"epoch": state.epoch, "primary": state.primary, "reason": error.message},
+        ))  # fmt: skip
+        return error
 
 
 _GUARD: Guard | None = None

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import FileStatus, Hdfs, copy_file
@@ -104,6 +105,7 @@ class Replicator:
         self.policies = policies
         self.parallelism = parallelism
         self.progress = progress or (lambda _line: None)
+        self._reported: set[tuple[str, str, str | None]] = set()  # failures and denials already audited
 
     # ------------------------------------------------------------------ one table
 
@@ -303,26 +305,53 @@ class Replicator:
     def run_pass(self, tables: Iterable[str] | None = None, write_state: bool = True) -> PassResult:
         """One pass over ``tables`` (default: every configured one), state written to ``ops.replication_state``.
 
-        A table that fails or is refused does not stop the others; its row says why.
+        A table that fails or is refused does not stop the others; its row says why. A pass that copied, failed
+        or was refused is recorded in the source's ops.audit_log before that table is replicated (it goes
+        last), so the pass leaves no lag of its own; an idle pass records nothing.
         """
         self.src.check()
         self.dst.check()
         started = time.monotonic()
         out = PassResult(self.source.name, self.target.name)
-        for table in tables if tables is not None else self.policies:
-            try:
-                res = self.replicate_table(table)
-            except ResidencyViolation as exc:
-                res = TableResult(table, "refused", detail=exc.message)
-            except LakehouseError as exc:
-                res = TableResult(table, "failed", detail=exc.message)
-            out.tables.append(res)
-            self.progress(f"{self.source.name} -> {self.target.name}  {res.line()}")
+        names = list(tables if tables is not None else self.policies)
+        for table in [t for t in names if t != audit.TABLE]:
+            out.tables.append(self._one(table))
+        self._record(out)
+        if audit.TABLE in names:
+            out.tables.append(self._one(audit.TABLE))
         out.seconds = time.monotonic() - started
         if write_state:
             now = datetime.now(UTC)
             state.write(self.target, [self._state_row(t, now) for t in out.tables])
         return out
+
+    def _one(self, table: str) -> TableResult:
+        try:
+            res = self.replicate_table(table)
+        except ResidencyViolation as exc:
+            res = TableResult(table, "refused", detail=exc.message)
+        except LakehouseError as exc:
+            res = TableResult(table, "failed", detail=exc.message)
+        self.progress(f"{self.source.name} -> {self.target.name}  {res.line()}")
+        return res
+
+    def _record(self, out: PassResult) -> None:
+        """The pass's ops.audit_log rows, in the source: one for the pass and one per residency denial. A failure
+        or denial repeated unchanged by later passes of this process (``--continuous``) is recorded once."""
+        repeats = {(t.table, t.status, t.detail) for t in out.tables} & self._reported
+        acted = [t for t in out.tables if t.status in ("replicated", "failed", "refused")
+                 and (t.table, t.status, t.detail) not in repeats]  # fmt: skip
+        self._reported = {(t.table, t.status, t.detail) for t in out.tables if t.status in ("failed", "refused")}
+        if not acted:
+            return
+        route, region = f"{self.source.name} -> {self.target.name}", self.source.name
+        rows = [audit.entry("replication.residency", t.table, region, "denied", {"target": self.target.name,
+                            "reason": t.detail}) for t in acted if t.status == "refused"]  # fmt: skip
+        detail = {t.table: {"status": t.status, "version": t.replicated_version, "versions": t.versions,
+                            "bytes": t.bytes, "detail": t.detail} for t in acted}  # fmt: skip
+        failed = any(t.status == "failed" for t in acted)
+        rows.append(audit.entry("replication.pass", route, region, "failed" if failed else "replicated", detail))
+        audit.record(self.source, *rows)
 
 
 def replicator(cfg: Config, source: str, target: str, progress: Callable[[str], None] | None = None) -> Replicator:

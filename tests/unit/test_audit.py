@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
 from lakehouse import audit, tables
 
@@ -35,3 +38,38 @@ def test_the_audit_table_is_in_the_catalog_and_replicated() -> None:
     spec = tables.SPECS[audit.TABLE]
     assert spec.partition_by == ("event_date",) and set(spec.columns) == {f.name for f in audit.AUDIT_SCHEMA}
     assert load_config().replication.tables[audit.TABLE] == "allowed"
+
+
+def test_rows_written_without_a_jvm_read_back_in_spark_with_the_declared_schema(
+    tmp_path: Path, spark: SparkSession
+) -> None:
+    """audit.record (deltalake, for JVM-less jobs) and Spark agree on the table: same columns, types, partition."""
+    from lakehouse.config import load_config
+
+    region = load_config().primary
+    region = replace(region, hdfs=replace(region.hdfs, namenode_uri=tmp_path.as_uri()), lakehouse_root="lh")
+    assert audit.read(region) == []
+    first = audit.entry("region.failover", "asia -> europe", "europe", "promoted", {"epoch": 1})
+    audit.record(region, first, audit.entry("fencing.write", "asia", "asia", "denied", {"epoch": 1}))
+    audit.record(region, audit.entry("dq.gate", "silver.vitals", "asia", "blocked", {"blocked": ["x"]}))
+    assert [r["action"] for r in audit.read(region)] == ["region.failover", "fencing.write", "dq.gate"]
+    (denied,) = audit.read(region, "fencing.write")
+    assert denied["outcome"] == "denied" and json.loads(denied["detail"]) == {"epoch": 1}
+    frame = spark.read.format("delta").load(tables.uri(region, audit.TABLE))
+    assert [(f.name, f.dataType) for f in frame.schema.fields] == [
+        (f.name, f.dataType) for f in audit.AUDIT_SCHEMA.fields
+    ]
+    row = frame.where("action = 'region.failover'").first()
+    assert row is not None and row["event_id"] == first["event_id"] and row["event_time"] == first["event_time"]
+    partitions = {p.name for p in (tmp_path / "lh" / "ops" / "audit_log").iterdir() if p.is_dir()}
+    assert partitions >= {f"event_date={first['event_date']}"}
+
+
+def test_a_denial_is_still_raised_when_the_audit_table_cannot_be_written(tmp_path: Path) -> None:
+    from lakehouse.config import load_config
+
+    region = load_config().primary
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the warehouse should be")
+    region = replace(region, hdfs=replace(region.hdfs, namenode_uri=blocked.as_uri()), lakehouse_root="lh")
+    assert audit.try_record(region, audit.entry("fencing.write", "asia", "asia", "denied", {})) is False
