@@ -166,8 +166,9 @@ def _pipeline(args: argparse.Namespace) -> int:
     region = cfg.region(args.region)
     logs.configure(cfg, "pipeline", region.name)
     if args.action == "start":
-        started = pipeline.start_background(cfg, region)
-        print(f"pipeline ({region.name}) running as pid {started}; log in {cfg.state_dir / 'pipeline' / region.name}")
+        started = pipeline.start_background(cfg, region, standby=args.standby)
+        print(f"pipeline ({region.name}) {'standing by' if args.standby else 'running'} as pid {started};"
+              f" log in {cfg.state_dir / 'pipeline' / region.name}")  # fmt: skip
         return 0
     if args.action == "stop":
         stopped = pipeline.stop_background(cfg, region)
@@ -188,7 +189,7 @@ def _pipeline(args: argparse.Namespace) -> int:
             f"{rec.quarantined} + duplicates {rec.duplicate}: {'balanced' if rec.balanced else 'NOT BALANCED'}"
         )
         return 0 if rec.balanced else 1
-    pipeline.run_continuous(spark, cfg, region, progress=lambda m: print(m, flush=True))
+    pipeline.run_continuous(spark, cfg, region, progress=lambda m: print(m, flush=True), standby=args.standby)
     return 0
 
 
@@ -672,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("action", choices=["start", "stop", "status", "run"], help="start/stop: in the background;"
                       " run: in the foreground (continuous, or --once)")  # fmt: skip
     pipe.add_argument("--once", action="store_true", help="run: one catch-up pass (availableNow), then exit")
+    pipe.add_argument("--standby", action="store_true",
+                      help="start/run in a secondary region: a warm standby (Spark up, replicas in its catalog) that"
+                      " starts its queries the moment a failover promotes the region (docs/dr.md)")  # fmt: skip
     pipe.add_argument("--region", default=None, help="region (default: the primary)")
     pipe.set_defaults(func=_pipeline)
 

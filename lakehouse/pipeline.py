@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
@@ -29,7 +30,7 @@ from lakehouse.io import kafka
 from lakehouse.observability import exporter, listener
 from lakehouse.replication import fencing
 from lakehouse.stack import manager, process
-from lakehouse.tables import SPECS, ensure_all, uri
+from lakehouse.tables import SPECS, ensure_all, register_existing, uri
 
 Starter = Callable[[SparkSession, Config, RegionConfig, bool], StreamingQuery]
 Progress = Callable[[str], None]
@@ -69,14 +70,37 @@ class Reconciliation:
         return self.records == self.bronze_rows == self.accepted + self.quarantined + self.duplicate
 
 
-def prepare(spark: SparkSession, cfg: Config, region: RegionConfig) -> None:
-    """Topics and tables of the region exist (idempotent)."""
+def prepare(spark: SparkSession, cfg: Config, region: RegionConfig, registered: Collection[str] = ()) -> None:
+    """Topics and tables of the region exist (idempotent); ``registered`` tables (a standby's) are not revisited."""
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     fencing.install(cfg, region)  # only the primary of the epoch in force runs; a newer epoch stops its writers
     kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
-    ensure_all(spark, region)
+    ensure_all(spark, region, skip=registered)
     listener.install(spark, region.name)
+
+
+def await_promotion(
+    spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print, poll_s: float = 1.0
+) -> set[str]:
+    """Warm standby: with Spark up, put the replicas the region holds in its catalog (no table is created or
+    altered: a replica's versions come from its primary alone), then wait until the region's own fencing
+    state names it the primary (a failover wrote it there; a lost primary is never asked). Returns the
+    tables registered."""
+    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
+    registered = set(register_existing(spark, region))
+    spark.range(10_000).selectExpr("sum(id)").collect()  # the executor's first task, before it counts
+    progress(f"pipeline ({region.name}): standby, {len(registered)} replicas in the catalog; waiting for promotion")
+    while True:
+        try:
+            state = fencing.read_region(region)
+        except Exception as exc:  # noqa: BLE001 -- the region's own HDFS blinked: keep waiting, say so
+            progress(f"pipeline ({region.name}): standby cannot read its fencing state ({exc}); retrying")
+            state = None
+        if state is not None and state.primary == region.name:
+            progress(f"pipeline ({region.name}): promoted at epoch {state.epoch}; starting the queries")
+            return registered
+        time.sleep(poll_s)
 
 
 def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> dict[str, int]:
@@ -87,8 +111,24 @@ def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: P
     all of them are done. A failed query stops its stage and raises."""
     t_run = time.monotonic()
     prepare(spark, cfg, region)
-    starters = dict(STARTERS)
     read: dict[str, int] = {}
+    try:
+        _catch_up(spark, cfg, region, read, progress)
+    except fencing.Fenced:
+        raise  # recorded as a denied write in the primary's log by the fence
+    except Exception as exc:
+        audit.try_record(region, audit.entry("pipeline.run", "once", region.name, "failed",
+                                             {"rows_read": read, "error": str(exc)[:2000]}))  # fmt: skip
+        raise
+    seconds = time.monotonic() - t_run
+    audit.record(region, audit.entry("pipeline.run", "once", region.name, "succeeded",
+                                     {"rows_read": read, "seconds": round(seconds, 1)}))  # fmt: skip
+    exporter.finish_batch_job(cfg, "pipeline", region.name, seconds)
+    return read
+
+
+def _catch_up(spark: SparkSession, cfg: Config, region: RegionConfig, read: dict[str, int], progress: Progress) -> None:
+    starters = dict(STARTERS)
     for stage in CATCH_UP_STAGES:
         t0 = time.monotonic()
         queries: dict[str, StreamingQuery] = {}
@@ -105,13 +145,15 @@ def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: P
                 raise LakehouseError(f"query {name} failed: {query.exception()}")
             read[name] = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
             progress(f"  {name:<20} read {read[name]:>8} rows (stage of {len(stage)}: {time.monotonic() - t0:5.1f}s)")
-    exporter.finish_batch_job(cfg, "pipeline", region.name, time.monotonic() - t_run)
-    return read
 
 
-def run_continuous(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> None:
-    """Run every query on its processing-time trigger until SIGTERM/SIGINT or a query fails."""
-    prepare(spark, cfg, region)
+def run_continuous(
+    spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print, standby: bool = False
+) -> None:
+    """Run every query on its processing-time trigger until SIGTERM/SIGINT or a query fails; with ``standby``,
+    first wait as a warm standby until a failover promotes the region (:func:`await_promotion`)."""
+    registered = await_promotion(spark, cfg, region, progress) if standby else set()
+    prepare(spark, cfg, region, registered)
     exporter.serve_pipeline_metrics(cfg, region)
     queries = [start(spark, cfg, region, False) for _, start in STARTERS]
     stopping = False
@@ -125,8 +167,26 @@ def run_continuous(spark: SparkSession, cfg: Config, region: RegionConfig, progr
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    progress(f"pipeline ({region.name}): {len(queries)} queries running: " + ", ".join(q.name or "?" for q in queries))
-    while not stopping:
+    names = [q.name or "?" for q in queries]
+    progress(f"pipeline ({region.name}): {len(queries)} queries running: " + ", ".join(names))
+    audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "started",
+                                         {"queries": names, "standby": standby}))  # fmt: skip
+    try:
+        _supervise(queries, region, progress, lambda: stopping)
+    except fencing.Fenced:
+        raise  # the fence recorded the denial in the primary's log; this region's own log is a replica now
+    except Exception as exc:
+        audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "failed",
+                                             {"error": str(exc)[:2000]}))  # fmt: skip
+        raise
+    audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "stopped", {"queries": names}))
+
+
+def _supervise(
+    queries: list[StreamingQuery], region: RegionConfig, progress: Progress, stopping: Callable[[], bool]
+) -> None:
+    """Until ``stopping()``: check the fence and that every query is alive, once a second."""
+    while not stopping():
         try:
             fencing.check()
         except fencing.Fenced as exc:
@@ -135,7 +195,7 @@ def run_continuous(spark: SparkSession, cfg: Config, region: RegionConfig, progr
                 q.stop()
             raise
         for q in queries:
-            if not q.isActive and not stopping:
+            if not q.isActive and not stopping():
                 raise LakehouseError(f"query {q.name} stopped: {q.exception()}", fix="read the pipeline log")
         time.sleep(1.0)
 
@@ -184,15 +244,16 @@ def running_pid(cfg: Config, region: RegionConfig) -> int | None:
     return pid if process.is_ours(pid, f"--region {region.name}") and process.is_ours(pid, "pipeline") else None
 
 
-def start_background(cfg: Config, region: RegionConfig) -> int:
-    """Start ``lakehouse pipeline run --region R`` detached (idempotent); returns its pid."""
+def start_background(cfg: Config, region: RegionConfig, standby: bool = False) -> int:
+    """Start ``lakehouse pipeline run --region R [--standby]`` detached (idempotent: a running pipeline or
+    standby of the region is kept); returns its pid."""
     pid = running_pid(cfg, region)
     if pid is not None:
         return pid
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     pid_file, log_file = _files(cfg, region)
     return process.spawn(
-        [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name],
+        [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name] + (["--standby"] * standby),
         env=dict(os.environ), log_file=log_file, pid_file=pid_file, cwd=cfg.state_dir,
     )  # fmt: skip
 

@@ -5,6 +5,9 @@ Names are the contract analysts and ops use; each region holds the same set on i
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
@@ -276,18 +279,35 @@ SPECS: dict[str, TableSpec] = {
 }  # fmt: skip
 
 
+def register_existing(spark: SparkSession, region: RegionConfig) -> list[str]:
+    """Catalog entries for the tables ``region`` already holds (a standby's replicas), without creating a table
+    or committing to one (comments are left as replicated); returns their names."""
+    for database, comment in DATABASES.items():
+        delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
+    found = []
+    for spec in SPECS.values():
+        location = uri(region, spec.name)
+        if DeltaTable.isDeltaTable(spark, location):
+            delta.register(spark, spec, location, comments=False)
+            found.append(spec.name)
+    return found
+
+
 def uri(region: RegionConfig, name: str) -> str:
     """Location of table ``name`` in ``region``."""
     return tables.table_uri(region, name)
 
 
-def ensure_all(spark: SparkSession, region: RegionConfig) -> None:
+def ensure_all(spark: SparkSession, region: RegionConfig, skip: Collection[str] = ()) -> None:
     """The one place tables come to be: create the region's databases and every table that does not exist yet,
     register each in the session's catalog (the persistent metastore, in a session from `build_spark`) and
-    bring table and column comments up to date. Idempotent; a run that changes nothing commits nothing."""
+    bring table and column comments up to date. Idempotent; a run that changes nothing commits nothing.
+    Tables in ``skip`` (registered already, e.g. by a standby) are left as they are."""
     for database, comment in DATABASES.items():
         delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
     for spec in SPECS.values():
+        if spec.name in skip:
+            continue
         location = uri(region, spec.name)
         delta.ensure_table(spark, location, spec)
         delta.register(spark, spec, location)

@@ -65,16 +65,19 @@ def _same_location(a: str, b: str) -> bool:
     return a.rstrip("/").replace("file:///", "file:/") == b.rstrip("/").replace("file:///", "file:/")
 
 
-def register(spark: SparkSession, spec: TableSpec, uri: str) -> None:
+def register(spark: SparkSession, spec: TableSpec, uri: str, comments: bool = True) -> None:
     """Make ``spec.name`` resolvable in SQL (``SELECT * FROM gold.news2``), pointing at ``uri``, with the spec's
     table and column comments. An entry pointing elsewhere is replaced (the data there is untouched: the
-    tables are external); comments are altered only where they differ, so a current table gets no commit."""
+    tables are external); comments are altered only where they differ, so a current table gets no commit,
+    and not at all without ``comments`` (a replica, whose every commit comes from its primary)."""
     if spark.catalog.tableExists(spec.name):
         # the catalog's entry (DESCRIBE DETAIL would rebuild the table's whole file list: seconds per table)
         described = spark.sql(f"DESCRIBE TABLE EXTENDED {spec.name}").where("col_name = 'Location'").first()
         if described is None or not _same_location(str(described["data_type"]), uri):
             spark.sql(f"DROP TABLE {spec.name}")
     spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.name} USING DELTA LOCATION {sql_string(uri)}")
+    if not comments:
+        return
     if spark.catalog.getTable(spec.name).description != spec.comment:
         spark.sql(f"COMMENT ON TABLE {spec.name} IS {sql_string(spec.comment)}")
     current = {f.name: f.metadata.get("comment") for f in spark.table(spec.name).schema.fields}

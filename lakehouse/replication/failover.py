@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lakehouse import pipeline
+from lakehouse import audit, pipeline
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import Hdfs, copy_file
@@ -82,13 +82,27 @@ def _committed_versions(region: RegionConfig, table: str) -> int:
     return found[-1] if found else -1
 
 
+def _streamed_since(region: RegionConfig, table: str, after: int) -> bool:
+    """Whether a commit of ``table`` after version ``after`` added data files (the table's creation, a metadata
+    change or an OPTIMIZE say nothing about data flowing)."""
+    hdfs = Hdfs(region)
+    log = posixpath.join(hdfs.table_path(table), "_delta_log")
+    for version in [v for v in deltalog.versions(hdfs.list(log)) if v > after]:
+        commit = deltalog.parse_commit(version, hdfs.read(posixpath.join(log, deltalog.commit_name(version))))
+        if commit.files and commit.operation != "OPTIMIZE":
+            return True
+    return False
+
+
 def wait_flowing(
     cfg: Config, region: RegionConfig, baseline: dict[str, int], timeout_s: float, table: str = "bronze.telemetry"
 ) -> bool:
-    """Whether ``table`` in ``region`` commits past ``baseline`` within ``timeout_s`` (the pipeline is flowing)."""
+    """Whether the pipeline in ``region`` commits a micro-batch with data to ``table`` past ``baseline`` within
+    ``timeout_s`` (the pipeline is flowing)."""
     deadline = time.monotonic() + timeout_s
+    after = baseline.get(table, -1)
     while time.monotonic() < deadline:
-        if _committed_versions(region, table) > baseline.get(table, -1):
+        if _committed_versions(region, table) > after and _streamed_since(region, table, after):
             return True
         time.sleep(0.5)
     return False
@@ -164,11 +178,15 @@ def failover(
     _step(report, progress, started, f"fenced: epoch {new.epoch} written to {', '.join(written)}")
     if start_pipeline:
         baseline = {"bronze.telemetry": _committed_versions(target, "bronze.telemetry")}
+        standby = pipeline.running_pid(cfg, target)  # a warm standby starts its queries on the epoch just written
         pid = pipeline.start_background(cfg, target)
-        _step(report, progress, started, f"pipeline started in {target.name} on its Kafka (pid {pid})")
+        how = f"standby pipeline promoted in {target.name}" if standby else f"pipeline started in {target.name}"
+        _step(report, progress, started, f"{how} on its Kafka (pid {pid})")
         report.flowing = wait_flowing(cfg, target, baseline, flowing_timeout_s)
         _step(report, progress, started, "data flowing in the new primary" if report.flowing else "NOT flowing yet")
     report.rto_s = time.monotonic() - started
+    audit.record(target, audit.entry("region.failover", f"{source.name} -> {target.name}", target.name, "promoted",
+                                     report.as_dict()))  # fmt: skip
     return report
 
 
@@ -273,4 +291,7 @@ def failback(cfg: Config, start_pipeline: bool = True, progress: Progress = prin
     if not resync.ok:
         raise LakehouseError("resynchronisation failed; staying on " + acting.name)
     switch = failover(cfg, home.name, "planned", start_pipeline=start_pipeline, progress=progress)
-    return FailbackReport(archived, switch)
+    report = FailbackReport(archived, switch)
+    audit.record(home, audit.entry("region.failback", f"{acting.name} -> {home.name}", home.name, "returned",
+                                   report.as_dict()))  # fmt: skip
+    return report

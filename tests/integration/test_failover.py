@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from lakehouse import pipeline
+from lakehouse import audit, pipeline
 from lakehouse.config import PROJECT_ROOT, Config, RegionConfig, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
@@ -108,6 +109,16 @@ def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> N
     status = cli(sandbox, "failover", "--status")
     assert json.loads(status.stdout)["primary"] == "europe"
 
+    # the audit trail: both passes in asia's log (it was the primary), the promotion and the refused writers in
+    # europe's (the primary now)
+    passes = audit.read(asia, "replication.pass")
+    assert len(passes) == 2 and json.loads(passes[-1]["detail"])[TABLES[0]]["status"] == "replicated", passes
+    (promoted,) = audit.read(europe, "region.failover")
+    assert (promoted["target"], promoted["region"], promoted["outcome"]) == ("asia -> europe", "europe", "promoted")
+    assert json.loads(promoted["detail"])["epoch"] == 1 and json.loads(promoted["detail"])["mode"] == "planned"
+    denied = audit.read(europe, "fencing.write")
+    assert [(d["target"], d["outcome"]) for d in denied] == [("asia", "denied")] * 2, denied
+
 
 def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: Sandbox) -> None:
     cfg = sandbox.cfg
@@ -130,6 +141,9 @@ def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: San
     assert 7000 in ids and 9000 not in ids  # asia = europe's history; its own commit only in the archive
     state, _ = fencing.current(cfg)
     assert (state.epoch, state.primary) == (2, "asia")
+    (back,) = audit.read(asia, "region.failback")
+    assert (back["target"], back["outcome"]) == ("europe -> asia", "returned")
+    assert json.loads(back["detail"])["archived"][0]["table"] == TABLES[1]
 
 
 ASIA_DATA_SERVICES = ("kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia")
@@ -159,7 +173,21 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
     asia, europe = cfg.regions["asia"], cfg.regions["europe"]
     before, _ = fencing.current(cfg)
     assert before.primary == "asia", "runs after the failback test"
-    once = cli(sandbox, "replicate", "--target", "europe", "--once")
+    log = cfg.state_dir / "pipeline" / "europe" / "pipeline.log"
+    offset = log.stat().st_size if log.exists() else 0  # the log is appended to: read this run's part
+
+    def this_run() -> str:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    standby = cli(sandbox, "pipeline", "start", "--region", "europe", "--standby")  # warm: Spark up, replicas known
+    assert standby.returncode == 0 and "standing by" in standby.stdout, standby.stdout + standby.stderr
+    deadline = time.monotonic() + 300
+    while "waiting for promotion" not in this_run() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "waiting for promotion" in this_run(), this_run()[-3000:]
+    once = cli(sandbox, "replicate", "--target", "europe", "--once")  # the last pass before the disaster
     assert once.returncode == 0, once.stdout + once.stderr
     append(table_uri(asia, TABLES[0]), 20000, n=11)  # after the last pass: this commit is the disaster's loss
     simulator.simulate(
@@ -176,15 +204,22 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
         report = json.loads(result.stdout)
         print(f"disaster failover: RTO {report['rto_s']:.1f}s, RPO {report['rpo_seconds']:.1f}s; {report['steps']}")
         assert report["mode"] == "disaster" and report["target"] == "europe" and report["flowing"] is True
+        assert any("standby pipeline promoted in europe" in step for step in report["steps"]), report["steps"]
         assert report["epoch"] == before.epoch + 1
         # the commit after the last pass is unknown to europe: it shows as seconds since that pass, not versions
         assert {r["table"] for r in report["rpo"]} == set(TABLES) and report["rpo_seconds"] > 0
         state, reached = fencing.current(cfg)
         assert reached == {"asia": False, "europe": True}
         assert (state.epoch, state.primary) == (before.epoch + 1, "europe")
+        promoted = audit.read(europe, "region.failover")[-1]  # recorded where it can be: asia is gone
+        assert json.loads(promoted["detail"])["mode"] == "disaster" and promoted["outcome"] == "promoted"
     finally:
         pipeline.stop_background(cfg, europe)
         manager.up(stack, ASIA_DATA_SERVICES, progress=print)  # asia comes back with its data (and stale state)
+
+    runs = audit.read(europe, "pipeline.run")  # the promoted standby's run, in europe's log (it was the primary)
+    assert [(r["target"], r["outcome"]) for r in runs[-2:]] == [("continuous", "started"), ("continuous", "stopped")]
+    assert json.loads(runs[-2]["detail"])["standby"] is True, runs
 
     stale = fencing.read_region(asia)
     assert stale is not None and stale.epoch == before.epoch  # asia never heard of the promotion

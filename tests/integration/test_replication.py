@@ -5,6 +5,7 @@ verify catches a tampered replica."""
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import signal
@@ -21,7 +22,7 @@ import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import pipeline
+from lakehouse import audit, pipeline
 from lakehouse.config import PROJECT_ROOT, PSEUDONYMOUS_PROPERTY, Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
@@ -163,6 +164,25 @@ def test_residency_policy_is_enforced(spark: SparkSession, sandbox: Sandbox) -> 
     after = replicator(cfg, "asia", "europe").run_pass([PSEUDO]).tables[0]
     # the versions before the declaration still hold identifiers not declared pseudonymous: still refused
     assert after.status == "refused" and "version 0" in (after.detail or "")
+    denied = audit.read(cfg.primary, "replication.residency")  # each denial recorded in the primary's log
+    assert [r["target"] for r in denied[-3:]] == [FORBIDDEN, PSEUDO, PSEUDO], denied
+    assert all(r["outcome"] == "denied" and json.loads(r["detail"])["target"] == "europe" for r in denied[-3:])
+    assert "version 0" in json.loads(denied[-1]["detail"])["reason"]
+
+
+def test_job_runs_and_replication_passes_are_in_the_audit_log(sandbox: Sandbox) -> None:
+    """ops.audit_log of the primary: the fixture's pipeline run and every pass that copied (who, what, outcome)."""
+    cfg = sandbox.cfg
+    runs = audit.read(cfg.primary, "pipeline.run")
+    assert runs and runs[0]["outcome"] == "succeeded" and runs[0]["region"] == "asia", runs
+    assert json.loads(runs[0]["detail"])["rows_read"]["bronze.telemetry"] > 0 and runs[0]["actor"].startswith(("user:", "uid:"))
+    passes = audit.read(cfg.primary, "replication.pass")
+    assert passes and all(p["target"] == "asia -> europe" for p in passes), passes
+    first = json.loads(passes[0]["detail"])
+    assert first[KINDS]["status"] == "replicated" and first[FORBIDDEN]["status"] == "refused"
+    idle = replicator(cfg, "asia", "europe").run_pass(list(PIPELINE_TABLES))  # nothing new: nothing recorded
+    assert all(t.status == "up_to_date" for t in idle.tables)
+    assert len(audit.read(cfg.primary, "replication.pass")) == len(passes)
 
 
 def test_kill_minus_9_mid_pass_then_rerun_converges(spark: SparkSession, sandbox: Sandbox) -> None:
