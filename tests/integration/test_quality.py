@@ -9,6 +9,7 @@ configuration, so the test changes only configuration.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import pipeline
+from lakehouse import audit, pipeline
 from lakehouse.config import CONF_DIR, PROJECT_ROOT, Config, config_path, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
@@ -148,6 +149,9 @@ def test_a_blocking_gold_gate_stops_promotion_and_the_batch_is_retried_once_fixe
     results = read(spark, cfg, "dq.results").filter("table_name = 'gold.vitals_minute'")
     assert results.filter("expectation = 'window_count_positive' AND action = 'blocked'").count() >= 1
     assert results.filter("expectation = 'window_count_positive' AND success").count() >= 1  # the retry
+    gates = [r for r in audit.read(cfg.primary, "dq.gate") if r["target"] == "gold.vitals_minute"]
+    assert gates and gates[0]["outcome"] == "blocked", gates  # the decision, in ops.audit_log
+    assert json.loads(gates[0]["detail"])["blocked"] == ["gold.vitals_minute: window_count_positive"]
     # nothing lost: every (patient, vital, minute) of silver is in gold
     vitals = read(spark, cfg, "silver.vitals")
     windows = vitals.select("patient_ref", "vital", F.window("event_time", "1 minute").start.alias("w")).distinct()
@@ -172,3 +176,5 @@ def test_validation_job_fails_on_a_blocking_expectation_and_renders_data_docs(sp
     runs = read(spark, run.cfg, "dq.results").filter(F.col("run_id").startswith("validate:"))
     assert runs.filter("expectation = 'spo2_range' AND action = 'blocked'").count() == 1
     assert runs.filter("table_name = 'gold.vitals_minute' AND success").count() > 0
+    (gate,) = [r for r in audit.read(run.cfg.primary, "dq.gate") if r["target"] == "silver.vitals, gold.vitals_minute"]
+    assert gate["outcome"] == "blocked" and json.loads(gate["detail"])["blocked"] == ["silver.vitals: spo2_range"]
