@@ -5,10 +5,11 @@ What is recorded (action: outcomes):
 - ``model.promotion_gate``: promoted | kept_champion (the nightly DAG's promote task)
 - ``replication.pass``: replicated | failed, a pass that copied, failed or was refused (an idle pass is not)
 - ``replication.residency``: denied, a table refused at the replication boundary by its residency policy
-- ``region.failover`` / ``region.failback``: promoted | failed, with mode, epoch, RPO and RTO
+- ``region.failover``: promoted; ``region.failback``: returned (in the new primary; mode, epoch, RPO, RTO)
 - ``fencing.write``: denied, a writer of a fenced (no longer primary) region refused its commit
-- ``dq.gate``: blocked, a blocking expectation stopped a batch from being written
-- ``pipeline.run``: succeeded | failed, one catch-up run of the pipeline (``pipeline run --once``)
+- ``dq.gate``: passed | blocked, the validation job's verdict; blocked, a streaming batch stopped
+- ``pipeline.run``: target ``once``: succeeded | failed (a catch-up run); ``continuous``: started | stopped |
+  failed (``pipeline start``, a promoted standby included)
 
 Who: the Airflow task (``airflow:<dag>/<run id>/<task>``) when a DAG runs the job, else the OS user.
 Written with the ``deltalake`` package, so jobs without a JVM (replication, failover) record the same way.

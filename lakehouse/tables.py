@@ -279,11 +279,15 @@ SPECS: dict[str, TableSpec] = {
 }  # fmt: skip
 
 
+def _ensure_databases(spark: SparkSession, region: RegionConfig) -> None:
+    for database, comment in DATABASES.items():
+        delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
+
+
 def register_existing(spark: SparkSession, region: RegionConfig) -> list[str]:
     """Catalog entries for the tables ``region`` already holds (a standby's replicas), without creating a table
     or committing to one (comments are left as replicated); returns their names."""
-    for database, comment in DATABASES.items():
-        delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
+    _ensure_databases(spark, region)
     found = []
     for spec in SPECS.values():
         location = uri(region, spec.name)
@@ -303,8 +307,7 @@ def ensure_all(spark: SparkSession, region: RegionConfig, skip: Collection[str] 
     register each in the session's catalog (the persistent metastore, in a session from `build_spark`) and
     bring table and column comments up to date. Idempotent; a run that changes nothing commits nothing.
     Tables in ``skip`` (registered already, e.g. by a standby) are left as they are."""
-    for database, comment in DATABASES.items():
-        delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
+    _ensure_databases(spark, region)
     for spec in SPECS.values():
         if spec.name in skip:
             continue
