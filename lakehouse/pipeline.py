@@ -163,7 +163,10 @@ def run_continuous(
         stopping = True
         progress(f"pipeline ({region.name}): signal {signum}, stopping queries")
         for q in queries:
-            q.stop()
+            try:
+                q.stop()
+            except Exception:  # noqa: BLE001 -- `pipeline stop` signals the whole group: the JVM may be gone already
+                break
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -176,9 +179,11 @@ def run_continuous(
     except fencing.Fenced:
         raise  # the fence recorded the denial in the primary's log; this region's own log is a replica now
     except Exception as exc:
-        audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "failed",
-                                             {"error": str(exc)[:2000]}))  # fmt: skip
-        raise
+        if not stopping:
+            audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "failed",
+                                                 {"error": str(exc)[:2000]}))  # fmt: skip
+            raise
+        progress(f"pipeline ({region.name}): the JVM stopped with the signal ({exc})")  # its shutdown stops queries
     audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "stopped", {"queries": names}))
 
 
@@ -195,7 +200,7 @@ def _supervise(
                 q.stop()
             raise
         for q in queries:
-            if not q.isActive and not stopping():
+            if not stopping() and not q.isActive:
                 raise LakehouseError(f"query {q.name} stopped: {q.exception()}", fix="read the pipeline log")
         time.sleep(1.0)
 
