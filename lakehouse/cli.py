@@ -487,6 +487,22 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _security(args: argparse.Namespace) -> int:
+    from lakehouse.security import secrets_scan
+
+    cfg = load_config()
+    report = secrets_scan.scan(cfg, args.source or secrets_scan.SOURCES)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        scanned = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.scanned.items())
+        print(f"scanned {scanned} for {report.known_secrets} known secrets and {len(secrets_scan.PATTERNS)} patterns")
+        for f in report.findings:
+            print(f"SECRET {f.detector} in {f.source}: {f.where}")
+        print("clean" if report.clean else f"{len(report.findings)} findings")
+    return 0 if report.clean else 1
+
+
 def _dashboards(args: argparse.Namespace) -> int:
     from lakehouse.observability import dashboards
 
@@ -850,6 +866,18 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--rules-dir", default=None, help="scrape-config: where Prometheus finds the rule files")
     met.add_argument("--home", default=None, help="exporter: the service's folder (set by `stack up`)")
     met.set_defaults(func=_metrics)
+
+    sec = sub.add_parser("security", help="security checks: scan for secrets where they must never be")
+    sec_sub = sec.add_subparsers(dest="action", required=True, metavar="ACTION")
+    scan = sec_sub.add_parser(
+        "scan",
+        help="look for the deployment's secrets and secret-shaped strings in the repository, the DAG sources,"
+        " Airflow's task logs and MLflow's params and tags; exit 1 on a finding (values are never printed)",
+    )
+    scan.add_argument("--source", action="append", choices=["repository", "dags", "airflow_logs", "mlflow"],
+                      help="scan only this source (repeatable; default: all four)")  # fmt: skip
+    scan.add_argument("--json", action="store_true", help="print one JSON object: scanned counts and findings")
+    scan.set_defaults(func=_security)
 
     dash = sub.add_parser("dashboards", help="Grafana dashboards of conf/grafana/dashboards")
     dash.add_argument("action", choices=["publish"], help="publish: create or overwrite them in a running Grafana")

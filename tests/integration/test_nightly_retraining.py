@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from lakehouse.config import Config
 from lakehouse.devices.physionet import SAMPLE_ARCHIVE
 from lakehouse.orchestration.airflow import AirflowClient, DagRun
+from tests.conftest import run_cli
 
 # one real end-to-end pass: on the loaded 2-core machine it took 12-22 min, above the suite's 900 s per test
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
@@ -152,3 +153,47 @@ def test_a_failing_task_fails_the_run(stack: Config) -> None:
     assert failed.state == "failed"
     assert failed.tasks["features"] == "failed"
     assert {failed.tasks[t] for t in TASKS - {"features"}} == {"upstream_failed"}
+
+
+def test_no_secret_in_the_repository_dags_task_logs_or_mlflow(stack: Config, retrained: DagRun) -> None:
+    """The secrets scan over what the DAG run left behind: the stack's generated Airflow password, JWT secret
+    and session key are nowhere in the repository, the DAG sources, the run's task logs or MLflow's params and
+    tags. A task log that does leak the password is found (the scan reads the real logs and knows the real
+    secrets), and the scan is clean again once it is gone."""
+    import json
+
+    from lakehouse.orchestration.services import airflow_home
+
+    def scan() -> dict[str, Any]:
+        result = run_cli("security", "scan", "--json")
+        assert result.returncode in (0, 1), result.stderr
+        report: dict[str, Any] = json.loads(result.stdout)
+        assert (result.returncode == 0) == report["clean"]
+        return report
+
+    assert retrained.state == "success", retrained.tasks
+    report = scan()
+    assert report["findings"] == [] and report["clean"]
+    assert report["known_secrets"] >= 3  # the admin password, the JWT secret, the API session key
+    scanned = report["scanned"]
+    assert scanned["repository"] > 100 and scanned["dags"] >= 4
+    assert scanned["airflow_logs"] >= len(TASKS) and scanned["mlflow_runs"] >= 1
+
+    run_logs = next((airflow_home(stack) / "logs" / f"dag_id={DAG_ID}").glob(f"run_id={retrained.run_id}"))
+    leak = run_logs / "task_id=train" / "leak-probe.log"
+    password = json.loads(stack.airflow.password_file.read_text())[stack.airflow.username]
+    leak.write_text(f"INFO connecting as {stack.airflow.username} with {password}\n")
+    try:
+        found = scan()
+        assert not found["clean"]
+        assert found["findings"] == [
+            {
+                "source": "airflow_logs",
+                "where": f"{leak.relative_to(airflow_home(stack) / 'logs')}:1",
+                "detector": f"known:airflow_password:{stack.airflow.username}",
+            }
+        ]
+        assert password not in json.dumps(found)
+    finally:
+        leak.unlink()
+    assert scan()["clean"]

@@ -1,0 +1,1 @@
+"""Security controls that are not part of one layer: the secrets scan."""
