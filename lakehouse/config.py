@@ -620,6 +620,11 @@ def load_config(selector: str | None = None) -> Config:
             fix="correct the file's syntax (compare with conf/local.yaml)",
         ) from None
     try:
-        return parse_config(data, path)
+        cfg = parse_config(data, path)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}", fix=exc.fix or "compare with conf/local.yaml") from None
+    # the process's HDFS identity (simple auth) is the profile's pipeline user, whatever the HDFS client: Spark's
+    # JVM, WebHDFS, and the deltalake package (hdfs-native), which would otherwise act as the OS user and be
+    # refused by the permission checks on the lakehouse folders
+    os.environ.setdefault("HADOOP_USER_NAME", cfg.primary.hdfs.user)
+    return cfg

@@ -280,6 +280,9 @@ SPECS: dict[str, TableSpec] = {
 
 
 def _ensure_databases(spark: SparkSession, region: RegionConfig) -> None:
+    from lakehouse.io.hdfs import Hdfs
+
+    Hdfs(region).secure_folders()  # before Spark creates any of them with the default (world-readable) mode
     for database, comment in DATABASES.items():
         delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
 

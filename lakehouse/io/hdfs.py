@@ -17,6 +17,7 @@ from hdfs import HdfsError, InsecureClient
 
 from lakehouse.config import RegionConfig
 from lakehouse.errors import LakehouseError
+from lakehouse.io.tables import FOLDER_MODES
 
 CHUNK = 4 << 20  # bytes per streamed read while copying
 
@@ -59,6 +60,14 @@ class Hdfs:
     def root(self) -> str:
         """Absolute path of the region's lakehouse root, e.g. ``/lakehouse``."""
         return "/" + self.region.lakehouse_root.strip("/")
+
+    def secure_folders(self) -> None:
+        """Create the region's top-level folders (idempotent) and set their permission bits
+        (``tables.FOLDER_MODES``): other HDFS users read gold only."""
+        for name, mode in FOLDER_MODES.items():
+            path = f"{self.root}/{name}"
+            self.client.makedirs(path)
+            self.client.set_permission(path, f"{mode:o}")
 
     def table_path(self, table: str) -> str:
         """Absolute path of table ``layer.name``."""

@@ -7,6 +7,13 @@ from collections.abc import Collection
 from lakehouse.config import TABLE_NAME, RegionConfig
 from lakehouse.errors import LakehouseError
 
+# Permission bits of a region's top-level folders (HDFS permissions on): the pipeline user owns everything; every
+# other user (analysts) may read gold only. Bronze, silver, dq, ops and the checkpoints (the real-time query's
+# state holds patients' vitals) stay private.
+FOLDER_MODES: dict[str, int] = {
+    "bronze": 0o750, "silver": 0o750, "gold": 0o755, "dq": 0o750, "ops": 0o750, "_checkpoints": 0o750,
+}  # fmt: skip
+
 
 def check_table_name(name: str, what: str = "table name") -> str:
     """``name`` if it is a well-formed ``layer.name``; else a one-line error (never joined into a path or SQL)."""

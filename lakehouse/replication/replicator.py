@@ -102,6 +102,7 @@ class Replicator:
             raise LakehouseError(f"source and target are both {source.name!r}", fix="replicate between two regions")
         self.source, self.target = source, target
         self.src, self.dst = Hdfs(source), Hdfs(target)
+        self._secured = False  # the target's top-level folders have their modes (once per replicator)
         self.policies = policies
         self.parallelism = parallelism
         self.progress = progress or (lambda _line: None)
@@ -311,6 +312,9 @@ class Replicator:
         """
         self.src.check()
         self.dst.check()
+        if not self._secured:  # a replica is as private as its source: other users read gold only there too
+            self.dst.secure_folders()
+            self._secured = True
         started = time.monotonic()
         out = PassResult(self.source.name, self.target.name)
         names = list(tables if tables is not None else self.policies)

@@ -255,7 +255,7 @@ class HdfsDaemon(Service):
             "dfs.namenode.name.dir": str(self.data_root / "name"),
             "dfs.datanode.data.dir": str(self.data_root / "data"),
             "dfs.replication": "1",
-            "dfs.permissions.enabled": "false",
+            "dfs.permissions.enabled": "true",  # the pipeline user owns the lakehouse; others read gold only
             "dfs.webhdfs.enabled": "true",
             "dfs.namenode.rpc-address": f"{self.host}:{nn_rpc}",
             "dfs.namenode.rpc-bind-host": self.host,

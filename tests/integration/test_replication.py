@@ -240,3 +240,44 @@ def test_verify_detects_a_tampered_replica(spark: SparkSession, sandbox: Sandbox
     bad = subprocess.run([*cmd, "--table", KINDS], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert bad.returncode != 0
     assert "FAILED" in bad.stdout and KINDS in bad.stdout
+
+
+def test_hdfs_permissions_let_other_users_read_gold_only(sandbox: Sandbox) -> None:
+    """Permissions are on in both regions' NameNodes: the pipeline user owns the lakehouse folders; another
+    user (an analyst) reads gold, is refused bronze, silver, ops and the checkpoints, and cannot write gold, in
+    asia and in the europe replica; the NameNode's audit log records each refusal."""
+    from hdfs import HdfsError, InsecureClient
+
+    from lakehouse.stack.services import services
+
+    cfg = sandbox.cfg
+    for region in (cfg.regions["asia"], cfg.regions["europe"]):
+        owner = Hdfs(region)
+        analyst = InsecureClient(region.hdfs.webhdfs_url, user="analyst", timeout=30)
+        news2 = owner.table_path("gold.news2")
+        commit = f"{news2}/_delta_log/{min(n for n in analyst.list(f'{news2}/_delta_log') if n.endswith('.json'))}"
+        with analyst.read(commit) as fh:
+            assert b'"commitInfo"' in fh.read()  # readable: the first commit of the table
+        for table in ("bronze.telemetry", "silver.vitals", "ops.ingest_batches"):
+            path = owner.table_path(table)
+            assert owner.client.list(path), f"the pipeline user lists {path}"
+            with pytest.raises(HdfsError, match="Permission denied"):
+                analyst.list(path)
+        with pytest.raises(HdfsError, match="Permission denied"):
+            analyst.write(f"{news2}/_delta_log/99999999999999999999.json", data=b"{}")
+        listing = {name: status for name, status in owner.client.list(owner.root, status=True)}
+        assert {n: (listing[n]["owner"], listing[n]["permission"]) for n in ("bronze", "silver", "gold", "ops")} == {
+            "bronze": (region.hdfs.user, "750"), "silver": (region.hdfs.user, "750"),
+            "gold": (region.hdfs.user, "755"), "ops": (region.hdfs.user, "750"),
+        }  # fmt: skip
+
+    # the NameNode audits every refusal: who, what, where
+    namenode = next(s for s in services(cfg) if s.name == "hdfs-namenode-asia")
+    with namenode.log_file.open("rb") as fh:
+        fh.seek(max(0, namenode.log_file.stat().st_size - (8 << 20)))
+        tail = fh.read().decode("utf-8", errors="replace")
+    silver = Hdfs(cfg.regions["asia"]).table_path("silver.vitals")
+    assert any(
+        "allowed=false" in line and "ugi=analyst" in line and "cmd=listStatus" in line and f"src={silver}\t" in line
+        for line in tail.splitlines()
+    ), "the NameNode's audit log has no refusal of the analyst's listing of silver.vitals"
