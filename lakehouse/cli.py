@@ -483,7 +483,7 @@ def _metrics(args: argparse.Namespace) -> int:
         print(services.render_prometheus_config(cfg, args.rules_dir or services.RULES_DIR), end="")
         return 0
     logs.configure(cfg, "lakehouse-exporter", None)
-    exporter.run_exporter(cfg)
+    exporter.run_exporter(cfg, Path(args.home) if args.home else cfg.state_dir / "services" / "lakehouse-exporter")
     return 0
 
 

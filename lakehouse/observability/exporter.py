@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -261,8 +262,11 @@ class LakehouseCollector(Collector):
             last_pass.add_metric(labels, stamp.timestamp() if hasattr(stamp, "timestamp") else 0.0)
 
 
-def run_exporter(cfg: Config) -> None:
-    """Serve the lakehouse exporter on ``observability.exporter_url`` until killed."""
+def run_exporter(cfg: Config, home: Path, poll_s: float = 5.0) -> None:
+    """Serve the lakehouse exporter on ``observability.exporter_url`` until killed; every ``poll_s`` seconds,
+    append the HDFS accesses the local NameNodes refused to ops.audit_log (``security.hdfs_audit``)."""
+    from lakehouse.security import hdfs_audit
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LakehouseCollector(cfg))
     host, port = host_port(cfg.observability.exporter_url)
@@ -270,4 +274,5 @@ def run_exporter(cfg: Config) -> None:
     start_http_server(port, addr=bind, registry=registry)
     log.info(f"lakehouse exporter serving on {cfg.observability.exporter_url}/metrics")
     while True:
-        time.sleep(3600)
+        hdfs_audit.forward_all(cfg, home)
+        time.sleep(poll_s)

@@ -242,15 +242,19 @@ def test_verify_detects_a_tampered_replica(spark: SparkSession, sandbox: Sandbox
     assert "FAILED" in bad.stdout and KINDS in bad.stdout
 
 
-def test_hdfs_permissions_let_other_users_read_gold_only(sandbox: Sandbox) -> None:
+def test_hdfs_permissions_let_other_users_read_gold_only(stack: Config, sandbox: Sandbox) -> None:
     """Permissions are on in both regions' NameNodes: the pipeline user owns the lakehouse folders; another
-    user (an analyst) reads gold, is refused bronze, silver, ops and the checkpoints, and cannot write gold, in
-    asia and in the europe replica; the NameNode's audit log records each refusal."""
+    user (an analyst) reads gold, is refused bronze, silver and ops, and cannot write gold, in asia and in the
+    europe replica; the NameNode's audit log records each refusal, and the lakehouse exporter appends it to
+    the region's ops.audit_log."""
     from hdfs import HdfsError, InsecureClient
 
     from lakehouse.stack.services import services
 
     cfg = sandbox.cfg
+    replicator(cfg, "asia", "europe").run_pass(
+        ["bronze.telemetry", "silver.vitals", "gold.news2", "ops.ingest_batches"]
+    )
     for region in (cfg.regions["asia"], cfg.regions["europe"]):
         owner = Hdfs(region)
         analyst = InsecureClient(region.hdfs.webhdfs_url, user="analyst", timeout=30)
@@ -281,3 +285,11 @@ def test_hdfs_permissions_let_other_users_read_gold_only(sandbox: Sandbox) -> No
         "allowed=false" in line and "ugi=analyst" in line and "cmd=listStatus" in line and f"src={silver}\t" in line
         for line in tail.splitlines()
     ), "the NameNode's audit log has no refusal of the analyst's listing of silver.vitals"
+    deadline, recorded = time.monotonic() + 90, []
+    while time.monotonic() < deadline and not recorded:
+        recorded = [
+            r for r in audit.read(stack.primary, "hdfs.access")
+            if r["target"] == silver and r["actor"] == "hdfs:analyst" and json.loads(r["detail"])["cmd"] == "listStatus"
+        ]  # fmt: skip
+        time.sleep(3)
+    assert len(recorded) == 1 and recorded[0]["outcome"] == "denied", recorded
