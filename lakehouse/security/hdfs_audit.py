@@ -1,6 +1,8 @@
 """Refused HDFS accesses into ops.audit_log: the NameNode audits every operation in its log
 (``FSNamesystem.audit: allowed=false ugi=… ip=… cmd=… src=…``); the refusals of users other than the pipeline
-user are appended to the region's ``ops.audit_log`` as ``hdfs.access`` / ``denied`` (actor ``hdfs:<user>``).
+user are appended to ``ops.audit_log`` as ``hdfs.access`` / ``denied`` (actor ``hdfs:<user>``, ``region`` the
+NameNode's). They go to the log of the primary in force (the fencing state): the secondary's log is a replica,
+which only replication writes.
 
 Run by the lakehouse exporter of the local stack, which can read the embedded NameNodes' logs; a position file
 per region keeps where it stopped, so a restart neither repeats nor skips a refusal (a log that shrank was
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,14 +83,15 @@ def rows(region: RegionConfig, refusals: list[Refusal]) -> list[dict[str, Any]]:
     return out
 
 
-def forward(region: RegionConfig, log_file: Path, position_file: Path) -> int:
-    """Append the refusals logged since the last call to ``region``'s ops.audit_log; returns how many. The
-    position advances only once they are recorded (a failed write is retried at the next call)."""
+def forward(region: RegionConfig, log_file: Path, position_file: Path, into: Callable[[], RegionConfig]) -> int:
+    """Append the refusals ``region``'s NameNode logged since the last call to the ops.audit_log of the region
+    ``into()`` names (asked only when there is one); returns how many. The position advances only once they are
+    recorded (a failed write is retried at the next call)."""
     lines, position = read_new(log_file, position_file)
     found = [r for r in (parse(line) for line in lines) if r is not None]
     recorded = rows(region, found)
     if recorded:
-        audit.record(region, *recorded)
+        audit.record(into(), *recorded)
     position_file.parent.mkdir(parents=True, exist_ok=True)
     position_file.write_text(str(position))
     return len(recorded)
@@ -95,15 +99,23 @@ def forward(region: RegionConfig, log_file: Path, position_file: Path) -> int:
 
 def forward_all(cfg: Config, home: Path) -> None:
     """:func:`forward` for every region whose NameNode the local stack runs; errors are logged, not raised."""
+    from lakehouse.replication import fencing
     from lakehouse.stack.services import HdfsDaemon, services
+
+    primary: list[RegionConfig] = []  # the primary in force, looked up once per call and only when needed
+
+    def into() -> RegionConfig:
+        if not primary:
+            primary.append(cfg.region(fencing.current(cfg)[0].primary))
+        return primary[0]
 
     for svc in services(cfg):
         if not (isinstance(svc, HdfsDaemon) and svc.kind == "hdfs-namenode" and svc.managed and svc.region_cfg):
             continue
         region = svc.region_cfg
         try:
-            n = forward(region, svc.log_file, home / f"hdfs-audit-{region.name}.position")
+            n = forward(region, svc.log_file, home / f"hdfs-audit-{region.name}.position", into)
             if n:
-                log.info(f"ops.audit_log of {region.name}: {n} refused HDFS access(es) recorded")
+                log.info(f"ops.audit_log of {into().name}: {n} HDFS access(es) refused in {region.name} recorded")
         except Exception as exc:  # noqa: BLE001 -- the exporter keeps serving metrics whatever HDFS does
             log.error(f"HDFS refusals of {region.name} not recorded yet: {exc}")
