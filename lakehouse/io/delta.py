@@ -56,6 +56,14 @@ def ensure_table(spark: SparkSession, uri: str, spec: TableSpec) -> None:
     builder.execute()
 
 
+def log_exists(spark: SparkSession, uri: str) -> bool:
+    """Whether ``uri`` holds a Delta log folder (one file-system call; the log itself is not read)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    path = jvm.org.apache.hadoop.fs.Path(f"{uri.rstrip('/')}/_delta_log")
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))
+
+
 def ensure_database(spark: SparkSession, name: str, uri: str, comment: str) -> None:
     """Create database ``name`` at ``uri`` in the session's catalog unless it exists (idempotent)."""
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {name} COMMENT {sql_string(comment)} LOCATION {sql_string(uri)}")
