@@ -324,13 +324,16 @@ def fingerprint(region: RegionConfig, skip: Collection[str] = ()) -> str:
 
 
 def _ensured(spark: SparkSession, region: RegionConfig, mark: str, skip: Collection[str]) -> bool:
-    """The catalog says the last complete ensure_all had this fingerprint, and each table's log still exists."""
+    """The catalog says the last complete ensure_all had this fingerprint and still names every table, and each
+    table's log still exists."""
     if not spark.catalog.databaseExists(MARKER_DATABASE):
         return False
     properties = spark.sql(f"DESCRIBE DATABASE EXTENDED {MARKER_DATABASE}").where("info_name = 'Properties'").first()
     if properties is None or f"({ENSURED},{mark})" not in str(properties["info_value"]):
         return False
-    return all(delta.log_exists(spark, uri(region, s.name)) for s in SPECS.values() if s.name not in skip)
+    wanted = [s.name for s in SPECS.values() if s.name not in skip]
+    named = {f"{db}.{r['tableName']}" for db in DATABASES for r in spark.sql(f"SHOW TABLES IN {db}").collect()}
+    return set(wanted) <= named and all(delta.log_exists(spark, uri(region, name)) for name in wanted)
 
 
 def _mark(spark: SparkSession, mark: str) -> None:
@@ -344,8 +347,9 @@ def ensure_all(spark: SparkSession, region: RegionConfig, skip: Collection[str] 
     Tables in ``skip`` (registered already, e.g. by a standby) are left as they are.
 
     A complete pass leaves its :func:`fingerprint` on the catalog's ops database; a later call with the same
-    fingerprint whose tables all still have their log returns at once (a cold pass costs a job ~30 s on two
-    cores). Registering outside this function (:func:`register_existing`) clears the mark."""
+    fingerprint, whose tables are all in the catalog and still have their log, returns at once (a cold pass
+    costs a job ~30 s on two cores). Registering outside this function (:func:`register_existing`) clears
+    the mark."""
     mark = fingerprint(region, skip)
     if _ensured(spark, region, mark, skip):
         return

@@ -202,8 +202,8 @@ def test_ensure_all_returns_at_once_only_while_its_fingerprint_and_every_log_hol
     sandbox: Sandbox, spark: SparkSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fast path of ensure_all (each job's start): the ops database carries the fingerprint of the last
-    complete pass; a catalog change outside it (a standby's registration), another set of tables or a table
-    whose log is gone makes it check and register every table again."""
+    complete pass; a catalog change outside it (a standby's registration, a dropped entry), another set of
+    tables or a table whose log is gone makes it check and register every table again."""
     from lakehouse import tables
     from lakehouse.io import delta
 
@@ -216,6 +216,10 @@ def test_ensure_all_returns_at_once_only_while_its_fingerprint_and_every_log_hol
     tables.ensure_all(spark, region)
     assert created == [], "an unchanged region is not visited table by table"
     assert tables.fingerprint(region) != tables.fingerprint(region, skip={"gold.news2"})
+    spark.sql("DROP TABLE gold.news2")  # an external table: the entry goes, the data stays
+    tables.ensure_all(spark, region)
+    assert created == list(tables.SPECS) and spark.catalog.tableExists("gold.news2"), "a dropped entry is restored"
+    created.clear()
     tables.register_existing(spark, region)
     tables.ensure_all(spark, region)
     assert created == list(tables.SPECS), "after a registration outside ensure_all every table is checked"
