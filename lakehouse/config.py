@@ -109,11 +109,14 @@ class RegionConfig:
 
 @dataclass(frozen=True)
 class MlflowConfig:
-    """The MLflow tracking server; ``embedded`` means the local stack runs it."""
+    """The MLflow tracking server (basic-auth app); ``embedded`` means the local stack runs it, with ``username``
+    as its admin whose password is generated into ``password_file``; otherwise the pipeline's MLflow user."""
 
     tracking_uri: str
     artifacts_uri: str
     embedded: bool
+    username: str = "admin"
+    password_file: Path = Path(".state/secrets/mlflow-admin-password")
 
 
 @dataclass(frozen=True)
@@ -483,6 +486,12 @@ def _parse_replication(data: Mapping[str, Any]) -> ReplicationConfig:
     return cfg
 
 
+def _mlflow_user(name: str) -> str:
+    if not name or ":" in name or any(c.isspace() for c in name):
+        raise ConfigError(f"mlflow.username must be a plain name (no ':' or spaces), got {name!r}")
+    return name
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -535,6 +544,11 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             tracking_uri=_get(mlflow, "tracking_uri", str, "mlflow"),
             artifacts_uri=artifacts or (state_dir / "mlflow" / "artifacts").as_uri(),
             embedded=_get(mlflow, "embedded", bool, "mlflow", False),
+            username=_mlflow_user(_get(mlflow, "username", str, "mlflow", "admin")),
+            password_file=(
+                _path(mlflow_pw, root) if (mlflow_pw := _get(mlflow, "password_file", str, "mlflow", ""))
+                else state_dir / "secrets" / "mlflow-admin-password"
+            ),
         ),
         airflow=_parse_airflow(_section(data, "airflow", where), state_dir, root),
         ml=_parse_ml(_get(data, "ml", dict, where, {})),
@@ -627,4 +641,7 @@ def load_config(selector: str | None = None) -> Config:
     # JVM, WebHDFS, and the deltalake package (hdfs-native), which would otherwise act as the OS user and be
     # refused by the permission checks on the lakehouse folders
     os.environ.setdefault("HADOOP_USER_NAME", cfg.primary.hdfs.user)
+    from lakehouse.security.credentials import export_mlflow_client_env  # imports this module
+
+    export_mlflow_client_env(cfg)
     return cfg

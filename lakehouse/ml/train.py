@@ -260,6 +260,10 @@ def _mlflow(cfg: Config) -> Any:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal
     import mlflow
 
+    from lakehouse.security.credentials import export_mlflow_client_env
+
+    export_mlflow_client_env(cfg)  # this profile's user, even if another profile was loaded since
+
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     mlflow.set_registry_uri(cfg.mlflow.tracking_uri)
     mlflow.set_experiment(cfg.ml.experiment)

@@ -139,6 +139,9 @@ def scan_mlflow(cfg: Config, known: dict[str, str], report: ScanReport) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
+    from lakehouse.security.credentials import export_mlflow_client_env
+
+    export_mlflow_client_env(cfg)
     client = MlflowClient(cfg.mlflow.tracking_uri, registry_uri=cfg.mlflow.tracking_uri)
     runs = 0
     for experiment in client.search_experiments(view_type=ViewType.ALL):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -109,11 +110,22 @@ def hdfs_datanode(webhdfs_url: str, user: str, timeout_s: float = 10.0) -> Probe
     return Probe(body == b"ok", f"{live} live DataNode(s), write/read ok")
 
 
-def mlflow(tracking_uri: str, timeout_s: float = 5.0) -> Probe:
-    """The MLflow tracking server answers its REST API (search experiments)."""
+def mlflow(tracking_uri: str, timeout_s: float = 5.0, auth: tuple[str, str] | None = None) -> Probe:
+    """The MLflow tracking server answers its REST API (search experiments), as user ``auth`` (basic auth)."""
     url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1"
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        body = _http_json(url, timeout_s)
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            body = json.loads(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            who = f"user {auth[0]!r}" if auth else "an anonymous client"
+            return Probe(False, f"MLflow at {tracking_uri} refuses {who} (HTTP {exc.code}): check mlflow.username "
+                         "and mlflow.password_file of the profile")  # fmt: skip
+        return Probe(False, f"MLflow at {tracking_uri} answers HTTP {exc.code}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return Probe(False, f"MLflow at {tracking_uri} does not answer ({type(exc).__name__})")
     return Probe(True, f"tracking API ok ({len(body.get('experiments', []))} experiment(s) listed)")

@@ -335,29 +335,58 @@ class HdfsDaemon(Service):
 
 @dataclass(frozen=True)
 class MlflowServer(Service):
-    """The MLflow tracking server: SQLite backend store, artifacts proxied to ``artifacts_uri``."""
+    """The MLflow tracking server: SQLite backend store, artifacts proxied to ``artifacts_uri``, and MLflow's
+    basic-auth app in front (users and permissions in ``basic_auth.db``; the admin's password generated into
+    the state folder's secrets, since MLflow ships no safe default; everyone else reads only what they are
+    granted, READ by default)."""
+
+    @property
+    def auth_config(self) -> Path:
+        return self.home / "basic_auth.ini"
 
     def prepare(self, cfg: Config, java: Path) -> None:
+        from lakehouse.security import credentials
+
         self.home.mkdir(parents=True, exist_ok=True)
         art = urlparse(cfg.mlflow.artifacts_uri)
         if art.scheme in ("", "file"):
             Path(art.path).mkdir(parents=True, exist_ok=True)
+        credentials.mlflow_password(cfg)  # generated now, before the server creates its admin from it
+        self.auth_config.write_text(
+            "[mlflow]\n"
+            "default_permission = READ\n"
+            f"database_uri = sqlite:///{self.home / 'basic_auth.db'}\n"
+            f"admin_username = {cfg.mlflow.username}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            encoding="utf-8",
+        )
 
     def command(self, cfg: Config, java: Path) -> list[str]:
         return [
-            sys.executable, "-m", "mlflow", "server",
+            sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
             "--host", self.host, "--port", str(self.port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
             "--artifacts-destination", cfg.mlflow.artifacts_uri,
         ]  # fmt: skip
 
     def env(self, cfg: Config, java: Path) -> dict[str, str]:
+        from lakehouse.security import credentials
+
         env = dict(os.environ)
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.auth_config)
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = credentials.secret(cfg, "mlflow-flask-secret-key")
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = credentials.mlflow_password(cfg)
         return env
 
     def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
-        return probes.mlflow(cfg.mlflow.tracking_uri, timeout_s)
+        from lakehouse.security import credentials
+
+        try:
+            auth = (cfg.mlflow.username, credentials.mlflow_password(cfg))
+        except Exception as exc:  # noqa: BLE001 - LakehouseError: no password file on this host
+            return probes.Probe(False, f"no MLflow credentials: {exc}")
+        return probes.mlflow(cfg.mlflow.tracking_uri, timeout_s, auth)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,47 @@ def test_mlflow_run_logged_and_read_back(stack: Config, tmp_path: Path) -> None:
     assert fetched.read_text() == "vital signs"
 
 
+def test_mlflow_requires_a_user_and_a_reader_cannot_delete(stack: Config) -> None:
+    import secrets
+
+    import requests
+    from mlflow.server import get_app_client
+
+    from lakehouse.security import credentials
+    from lakehouse.stack import probes
+
+    base = stack.mlflow.tracking_uri
+    admin = (stack.mlflow.username, credentials.mlflow_password(stack))
+    search = f"{base}/api/2.0/mlflow/experiments/search?max_results=5"
+    assert requests.get(search, timeout=30).status_code == 401  # anonymous
+    assert requests.get(search, auth=(admin[0], "password1234"), timeout=30).status_code == 401  # MLflow's old default
+    assert requests.get(search, auth=(admin[0], admin[1] + "x"), timeout=30).status_code == 401
+    assert requests.get(f"{base}/health", timeout=30).status_code == 200  # liveness stays open, and says nothing
+    assert requests.get(search, auth=admin, timeout=30).status_code == 200
+    refused = probes.mlflow(base, 30, (admin[0], "wrong"))
+    assert not refused.ok and "HTTP 401" in refused.detail
+
+    api = f"{base}/api/2.0/mlflow"
+    name = f"auth-test-{uuid.uuid4().hex[:8]}"
+    created = requests.post(f"{api}/experiments/create", json={"name": name}, auth=admin, timeout=30)
+    experiment = created.json()["experiment_id"]
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment}, auth=admin, timeout=30)
+    run_id = run.json()["run"]["info"]["run_id"]
+    reader = (f"reader-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(16))
+    get_app_client("basic-auth", tracking_uri=base).create_user(*reader)  # as the admin (the profile's env)
+
+    got = requests.get(f"{api}/experiments/get", params={"experiment_id": experiment}, auth=reader, timeout=30)
+    assert got.status_code == 200 and got.json()["experiment"]["name"] == name  # default permission READ
+    delete_experiment = requests.post(f"{api}/experiments/delete", json={"experiment_id": experiment}, auth=reader,
+                                      timeout=30)  # fmt: skip
+    delete_run = requests.post(f"{api}/runs/delete", json={"run_id": run_id}, auth=reader, timeout=30)
+    assert (delete_experiment.status_code, delete_run.status_code) == (403, 403)
+    after = requests.get(f"{api}/experiments/get", params={"experiment_id": experiment}, auth=admin, timeout=30)
+    assert after.json()["experiment"]["lifecycle_stage"] == "active"
+    after_run = requests.get(f"{api}/runs/get", params={"run_id": run_id}, auth=admin, timeout=30)
+    assert after_run.json()["run"]["info"]["lifecycle_stage"] == "active"
+
+
 @pytest.fixture(scope="module")
 def demo(stack: Config) -> str:
     """`lakehouse demo` on the default profile (fills the region's tables); its output."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -113,6 +114,20 @@ def test_airflow_runs_its_three_components_on_one_shared_setup() -> None:
     assert api.hostname == "airflow-apiserver"
     password = CLUSTER.airflow.password_file
     assert any(f"/run/secrets/{s}" == str(password) for s in SERVICES["airflow-scheduler"]["secrets"])
+
+
+def test_mlflow_requires_a_user_and_its_clients_hold_the_profiles_password() -> None:
+    mlflow = SERVICES["mlflow"]
+    assert "--app-name basic-auth" in mlflow["command"]
+    assert mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"].startswith("/run/secrets/")
+    for secret in ("mlflow_admin_password", "mlflow_flask_secret_key", "mlflow_auth_config"):
+        assert secret in mlflow["secrets"] and secret in COMPOSE["secrets"]
+        assert f"/run/secrets/{secret}" in mlflow["command"] + mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"]
+    password = CLUSTER.mlflow.password_file
+    assert password.parent == Path("/run/secrets") and password.name in COMPOSE["secrets"]
+    assert CLUSTER.mlflow.username != "admin"  # the pipeline is not the server's admin
+    for client in ("airflow-scheduler", "pipeline-asia", "pipeline-europe"):
+        assert password.name in SERVICES[client]["secrets"], f"{client} cannot authenticate to MLflow"
 
 
 def test_no_secret_values_in_compose() -> None:
