@@ -4,6 +4,7 @@ the default profile, and a real run of the data_quality_daily DAG over the table
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -160,6 +161,18 @@ def test_mlflow_requires_a_user_and_a_reader_cannot_delete(stack: Config) -> Non
     assert after.json()["experiment"]["lifecycle_stage"] == "active"
     after_run = requests.get(f"{api}/runs/get", params={"run_id": run_id}, auth=admin, timeout=30)
     assert after_run.json()["run"]["info"]["lifecycle_stage"] == "active"
+
+    # the refusals reach ops.audit_log of the primary (the server records them, the lakehouse exporter forwards)
+    from lakehouse import audit
+
+    deadline, seen = time.monotonic() + 90, []
+    while time.monotonic() < deadline and len(seen) < 2:
+        seen = [r for r in audit.read(stack.primary, "mlflow.access") if r["actor"] == f"mlflow:{reader[0]}"]
+        time.sleep(3)
+    assert sorted(r["target"] for r in seen) == [
+        "POST /api/2.0/mlflow/experiments/delete", "POST /api/2.0/mlflow/runs/delete",
+    ]  # fmt: skip
+    assert {(r["outcome"], json.loads(r["detail"])["status"]) for r in seen} == {("denied", 403)}
 
 
 @pytest.fixture(scope="module")
