@@ -12,6 +12,7 @@ import platform
 import re
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.io import kafka
+from lakehouse.security import kafka_auth
 from lakehouse.stack import jvm, manager
 
 Progress = Callable[[str], None]
@@ -52,7 +54,14 @@ def kafka_consumer_perf(cfg: Config, topic: str, messages: int) -> dict[str, flo
         "--bootstrap-server", region.kafka.bootstrap, "--topic", topic, "--messages", str(messages),
         "--timeout", "60000", "--hide-header",
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout.strip().splitlines()
+    settings = kafka_auth.java_client_properties(region.kafka, kafka_auth.PIPELINE)
+    with tempfile.TemporaryDirectory() as tmp:  # secure mode: the pipeline's credentials, never on the command line
+        if settings:
+            props = Path(tmp) / "client.properties"
+            props.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
+            cmd += ["--consumer.config", str(props)]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    out = run.stdout.strip().splitlines()
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms,
     # fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
     fields = [f.strip() for f in out[-1].split(",")]

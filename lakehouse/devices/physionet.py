@@ -332,7 +332,7 @@ def replay(
     origin = default_origin(records)
     pace = "as fast as possible" if speed == 0 or math.isinf(speed) else f"1 ICU hour per {3600 / speed:g} s"
     progress(f"replaying {len(records)} PhysioNet patients ({rows} patient-hours) to {topic} in {reg.name}, {pace}")
-    kafka.ensure_topic(reg, topic, cfg.topics)
+    kafka.ensure_topic(reg, topic, cfg.topics, kafka.DEVICE)
 
     started = time.monotonic()
     last_line = started

@@ -300,7 +300,7 @@ def simulate(
     sim = Simulator(
         devices, seed, bad_fraction, start=now if realtime else now - timedelta(seconds=seconds), prefix=prefix
     )
-    kafka.ensure_topic(reg, cfg.topics.telemetry, cfg.topics)
+    kafka.ensure_topic(reg, cfg.topics.telemetry, cfg.topics, kafka.DEVICE)
     progress(
         f"simulating {devices} devices, {count} messages at {rate:g}/s over {seconds:g}s"
         f" ({'real time' if realtime else 'as fast as possible'}), bad fraction {bad_fraction:g}, to {reg.name}"

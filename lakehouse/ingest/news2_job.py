@@ -29,7 +29,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
 from lakehouse.clinical.early_warning import Measurement, PatientState
-from lakehouse.config import Config, RegionConfig
+from lakehouse.config import Config, KafkaConfig, RegionConfig
 from lakehouse.ingest import silver
 from lakehouse.ingest.bronze import to_bronze
 from lakehouse.ingest.contract import load_catalogue, load_dialects
@@ -37,6 +37,7 @@ from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.io import checkpoints, delta, kafka, tables
 from lakehouse.observability import batches
 from lakehouse.quality import gate
+from lakehouse.security import kafka_auth
 from lakehouse.tables import uri
 
 QUERY = "gold.news2"
@@ -59,21 +60,23 @@ class StateRules:
 
     hold_ms: int  # 0: every observation is final at the end of its micro-batch (catch-up runs)
     carry_forward_s: int
-    alerts_to: tuple[str, str] | None = None  # (bootstrap servers, topic): publish alerts as they are decided
+    alerts_to: tuple[KafkaConfig, str] | None = None  # (Kafka, topic): publish alerts as they are decided
 
 
-_PRODUCERS: dict[str, Any] = {}
+_PRODUCERS: dict[KafkaConfig, Any] = {}
 
 
-def _producer(bootstrap: str) -> Any:
-    """One idempotent, acks=all Kafka producer per Python worker process (workers are reused)."""
-    if bootstrap not in _PRODUCERS:
+def _producer(target: KafkaConfig) -> Any:
+    """One idempotent, acks=all Kafka producer per Python worker process (workers are reused); in secure mode as
+    the pipeline user (its password read from the secret file here, never shipped in the task)."""
+    if target not in _PRODUCERS:
         from kafka import KafkaProducer
 
-        _PRODUCERS[bootstrap] = KafkaProducer(
-            bootstrap_servers=bootstrap, client_id="lakehouse-alerts", acks="all", enable_idempotence=True, linger_ms=0
-        )
-    return _PRODUCERS[bootstrap]
+        _PRODUCERS[target] = KafkaProducer(
+            bootstrap_servers=target.bootstrap, client_id="lakehouse-alerts", acks="all", enable_idempotence=True,
+            linger_ms=0, **kafka_auth.client_kwargs(target, kafka_auth.PIPELINE),
+        )  # fmt: skip
+    return _PRODUCERS[target]
 
 
 def _json_value(value: Any) -> Any:
@@ -91,9 +94,9 @@ def alert_message(event: dict[str, Any], published: datetime) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def send_alerts(events: list[dict[str, Any]], bootstrap: str, topic: str) -> None:
+def send_alerts(events: list[dict[str, Any]], target: KafkaConfig, topic: str) -> None:
     """Publish alert events to Kafka now and wait for the acks (at least once: a retried batch resends)."""
-    producer = _producer(bootstrap)
+    producer = _producer(target)
     published = datetime.now(UTC).replace(tzinfo=None)
     for event in events:
         producer.send(topic, key=str(event["patient_ref"]).encode(), value=alert_message(event, published))
@@ -172,7 +175,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     rules = StateRules(
         0 if once else cfg.pipeline.news2_hold_ms,
         cfg.pipeline.news2_carry_forward_s,
-        (region.kafka.bootstrap, cfg.topics.alerts),
+        (region.kafka, cfg.topics.alerts),
     )
     records = kafka.read_kafka(
         spark,

@@ -150,7 +150,7 @@ def import_fhir(
     if not any(folder.glob("*.ndjson")):
         raise LakehouseError(f"no *.ndjson files in {folder}", fix="give a FHIR Bulk Data export folder")
     topic = cfg.topics.telemetry
-    kafka.ensure_topic(region, topic, cfg.topics)
+    kafka.ensure_topic(region, topic, cfg.topics, kafka.DEVICE)
     result = ImportResult()
     kafka.produce(region, topic, records(folder, result), progress_every=10_000, progress=progress)
     if not result.reconciles():  # pragma: no cover - a bookkeeping bug, never bad input

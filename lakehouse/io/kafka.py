@@ -9,15 +9,18 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import RegionConfig, TopicsConfig
+from lakehouse.security.kafka_auth import DEVICE, PIPELINE, client_kwargs, spark_options
 
 
-def ensure_topic(region: RegionConfig, topic: str, topics: TopicsConfig) -> bool:
-    """Create ``topic`` in the region's Kafka if it is missing; True when it was created."""
+def ensure_topic(region: RegionConfig, topic: str, topics: TopicsConfig, user: str = PIPELINE) -> bool:
+    """Create ``topic`` in the region's Kafka if it is missing; True when it was created (in secure mode as
+    ``user``, who may only create the topics the ACLs give it; `lakehouse stack up` creates the standard ones)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=region.kafka.bootstrap, client_id="lakehouse-admin")
+    admin = KafkaAdminClient(bootstrap_servers=region.kafka.bootstrap, client_id="lakehouse-admin",
+                             **client_kwargs(region.kafka, user))  # fmt: skip
     try:
         if topic in admin.list_topics():
             return False
@@ -36,7 +39,8 @@ def end_offsets(region: RegionConfig, topic: str) -> dict[int, int]:
     """Latest offset of each partition of ``topic`` (what a consumer that has read everything is at)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=region.kafka.bootstrap, client_id="lakehouse-offsets")
+    consumer = KafkaConsumer(bootstrap_servers=region.kafka.bootstrap, client_id="lakehouse-offsets",
+                             **client_kwargs(region.kafka, PIPELINE))  # fmt: skip
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         return {tp.partition: off for tp, off in consumer.end_offsets(partitions).items()}
@@ -50,8 +54,10 @@ def produce(
     records: Iterable[tuple[str | None, bytes]],
     progress_every: int = 0,
     progress: Callable[[str], None] = print,
+    user: str = DEVICE,
 ) -> int:
-    """Send (key, raw value) records with acks=all and idempotence; flush; return how many were sent."""
+    """Send (key, raw value) records with acks=all and idempotence; flush; return how many were sent (in secure
+    mode as ``user``: devices by default, who may write only the telemetry topic)."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
@@ -61,6 +67,7 @@ def produce(
         enable_idempotence=True,
         linger_ms=5,
         batch_size=256 * 1024,
+        **client_kwargs(region.kafka, user),
     )
     sent = 0
     try:
@@ -81,10 +88,11 @@ def produce_json(
     records: Iterable[tuple[str, Mapping[str, Any]]],
     progress_every: int = 0,
     progress: Callable[[str], None] = print,
+    user: str = DEVICE,
 ) -> int:
     """Send (key, JSON object) records; see :func:`produce`."""
     encoded = ((k, json.dumps(v, separators=(",", ":")).encode("utf-8")) for k, v in records)
-    return produce(region, topic, encoded, progress_every, progress)
+    return produce(region, topic, encoded, progress_every, progress, user)
 
 
 def read_kafka(
@@ -103,6 +111,7 @@ def read_kafka(
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         .option("failOnDataLoss", "true")
+        .options(**spark_options(region.kafka, PIPELINE))
     )
     if streaming and max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))

@@ -323,7 +323,7 @@ def score_live_batch(
     try:
         events = alert_events(episodes, wards=_latest_wards(vitals, episodes))
         if events:
-            news2_job.send_alerts(events, region.kafka.bootstrap, cfg.topics.alerts)
+            news2_job.send_alerts(events, region.kafka, cfg.topics.alerts)
         _merge_scores(spark, uri, episodes, keep_episodes=False)
         agg = episodes.agg(
             F.count(F.lit(1)).alias("n"), F.countDistinct("patient_ref").alias("p"),

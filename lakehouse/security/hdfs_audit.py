@@ -97,18 +97,26 @@ def forward(region: RegionConfig, log_file: Path, position_file: Path, into: Cal
     return len(recorded)
 
 
-def forward_all(cfg: Config, home: Path) -> None:
-    """:func:`forward` for every region whose NameNode the local stack runs; errors are logged, not raised."""
+def primary_in_force(cfg: Config) -> Callable[[], RegionConfig]:
+    """The region whose audit log takes denials: the primary in force (fencing state), looked up at the first call
+    of the returned function and only then (a poll without denials asks nothing)."""
     from lakehouse.replication import fencing
-    from lakehouse.stack.services import HdfsDaemon, services
 
-    primary: list[RegionConfig] = []  # the primary in force, looked up once per call and only when needed
+    primary: list[RegionConfig] = []
 
     def into() -> RegionConfig:
         if not primary:
             primary.append(cfg.region(fencing.current(cfg)[0].primary))
         return primary[0]
 
+    return into
+
+
+def forward_all(cfg: Config, home: Path, into: Callable[[], RegionConfig] | None = None) -> None:
+    """:func:`forward` for every region whose NameNode the local stack runs; errors are logged, not raised."""
+    from lakehouse.stack.services import HdfsDaemon, services
+
+    into = into or primary_in_force(cfg)
     for svc in services(cfg):
         if not (isinstance(svc, HdfsDaemon) and svc.kind == "hdfs-namenode" and svc.managed and svc.region_cfg):
             continue

@@ -166,6 +166,8 @@ def up(cfg: Config, only: Iterable[str] | None = None, progress: Progress = prin
             started[svc.name] = (svc, pid, time.monotonic())
             progress(f"  {svc.name:<22} started (pid {pid}, port {svc.port})")
         _wait_ready(cfg, started, progress)
+        for svc, _, _ in started.values():
+            svc.provision(cfg)
     except BaseException:
         for svc, pid, _ in started.values():
             process.stop(pid, cfg.stack.stop_timeout_s)

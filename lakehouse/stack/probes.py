@@ -38,8 +38,9 @@ def _listening(host_port: str, timeout_s: float) -> bool:
         return False
 
 
-def kafka(bootstrap: str, timeout_s: float = 5.0) -> Probe:
-    """Kafka answers a metadata request (describe cluster) through kafka-python's admin client."""
+def kafka(bootstrap: str, timeout_s: float = 5.0, settings: dict[str, Any] | None = None) -> Probe:
+    """Kafka answers a metadata request (describe cluster) through kafka-python's admin client (``settings``: the
+    client's security settings, e.g. SASL_SSL as a user)."""
     from kafka import KafkaAdminClient
 
     if not any(_listening(s, min(timeout_s, 2.0)) for s in bootstrap.split(",")):
@@ -49,6 +50,7 @@ def kafka(bootstrap: str, timeout_s: float = 5.0) -> Probe:
             bootstrap_servers=bootstrap,
             client_id="lakehouse-probe",
             request_timeout_ms=int(timeout_s * 1000),
+            **(settings or {}),
         )
     except Exception as exc:  # noqa: BLE001 - any client failure means "not ready"
         return Probe(False, f"no Kafka broker answers at {bootstrap} ({type(exc).__name__})")

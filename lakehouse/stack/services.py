@@ -108,6 +108,9 @@ class Service:
     def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
         raise NotImplementedError
 
+    def provision(self, cfg: Config) -> None:
+        """Set-up that needs the running service (after its probe passed); idempotent. Nothing by default."""
+
     def _run_once(self, cmd: list[str], cfg: Config, java: Path, what: str) -> None:
         log = self.home / "logs" / f"{self.name}-{what}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -142,11 +145,7 @@ class KafkaBroker(Service):
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{self.host}:{ctl}",
-                f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{ctl}",
-                f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                *self._listeners(ctl),
                 f"log.dirs={self.data_dir}",
                 f"num.partitions={cfg.topics.partitions}",
                 "auto.create.topics.enable=false",
@@ -163,8 +162,34 @@ class KafkaBroker(Service):
             ]
         )
 
+    @property
+    def keystore(self) -> Path:
+        return self.home / "keystore.pem"
+
+    def _listeners(self, ctl: int) -> list[str]:
+        assert self.region_cfg is not None
+        auth = self.region_cfg.kafka.auth
+        if auth is not None:  # secure mode: SASL_SSL only, ACLs (lakehouse.security.kafka_auth)
+            from lakehouse.security import kafka_auth
+
+            return kafka_auth.broker_properties(auth, self.host, self.port, ctl, self.keystore)
+        return [
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{ctl}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+
     def prepare(self, cfg: Config, java: Path) -> None:
+        assert self.region_cfg is not None
         self.home.mkdir(parents=True, exist_ok=True)
+        auth = self.region_cfg.kafka.auth
+        if auth is not None:
+            from lakehouse.security import kafka_auth
+
+            kafka_auth.ensure_material(auth)
+            kafka_auth.broker_keystore(auth, self.host, self.keystore)
         (self.home / "server.properties").write_text(self._properties(cfg))
         (self.home / "log4j2.properties").write_text(KAFKA_LOG4J2)
         if (self.data_dir / "meta.properties").exists():
@@ -174,7 +199,17 @@ class KafkaBroker(Service):
             id_file.write_text(new_cluster_id())
         cmd = self._java(cfg, java, "kafka.tools.StorageTool")
         cmd += ["format", f"--cluster-id={id_file.read_text().strip()}", "-c", str(self.home / "server.properties")]
+        if auth is not None:
+            cmd += kafka_auth.scram_format_args(auth)  # the users exist from the first start on
         self._run_once(cmd, cfg, java, "format")
+
+    def provision(self, cfg: Config) -> None:
+        """Secure mode: the topics and the ACLs, created as the admin user once the broker is ready."""
+        assert self.region_cfg is not None
+        if self.region_cfg.kafka.auth is not None:
+            from lakehouse.security import kafka_auth
+
+            kafka_auth.provision(self.region_cfg.kafka, cfg.topics)
 
     def _java(self, cfg: Config, java: Path, main: str) -> list[str]:
         assert self.region_cfg is not None and self.region_cfg.embedded is not None
@@ -195,7 +230,13 @@ class KafkaBroker(Service):
 
     def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
         assert self.region_cfg is not None
-        return probes.kafka(self.region_cfg.kafka.bootstrap, timeout_s)
+        from lakehouse.security import kafka_auth
+
+        try:
+            settings = kafka_auth.client_kwargs(self.region_cfg.kafka, kafka_auth.ADMIN)
+        except Exception as exc:  # noqa: BLE001 - LakehouseError: no credentials (yet) on this host
+            return probes.Probe(False, f"no Kafka credentials: {exc}")
+        return probes.kafka(self.region_cfg.kafka.bootstrap, timeout_s, settings)
 
 
 KAFKA_LOG4J2 = """\
@@ -338,11 +379,16 @@ class MlflowServer(Service):
     """The MLflow tracking server: SQLite backend store, artifacts proxied to ``artifacts_uri``, and MLflow's
     basic-auth app in front (users and permissions in ``basic_auth.db``; the admin's password generated into
     the state folder's secrets, since MLflow ships no safe default; everyone else reads only what they are
-    granted, READ by default)."""
+    granted, READ by default), run as ``lakehouse-auth``, which also records each refused request."""
 
     @property
     def auth_config(self) -> Path:
         return self.home / "basic_auth.ini"
+
+    @property
+    def denials_file(self) -> Path:
+        """The requests the server refused (401/403), one JSON line each (:mod:`lakehouse.security.mlflow_app`)."""
+        return self.home / "logs" / "denials.jsonl"
 
     def prepare(self, cfg: Config, java: Path) -> None:
         from lakehouse.security import credentials
@@ -363,7 +409,7 @@ class MlflowServer(Service):
 
     def command(self, cfg: Config, java: Path) -> list[str]:
         return [
-            sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+            sys.executable, "-m", "mlflow", "server", "--app-name", "lakehouse-auth",
             "--host", self.host, "--port", str(self.port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
             "--artifacts-destination", cfg.mlflow.artifacts_uri,
@@ -371,10 +417,12 @@ class MlflowServer(Service):
 
     def env(self, cfg: Config, java: Path) -> dict[str, str]:
         from lakehouse.security import credentials
+        from lakehouse.security.mlflow_app import DENIALS_ENV
 
         env = dict(os.environ)
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.auth_config)
+        env[DENIALS_ENV] = str(self.denials_file)
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = credentials.secret(cfg, "mlflow-flask-secret-key")
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = credentials.mlflow_password(cfg)
         return env

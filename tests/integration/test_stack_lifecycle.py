@@ -166,3 +166,87 @@ def test_job_started_while_stack_is_down(isolated: Path) -> None:
 def test_unknown_service_name(isolated: Path) -> None:
     result = run_cli("stack", "up", "--service", "zookeeper", env=env_for(write_isolated_config(isolated)))
     assert_clean_failure(result, isolated, "unknown service(s): zookeeper", "kafka-europe")
+
+
+def test_secure_kafka_authenticates_encrypts_and_gives_each_user_only_its_part(
+    isolated: Path, spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kafka_security.enabled on an isolated broker: SASL_SSL only, SCRAM users, ACLs (deny by default)."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError, TopicAuthorizationFailedError
+
+    from lakehouse.config import load_config
+    from lakehouse.io import kafka
+    from lakehouse.security import kafka_auth
+    from lakehouse.security.credentials import MLFLOW_PASSWORD_ENV, MLFLOW_USER_ENV
+    from lakehouse.stack import probes
+
+    for name in (MLFLOW_USER_ENV, MLFLOW_PASSWORD_ENV):  # loading the isolated profile re-points MLflow's clients
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    path = write_isolated_config(isolated)
+    data = yaml.safe_load(path.read_text())
+    data["kafka_security"] = {"enabled": True}
+    path.write_text(yaml.safe_dump(data))
+    up = run_cli("stack", "up", "--service", "kafka-asia", env=env_for(path))
+    assert up.returncode == 0, up.stdout + up.stderr
+    cfg = load_config(str(path))
+    region, topics = cfg.regions["asia"], cfg.topics
+    auth = region.kafka.auth
+    assert auth is not None and auth.secrets_dir == isolated / "secrets" / "kafka"
+    for user in kafka_auth.USERS:
+        assert oct(auth.password_file(user).stat().st_mode & 0o777) == "0o600"
+    broker_log = isolated / "services" / "kafka-asia" / "logs" / "kafka-asia.log"
+    bootstrap = region.kafka.bootstrap
+
+    # no plaintext path, and a wrong password is refused by the broker
+    assert not probes.kafka(bootstrap, 5).ok
+    wrong = {**kafka_auth.client_kwargs(region.kafka, kafka_auth.DEVICE), "sasl_plain_password": "not-it"}
+    assert not probes.kafka(bootstrap, 5, wrong).ok
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in broker_log.read_text()
+
+    # devices write telemetry (through the project's own producer), nothing else
+    readings = [(f"dev-{i}", f'{{"n": {i}}}'.encode()) for i in range(5)]
+    assert kafka.produce(region, topics.telemetry, readings, user=kafka_auth.DEVICE) == 5
+    as_device = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=20000,
+                              **kafka_auth.client_kwargs(region.kafka, kafka_auth.DEVICE))  # fmt: skip
+    with pytest.raises(TopicAuthorizationFailedError):
+        as_device.send(topics.alerts, b"forged alert").get(timeout=30)
+    as_device.close()
+
+    # the pipeline reads telemetry (kafka-python and Spark's Kafka source over SASL_SSL) and writes alerts only
+    assert sum(kafka.end_offsets(region, topics.telemetry).values()) == 5
+    rows = kafka.read_kafka(spark, region, topics.telemetry, streaming=False).collect()
+    assert sorted(bytes(r.value) for r in rows) == sorted(v for _, v in readings)
+    as_pipeline = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_block_ms=20000,
+                                **kafka_auth.client_kwargs(region.kafka, kafka_auth.PIPELINE))  # fmt: skip
+    as_pipeline.send(topics.alerts, key=b"p1", value=b'{"level": "emergency"}').get(timeout=30)
+    with pytest.raises(TopicAuthorizationFailedError):
+        as_pipeline.send(topics.telemetry, b"forged reading").get(timeout=30)
+    as_pipeline.close()
+
+    # clinical systems read alerts, and are denied telemetry
+    clinical = kafka_auth.client_kwargs(region.kafka, kafka_auth.CLINICAL)
+    consumer = KafkaConsumer(topics.alerts, bootstrap_servers=bootstrap, group_id="clinical-ward-7",
+                             auto_offset_reset="earliest", consumer_timeout_ms=15000, **clinical)  # fmt: skip
+    assert [m.value for m in consumer] == [b'{"level": "emergency"}']
+    consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **clinical)
+    try:
+        with pytest.raises(KafkaError):
+            described = admin.describe_topics([topics.telemetry])
+            if any(t.get("error_code") for t in described):  # older clients report it in the result
+                raise TopicAuthorizationFailedError(str(described))
+    finally:
+        admin.close()
+    denied = [line for line in broker_log.read_text().splitlines() if "kafka.authorizer.logger" in line]
+    assert any("User:clinical is Denied" in line and f"Topic:LITERAL:{topics.telemetry}" in line for line in denied)
+    assert any("User:device is Denied" in line and f"Topic:LITERAL:{topics.alerts}" in line for line in denied)
+    # what the exporter appends to ops.audit_log from this real log (its write path is the HDFS refusals')
+    from lakehouse.security import kafka_audit
+
+    audited = [r for r in (kafka_audit.parse(line, "asia") for line in broker_log.read_text().splitlines()) if r]
+    who = {(r["actor"], r["target"]) for r in audited}
+    assert {("kafka:clinical", f"Topic:{topics.telemetry}"), ("kafka:device", f"Topic:{topics.alerts}"),
+            ("kafka:unauthenticated", "authentication")} <= who  # fmt: skip
+    assert not any(r["actor"] in ("kafka:admin", "kafka:ANONYMOUS") for r in audited)
