@@ -340,7 +340,7 @@ def _mark(spark: SparkSession, mark: str) -> None:
     spark.sql(f"ALTER DATABASE {MARKER_DATABASE} SET DBPROPERTIES ({delta.sql_string(ENSURED)} = '{mark}')")
 
 
-def ensure_all(spark: SparkSession, region: RegionConfig, skip: Collection[str] = ()) -> None:
+def ensure_all(spark: SparkSession, region: RegionConfig, skip: Collection[str] = ()) -> list[str]:
     """The one place tables come to be: create the region's databases and every table that does not exist yet,
     register each in the session's catalog (the persistent metastore, in a session from `build_spark`) and
     bring table and column comments up to date. Idempotent; a run that changes nothing commits nothing.
@@ -349,15 +349,18 @@ def ensure_all(spark: SparkSession, region: RegionConfig, skip: Collection[str] 
     A complete pass leaves its :func:`fingerprint` on the catalog's ops database; a later call with the same
     fingerprint, whose tables are all in the catalog and still have their log, returns at once (a cold pass
     costs a job ~30 s on two cores). Registering outside this function (:func:`register_existing`) clears
-    the mark."""
+    the mark. Returns the tables it checked and registered (none on the fast path)."""
     mark = fingerprint(region, skip)
     if _ensured(spark, region, mark, skip):
-        return
+        return []
     _ensure_databases(spark, region)
+    checked = []
     for spec in SPECS.values():
         if spec.name in skip:
             continue
         location = uri(region, spec.name)
         delta.ensure_table(spark, location, spec)
         delta.register(spark, spec, location)
+        checked.append(spec.name)
     _mark(spark, mark)
+    return checked
