@@ -266,7 +266,7 @@ def run_exporter(cfg: Config, home: Path, poll_s: float = 5.0) -> None:
     """Serve the lakehouse exporter on ``observability.exporter_url`` until killed; every ``poll_s`` seconds,
     append the accesses the local NameNodes, MLflow and (secure) Kafka brokers refused to ops.audit_log
     (``security.hdfs_audit``, ``security.mlflow_audit``, ``security.kafka_audit``)."""
-    from lakehouse.security import hdfs_audit, kafka_audit, mlflow_audit
+    from lakehouse.security import hdfs_audit, kafka_audit, mlflow_audit, refusals
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LakehouseCollector(cfg))
@@ -275,7 +275,7 @@ def run_exporter(cfg: Config, home: Path, poll_s: float = 5.0) -> None:
     start_http_server(port, addr=bind, registry=registry)
     log.info(f"lakehouse exporter serving on {cfg.observability.exporter_url}/metrics")
     while True:
-        into = hdfs_audit.primary_in_force(cfg)  # looked up at most once per poll
+        into = refusals.primary_in_force(cfg)  # looked up at most once per poll
         hdfs_audit.forward_all(cfg, home, into)
         mlflow_audit.forward_local(cfg, home, into)
         kafka_audit.forward_all(cfg, home, into)

@@ -2,13 +2,12 @@
 authorizer logs each denial (``Principal = User:clinical is Denied operation = READ from host = … on resource =
 Topic:LITERAL:telemetry.vitals for request = Fetch …``) and its socket server each failed SASL authentication.
 Each becomes a ``kafka.access`` / ``denied`` row (actor ``kafka:<user>``, or ``kafka:unauthenticated`` for a
-failed log-in; target the resource; the broker's region), written like HDFS refusals (:mod:`.hdfs_audit`: the
-audit log of the primary in force, a position file per broker log).
+failed log-in; target the resource; the broker's region), recorded by :mod:`.refusals` (the audit log of the
+primary in force, a position file per broker log).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,9 +16,7 @@ from typing import Any
 
 from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
-from lakehouse.security.hdfs_audit import primary_in_force, read_new
-
-log = logging.getLogger(__name__)
+from lakehouse.security import refusals
 
 ACTION = "kafka.access"
 _TIME = r"^\[(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] "
@@ -46,30 +43,18 @@ def parse(line: str, region: str) -> dict[str, Any] | None:
     return {**audit.entry(ACTION, target, region, "denied", detail, now=moment), "actor": actor}
 
 
-def forward(region: RegionConfig, log_file: Path, position_file: Path, into: Callable[[], RegionConfig]) -> int:
-    """Append the refusals ``region``'s broker logged since the last call to the ops.audit_log ``into()`` names;
-    returns how many (the position advances only once they are recorded)."""
-    lines, position = read_new(log_file, position_file)
-    found = [r for r in (parse(line, region.name) for line in lines) if r is not None]
-    if found:
-        audit.record(into(), *found)
-    position_file.parent.mkdir(parents=True, exist_ok=True)
-    position_file.write_text(str(position))
-    return len(found)
-
-
 def forward_all(cfg: Config, home: Path, into: Callable[[], RegionConfig] | None = None) -> None:
-    """:func:`forward` for every secure broker the local stack runs; errors are logged, not raised."""
+    """Forward the refusals of every secure broker the local stack runs (:func:`.refusals.poll`)."""
     from lakehouse.stack.services import KafkaBroker, services
 
-    into = into or primary_in_force(cfg)
+    into = into or refusals.primary_in_force(cfg)
     for svc in services(cfg):
         region = svc.region_cfg if isinstance(svc, KafkaBroker) else None
         if region is None or not svc.managed or region.kafka.auth is None:
             continue
-        try:
-            n = forward(region, svc.log_file, home / f"kafka-audit-{region.name}.position", into)
-            if n:
-                log.info(f"ops.audit_log: {n} Kafka access(es) refused in {region.name} recorded")
-        except Exception as exc:  # noqa: BLE001 -- the exporter keeps serving metrics whatever happens here
-            log.error(f"Kafka refusals of {region.name} not recorded yet: {exc}")
+
+        def to_rows(lines: list[str], name: str = region.name) -> list[dict[str, Any]]:
+            return [r for r in (parse(line, name) for line in lines) if r is not None]
+
+        position = home / f"kafka-audit-{region.name}.position"
+        refusals.poll(f"Kafka in {region.name}", svc.log_file, position, to_rows, into)

@@ -1,8 +1,7 @@
 """Refused MLflow requests into ops.audit_log: the local tracking server's app (:mod:`.mlflow_app`) writes one
 JSON line per 401/403; each becomes an ``mlflow.access`` / ``denied`` row (actor ``mlflow:<user>``, or
 ``mlflow:anonymous`` when no user was given; target ``<METHOD> <path>``; the HTTP status and client address as
-detail) in the audit log of the primary in force, like HDFS refusals (:mod:`.hdfs_audit`, whose position
-handling it shares: a restart neither repeats nor skips a line).
+detail), recorded by :mod:`.refusals` in the audit log of the primary in force.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
-from lakehouse.security.hdfs_audit import primary_in_force, read_new
+from lakehouse.security import refusals
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +39,12 @@ def rows(lines: list[str], region: str) -> list[dict[str, Any]]:
     return out
 
 
-def forward(denials: Path, position_file: Path, into: Callable[[], RegionConfig]) -> int:
-    """Append the denials recorded since the last call to the ops.audit_log of the region ``into()`` names; returns
-    how many. The position advances only once they are recorded (a failed write is retried at the next call)."""
-    lines, position = read_new(denials, position_file)
-    if lines:
-        region = into()
-        recorded = rows(lines, region.name)
-        audit.record(region, *recorded)
-    else:
-        recorded = []
-    position_file.parent.mkdir(parents=True, exist_ok=True)
-    position_file.write_text(str(position))
-    return len(recorded)
-
-
 def forward_local(cfg: Config, home: Path, into: Callable[[], RegionConfig] | None = None) -> None:
-    """:func:`forward` for the tracking server the local stack runs (none on a cluster profile); errors are logged,
-    not raised."""
+    """Forward the denials of the tracking server the local stack runs, if any (:func:`.refusals.poll`)."""
     from lakehouse.stack.services import MlflowServer, services
 
+    into = into or refusals.primary_in_force(cfg)
     for svc in services(cfg):
-        if not (isinstance(svc, MlflowServer) and svc.managed):
-            continue
-        try:
-            n = forward(svc.denials_file, home / "mlflow-denials.position", into or primary_in_force(cfg))
-            if n:
-                log.info(f"ops.audit_log: {n} refused MLflow request(s) recorded")
-        except Exception as exc:  # noqa: BLE001 -- the exporter keeps serving metrics whatever happens here
-            log.error(f"refused MLflow requests not recorded yet: {exc}")
+        if isinstance(svc, MlflowServer) and svc.managed:
+            position = home / "mlflow-denials.position"
+            refusals.poll("MLflow", svc.denials_file, position, lambda lines: rows(lines, into().name), into)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.config import load_config
-from lakehouse.security import hdfs_audit
+from lakehouse.security import hdfs_audit, refusals
 
 T = "\t"
 DENIED = (
@@ -42,13 +42,13 @@ def test_rows_leave_out_the_pipeline_user_and_name_the_hdfs_user() -> None:
 def test_each_line_is_read_once_across_polls_restarts_and_rotation(tmp_path: Path) -> None:
     log, position = tmp_path / "namenode.log", tmp_path / "pos"
     log.write_text("old line\n")
-    assert hdfs_audit.read_new(log, position) == ([], len("old line\n"))  # first start: from the end
+    assert refusals.read_new(log, position) == ([], len("old line\n"))  # first start: from the end
     position.write_text(str(len("old line\n")))
     with log.open("a") as fh:
         fh.write(DENIED + "\n" + "partial")
-    lines, at = hdfs_audit.read_new(log, position)
+    lines, at = refusals.read_new(log, position)
     assert lines == [DENIED] and at == len("old line\n") + len(DENIED) + 1  # the partial line waits
     position.write_text(str(at))
-    assert hdfs_audit.read_new(log, position) == ([], at)
+    assert refusals.read_new(log, position) == ([], at)
     log.write_text(OWN + "\n")  # rotated: shorter than the position
-    assert hdfs_audit.read_new(log, position) == ([OWN], len(OWN) + 1)
+    assert refusals.read_new(log, position) == ([OWN], len(OWN) + 1)
