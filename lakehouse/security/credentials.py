@@ -26,31 +26,38 @@ def secret_file(cfg: Config, name: str) -> Path:
     return cfg.state_dir / SECRETS_DIR / name
 
 
+def write_private(path: Path, data: bytes, exclusive: bool = False) -> bool:
+    """Write ``data`` to ``path`` readable by its owner only (file 0600, folder 0700). ``exclusive``: only if the
+    file does not exist yet (False when another process created it first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return False
+    os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_TRUNC
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return True
+
+
+def read_secret(path: Path, what: str = "the secret file", fix: str = "mount the secret there (see the profile)") -> str:
+    """The stripped text of the secret file ``path``; a clear error naming ``what`` when it is missing or empty."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        raise LakehouseError(f"{what} ({path}) cannot be read", fix=fix) from None
+    if not value:
+        raise LakehouseError(f"{what} ({path}) is empty", fix="write the secret into it")
+    return value
+
+
 def _read_or_generate(path: Path, nbytes: int = 24) -> str:
     """The secret in ``path``: created once (URL-safe random text, file mode 0600, folder 0700), then read."""
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(_random.token_urlsafe(nbytes))
-    return _read(path)
-
-
-def _read(path: Path) -> str:
-    if not path.is_file():
-        raise LakehouseError(
-            f"the secret file {path} does not exist",
-            fix=f"mount the secret there (see the profile) or set {MLFLOW_PASSWORD_ENV} for MLflow's password",
-        )
-    value = path.read_text(encoding="utf-8").strip()
-    if not value:
-        raise LakehouseError(f"the secret file {path} is empty", fix="write the secret into it")
-    return value
+        write_private(path, _random.token_urlsafe(nbytes).encode(), exclusive=True)  # else another process won
+    return read_secret(path)
 
 
 def secret(cfg: Config, name: str, nbytes: int = 24) -> str:
@@ -62,7 +69,10 @@ def mlflow_password(cfg: Config) -> str:
     """The password of the profile's MLflow user, from ``mlflow.password_file``. On the embedded profile that is
     the local tracking server's admin password, generated at the first use (MLflow has no safe default)."""
     path = cfg.mlflow.password_file
-    return _read_or_generate(path) if cfg.mlflow.embedded else _read(path)
+    if cfg.mlflow.embedded:
+        return _read_or_generate(path)
+    fix = f"mount the secret there (mlflow.password_file) or set {MLFLOW_PASSWORD_ENV}"
+    return read_secret(path, f"the MLflow password of user {cfg.mlflow.username!r}", fix)
 
 
 def export_mlflow_client_env(cfg: Config) -> None:

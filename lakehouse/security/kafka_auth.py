@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 from typing import Any
 
 from lakehouse.config import KafkaAuth, KafkaConfig, TopicsConfig
 from lakehouse.errors import LakehouseError
+from lakehouse.security import credentials
 
 ADMIN, DEVICE, PIPELINE, CLINICAL = "admin", "device", "pipeline", "clinical"
 USERS = (ADMIN, DEVICE, PIPELINE, CLINICAL)
@@ -29,17 +29,8 @@ SPARK_GROUPS = "spark-kafka-"  # prefix of the groups Spark's Kafka source and s
 
 
 def password(auth: KafkaAuth, user: str) -> str:
-    path = auth.password_file(user)
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        raise LakehouseError(
-            f"the Kafka password of user {user!r} ({path}) cannot be read",
-            fix="run `lakehouse stack up` (it generates the embedded stack's credentials) or mount the secret",
-        ) from None
-    if not value:
-        raise LakehouseError(f"the Kafka password file {path} is empty", fix="write the user's password into it")
-    return value
+    fix = "run `lakehouse stack up` (it generates the embedded stack's credentials) or mount the secret"
+    return credentials.read_secret(auth.password_file(user), f"the Kafka password of user {user!r}", fix)
 
 
 def client_kwargs(kafka: KafkaConfig, user: str = PIPELINE) -> dict[str, Any]:
@@ -75,14 +66,6 @@ def spark_options(kafka: KafkaConfig, user: str = PIPELINE) -> dict[str, str]:
 # -- the broker side (embedded stack) ---------------------------------------------------------------------------
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
 def ensure_material(auth: KafkaAuth) -> None:
     """The CA (key and certificate) and a password per user, generated once into ``auth.secrets_dir``."""
     import secrets
@@ -94,7 +77,7 @@ def ensure_material(auth: KafkaAuth) -> None:
 
     for user in USERS:
         if not auth.password_file(user).is_file():
-            _write_private(auth.password_file(user), secrets.token_urlsafe(24).encode())
+            credentials.write_private(auth.password_file(user), secrets.token_urlsafe(24).encode())
     key_file = auth.secrets_dir / "ca-key.pem"
     if auth.ca_file.is_file() and key_file.is_file():
         return
@@ -109,8 +92,8 @@ def ensure_material(auth: KafkaAuth) -> None:
         .sign(key, hashes.SHA256())
     )  # fmt: skip
     pkcs8 = serialization.PrivateFormat.PKCS8
-    _write_private(key_file, key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption()))
-    _write_private(auth.ca_file, cert.public_bytes(serialization.Encoding.PEM))
+    credentials.write_private(key_file, key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption()))
+    credentials.write_private(auth.ca_file, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def broker_keystore(auth: KafkaAuth, host: str, path: Path) -> None:
@@ -139,7 +122,7 @@ def broker_keystore(auth: KafkaAuth, host: str, path: Path) -> None:
     )  # fmt: skip
     pem = serialization.Encoding.PEM
     private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write_private(path, private + cert.public_bytes(pem) + ca.public_bytes(pem))
+    credentials.write_private(path, private + cert.public_bytes(pem) + ca.public_bytes(pem))
 
 
 def broker_properties(auth: KafkaAuth, host: str, port: int, controller_port: int, keystore: Path) -> list[str]:

@@ -184,13 +184,16 @@ class KafkaBroker(Service):
     def prepare(self, cfg: Config, java: Path) -> None:
         assert self.region_cfg is not None
         self.home.mkdir(parents=True, exist_ok=True)
+        from lakehouse.security import credentials
+
         auth = self.region_cfg.kafka.auth
         if auth is not None:
             from lakehouse.security import kafka_auth
 
             kafka_auth.ensure_material(auth)
             kafka_auth.broker_keystore(auth, self.host, self.keystore)
-        (self.home / "server.properties").write_text(self._properties(cfg))
+        # a secure broker's file holds the admin's SCRAM password: owner-only, like the secret files
+        credentials.write_private(self.home / "server.properties", self._properties(cfg).encode())
         (self.home / "log4j2.properties").write_text(KAFKA_LOG4J2)
         if (self.data_dir / "meta.properties").exists():
             return
