@@ -5,6 +5,7 @@ Names are the contract analysts and ops use; each region holds the same set on i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Collection
@@ -89,8 +90,35 @@ _WINDOW = {
     "updated_time": "When the pipeline last wrote this row, UTC (late data refines a window within the watermark).",
 }
 
+# Columns that identify a patient or a device, or hold free text that may quote one (a raw payload, a check's
+# sample values). Delta keeps no statistics on them: min/max values in _delta_log would copy identifiers into
+# every commit, replica and checkpoint, where no column permission reaches them.
+IDENTIFYING_COLUMNS = frozenset(
+    {"patient_ref", "device_id", "key", "message_id", "alert_id", "source_value", "detail", "observed_value",
+     "raw_value"}
+)  # fmt: skip
+STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
+_STATS_TYPES = (T.NumericType, T.DateType, T.TimestampType, T.TimestampNTZType, T.StringType)
+
+
+_INDEXED = 32  # Delta's default delta.dataSkippingNumIndexedCols: statistics on the first 32 data columns
+
+
+def stats_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The columns Delta keeps file statistics on (data skipping): of the first 32 data columns (Delta's default
+    reach), those that do not identify anyone and have a type with min/max statistics."""
+    data = [f for f in spec.schema.fields if f.name not in spec.partition_by][:_INDEXED]
+    return tuple(f.name for f in data if f.name not in IDENTIFYING_COLUMNS and isinstance(f.dataType, _STATS_TYPES))
+
+
+def _private_stats(spec: TableSpec) -> TableSpec:
+    """``spec`` with :data:`STATS_COLUMNS_PROPERTY` set to its :func:`stats_columns` (set when a table is created)."""
+    names = ",".join(f"`{c}`" for c in stats_columns(spec))
+    return dataclasses.replace(spec, properties=(*spec.properties, (STATS_COLUMNS_PROPERTY, names)))
+
+
 SPECS: dict[str, TableSpec] = {
-    s.name: s
+    s.name: _private_stats(s)
     for s in (
         TableSpec("bronze.telemetry", BRONZE_SCHEMA, ("ingest_date",),
                   "Every Kafka record as received; one row per (topic, partition, offset); append-only.",
@@ -229,7 +257,7 @@ SPECS: dict[str, TableSpec] = {
                   "PhysioNet 2019 SepsisLabel per patient-hour (1 from 6 h before Sepsis-3 onset); key (patient_ref, "
                   "hour_start); joins gold.features_hourly.",
                   {
-                      "patient_ref": "Patient identifier (PhysioNet id, e.g. p000001). Key part 1 of (patient_ref, hour_start).",
+                      "patient_ref": "Patient identifier (the PhysioNet record id, pNNNNNN). Key part 1 of (patient_ref, hour_start).",
                       "hour_start": "Start of the ICU hour, UTC: the replay origin + iculos hours. Key part 2.",
                       "iculos": "Hours since ICU admission as the source file counts them (ICULOS).",
                       "sepsis_label": "1 for hours at or after t_sepsis - 6 h of a septic patient, else 0.",

@@ -77,7 +77,8 @@ def register(spark: SparkSession, spec: TableSpec, uri: str, comments: bool = Tr
     """Make ``spec.name`` resolvable in SQL (``SELECT * FROM gold.news2``), pointing at ``uri``, with the spec's
     table and column comments. An entry pointing elsewhere is replaced (the data there is untouched: the
     tables are external); comments are altered only where they differ, so a current table gets no commit,
-    and not at all without ``comments`` (a replica, whose every commit comes from its primary)."""
+    and not at all without ``comments`` (a replica, whose every commit comes from its primary). The spec's
+    table properties are brought up to date the same way (a table created before a property was added)."""
     if spark.catalog.tableExists(spec.name):
         # the catalog's entry (DESCRIBE DETAIL would rebuild the table's whole file list: seconds per table)
         described = spark.sql(f"DESCRIBE TABLE EXTENDED {spec.name}").where("col_name = 'Location'").first()
@@ -92,6 +93,11 @@ def register(spark: SparkSession, spec: TableSpec, uri: str, comments: bool = Tr
     for column, comment in spec.columns.items():
         if column in current and current[column] != comment:
             spark.sql(f"ALTER TABLE {spec.name} ALTER COLUMN `{column}` COMMENT {sql_string(comment)}")
+    if spec.properties:
+        held = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {spec.name}").collect()}
+        stale = [f"{sql_string(k)} = {sql_string(v)}" for k, v in spec.properties if held.get(k) != v]
+        if stale:
+            spark.sql(f"ALTER TABLE {spec.name} SET TBLPROPERTIES ({', '.join(stale)})")
 
 
 def _on(keys: Sequence[str]) -> str:
