@@ -37,6 +37,7 @@ class SparkConfig:
     shuffle_partitions: int
     ui_enabled: bool
     conf: Mapping[str, str] = field(default_factory=dict)
+    java_options: str = ""  # driver JVM options of every job (appended to conf's spark.driver.extraJavaOptions)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class MlConfig:
     drift_window_h: int = 24  # drift: the live window (hours of features and scores) compared with training
     driver_memory: str = "6g"  # the ML jobs' Spark driver (local profile: all of Spark) heap
     shuffle_partitions: int = 8  # the ML jobs' shuffle partitions (batch windows and joins, no state stores)
+    java_options: str = ""  # the ML jobs' driver JVM options, instead of spark.java_options
 
 
 @dataclass(frozen=True)
@@ -469,6 +471,7 @@ def _parse_ml(data: Mapping[str, Any]) -> MlConfig:
         scorer_trigger_s=_get(data, "scorer_trigger_s", int, where, 60),
         drift_window_h=_get(data, "drift_window_h", int, where, 24),
         driver_memory=_get(data, "driver_memory", str, where, "6g"),
+        java_options=_get(data, "java_options", str, where, ""),
         shuffle_partitions=_get(data, "shuffle_partitions", int, where, 8),
     )
     if cfg.shuffle_partitions < 1:
@@ -570,6 +573,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             shuffle_partitions=_get(spark, "shuffle_partitions", int, "spark", 4),
             ui_enabled=_get(spark, "ui_enabled", bool, "spark", False),
             conf={str(k): str(v) for k, v in extra_conf.items()},
+            java_options=_get(spark, "java_options", str, "spark", ""),
         ),
         mlflow=MlflowConfig(
             tracking_uri=_get(mlflow, "tracking_uri", str, "mlflow"),

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 
 from lakehouse.config import CONF_DIR, Config, RegionConfig
-from lakehouse.stack import jvm
+from lakehouse.stack import cds, jvm
 
 DERBY_CLIENT_JARS = ("derbyclient",)  # the metastore client driver; derby, derbyshared, derbytools ship with pyspark
 
@@ -29,17 +29,24 @@ def catalog_conf(cfg: Config, region: RegionConfig) -> dict[str, str]:
     if meta.uri is not None:
         conf["spark.hadoop.hive.metastore.uris"] = meta.uri
         return conf
-    client = [p for p in jvm.jars(cfg, "metastore") if p.name.startswith(tuple(f"{n}-" for n in DERBY_CLIENT_JARS))]
     conf.update(
         {
             "spark.hadoop.javax.jdo.option.ConnectionURL": meta.jdbc_url,
             "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.ClientDriver",
             "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
             # on the driver's system classpath, where DataNucleus looks the JDBC driver up
-            "spark.driver.extraClassPath": os.pathsep.join(str(p) for p in client),
+            "spark.driver.extraClassPath": derby_client_classpath(cfg),
         }
     )
     return conf
+
+
+def derby_client_classpath(cfg: Config) -> str:
+    """The Derby network client jars of the embedded metastores. Every local driver has them on its classpath,
+    with or without the persistent catalog: the class-data archive (:mod:`lakehouse.stack.cds`) is only mapped
+    by a JVM whose classpath starts with the one it was dumped with."""
+    client = [p for p in jvm.jars(cfg, "metastore") if p.name.startswith(tuple(f"{n}-" for n in DERBY_CLIENT_JARS))]
+    return os.pathsep.join(str(p) for p in client)
 
 
 def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -75,17 +82,33 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         # the embedded profile stays on loopback
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
+        if any(r.metastore.uri is None for r in cfg.regions.values()):
+            conf["spark.driver.extraClassPath"] = derby_client_classpath(cfg)
     conf.update(cfg.spark.conf)
+    if java := driver_java_options(cfg, cfg.spark.java_options):
+        conf["spark.driver.extraJavaOptions"] = java
     conf.update(overrides or {})
     return conf
+
+
+def driver_java_options(cfg: Config, options: str) -> str:
+    """The driver JVM's options: the profile's Spark conf, ``options`` (``spark.java_options``, or
+    ``ml.java_options`` for the ML jobs), then the class-data archive of these jars when set-up built one."""
+    extra = cfg.spark.conf.get("spark.driver.extraJavaOptions", "")
+    return " ".join(o for o in (extra, options, *cds.java_options(cfg)) if o)
 
 
 def ml_overrides(cfg: Config) -> dict[str, str]:
     """Spark settings of the ML jobs (features, training, scoring, evaluation, CV, the training benchmark):
     their own driver heap and shuffle partitions (``ml.driver_memory``, ``ml.shuffle_partitions``). The
     streaming pipeline keeps ``spark.shuffle_partitions`` = cores for its state stores; a feature build of
-    training set A needs smaller tasks and more heap than that (2 partitions in a 2 GiB driver run out of heap)."""
-    return {"spark.driver.memory": cfg.ml.driver_memory, "spark.sql.shuffle.partitions": str(cfg.ml.shuffle_partitions)}
+    training set A needs smaller tasks and more heap than that (2 partitions in a 2 GiB driver run out of heap).
+    Their extra driver JVM options are ``ml.java_options``."""
+    return {
+        "spark.driver.memory": cfg.ml.driver_memory,
+        "spark.sql.shuffle.partitions": str(cfg.ml.shuffle_partitions),
+        "spark.driver.extraJavaOptions": driver_java_options(cfg, cfg.ml.java_options),
+    }
 
 
 def build_spark(

@@ -39,4 +39,7 @@ fi
 
 # 3. JVM jars from Maven Central
 PYTHON="$VENV/bin/python" scripts/fetch_jars.sh
+
+# 4. the class-data archive Spark job JVMs start from (skipped when one matches this JDK and these jars)
+"$VENV/bin/python" -m lakehouse.stack.cds
 echo "setup: done in $(( $(date +%s) - t0 ))s"
