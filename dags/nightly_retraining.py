@@ -10,7 +10,8 @@ objects: the training run is tagged with the data interval, and the later steps 
 params: the psv backfill's hours, else the data interval).
 
 Params: ``region`` (default: the primary), ``psv`` (a PhysioNet archive or folder to backfill features and
-labels from instead of silver.vitals, e.g. data/physionet2019-sample/training_setA_sample.tar.gz).
+labels from instead of silver.vitals, e.g. data/physionet2019-sample/training_setA_sample.tar.gz), ``patients``
+(with ``psv``: only its first N patients by id; 0: all).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
 REGION = "{{ params.region }}"
 INTERVAL = "{{ data_interval_start }}"  # the train step tags its MLflow run with it; later steps find the run by it
 # the hours the features task wrote: the backfill's when psv is given, else the data interval
-RANGE = ("--psv", "{{ params.psv }}", "--start", "{{ data_interval_start }}", "--end", "{{ data_interval_end }}")
+RANGE = ("--psv", "{{ params.psv }}", "--patients", "{{ params.patients }}",
+         "--start", "{{ data_interval_start }}", "--end", "{{ data_interval_end }}")  # fmt: skip
 
 with DAG(
     dag_id="nightly_retraining",
@@ -37,12 +39,13 @@ with DAG(
     params={
         "region": Param("", type="string", description="region (empty: the primary)"),
         "psv": Param("", type="string", description="PhysioNet .tar.gz/.psv folder to backfill from (empty: silver)"),
+        "patients": Param(0, type="integer", minimum=0, description="with psv: only the first N patients (0: all)"),
     },
     tags=["ml", "sepsis"],
     doc_md=__doc__,
 ):
     features = job_task(
-        "features", "build_features", "--region", REGION, "--psv", "{{ params.psv }}",
+        "features", "build_features", "--region", REGION, "--psv", "{{ params.psv }}", "--patients", "{{ params.patients }}",
         "--start", "{{ data_interval_start }}", "--end", "{{ data_interval_end }}",
     )  # fmt: skip
     validate = job_task(

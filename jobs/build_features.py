@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", help="silver mode: first hour (ISO, UTC), inclusive")
     parser.add_argument("--end", help="silver mode: end hour (ISO, UTC), exclusive")
     parser.add_argument("--psv", default=None, help="backfill mode: a PhysioNet .tar.gz or folder of .psv files")
-    parser.add_argument("--patients", type=int, default=None, help="backfill mode: only the first N patients")
+    parser.add_argument(
+        "--patients", type=int, default=None, help="backfill mode: only the first N patients by id (0: all)"
+    )
     args = parser.parse_args(argv)
 
     def job() -> int:
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         spark = build_spark(cfg, f"features-{region.name}", ml_overrides(cfg), catalog_region=region.name)
         say = lambda m: print(m, file=sys.stderr, flush=True)
         if args.psv:
-            run = build.from_psv(spark, region, Path(args.psv), args.patients, progress=say)
+            run = build.from_psv(spark, region, Path(args.psv), args.patients or None, progress=say)
         else:
             run = build.from_silver(
                 spark, region, _moment(args.start), _moment(args.end), progress=say, labels=True

@@ -194,11 +194,12 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _range_args(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    """--start/--end, or the hours a PhysioNet backfill covers (--psv: the DAG passes its psv param on)."""
+    """--start/--end, or the hours a PhysioNet backfill covers (--psv, narrowed by --patients: the DAG passes its
+    psv and patients params on)."""
     if args.psv:
         from lakehouse.ml import build
 
-        return build.psv_archive_range(Path(args.psv))
+        return build.psv_archive_range(Path(args.psv), args.patients or None)
     return args.start, args.end
 
 
@@ -212,6 +213,10 @@ def _ml(args: argparse.Namespace) -> int:
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.action in ("evaluate", "cv") and not args.psv_dir:
         raise LakehouseError(f"ml {args.action} needs --psv-dir", fix="give a folder of PhysioNet .psv files")
+    if args.psv_dir:
+        from lakehouse.devices import physionet
+
+        physionet.require_archive(Path(args.psv_dir))  # a wrong path fails at once, before Spark starts
     start, end = _range_args(args)
     manager.require(cfg, "mlflow")
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
@@ -825,7 +830,8 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--model-uri", default="models:/sepsis_risk@champion",
                     help="evaluate: model to evaluate (default models:/sepsis_risk@champion)")  # fmt: skip
     ml.add_argument("--threshold", type=float, default=None, help="evaluate: alarm threshold (default: the model's)")
-    ml.add_argument("--patients", type=int, default=None, help="evaluate/cv: only the first N patients (by id)")
+    ml.add_argument("--patients", type=int, default=None,
+                    help="evaluate/cv, and score/drift with --psv: only the first N patients by id (0: all)")  # fmt: skip
     ml.add_argument("--json", action="store_true", help="one JSON line on stdout, progress on stderr")
     ml.set_defaults(func=_ml)
 

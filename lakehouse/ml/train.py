@@ -339,10 +339,20 @@ def train(
         # doubles: integer features may be missing (null) at serving time, which int64 cannot hold
         example = valid_rows.select(*(F.col(c).cast("double") for c in fx.FEATURE_COLUMNS)).limit(5).toPandas()
         signature = infer_signature(example, scored_valid.select("score").limit(5).toPandas())
-        mlflow.spark.log_model(model, "model", signature=signature, input_example=example)
+        mlflow.spark.log_model(model, "model", signature=signature, input_example=example,
+                               pip_requirements=model_requirements())  # fmt: skip
         scored_valid.unpersist()
     frame.unpersist()
     return TrainResult(run.info.run_id, f"runs:/{run.info.run_id}/model", ev, data.features_uri, data.features_version)
+
+
+def model_requirements() -> list[str]:
+    """The pip requirements logged with the model: what the pipeline's stages (pure Spark ML) and MLflow's Spark
+    flavor import, pinned to this environment. Given explicitly, MLflow skips inferring them, which loads the
+    model in a second Python process with a Spark JVM of its own (about a minute of every training here)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", "pyspark", "pandas", "numpy", "pyarrow")]
 
 
 def finished_run(cfg: Config, interval: str) -> str:
