@@ -1,5 +1,5 @@
 # make demo  - the main job on the embedded default (sets everything up first)
-# make test  - the whole test suite against the real local stack
+# make test  - lint, then the whole test suite against the real local stack (lint and unit tests beside the integration tests)
 # make setup - set-up only (Debian packages, venv, Maven jars); idempotent
 # make report - the metrics report (PNG + HTML) from the stack's Prometheus into .state/report
 SHELL := /bin/bash
@@ -15,8 +15,8 @@ demo: setup
 	@$(LAKEHOUSE) stack up
 	@$(LAKEHOUSE) demo
 
-test: setup lint
-	$(VENV)/bin/python -m pytest
+test: setup
+	@VENV=$(VENV) scripts/test.sh
 
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit

@@ -5,7 +5,8 @@ under the run id ``data_quality_daily:<Airflow run id>``, Data Docs under the st
 expectation makes that task (and the run) fail; the other tables are still checked.
 
 Params: ``region`` (default: the primary), ``date`` (YYYY-MM-DD; default: the day before the run's logical
-date, so the run at 00:00 of D checks D-1), e.g. to re-check a day after a fix.
+date, so the run at 00:00 of D checks D-1), e.g. to re-check a day after a fix, and ``tables`` (default:
+every table; otherwise the tasks of the other tables end as skipped without starting a job).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ with DAG(
     params={
         "region": Param("", type="string", description="region (empty: the primary)"),
         "date": Param("", type="string", description="partition date YYYY-MM-DD (empty: the day before the run)"),
+        "tables": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": TABLES},
+            description="tables to check (empty: every table with a suite)",
+        ),
     },
     tags=["lakehouse", "data-quality"],
     doc_md=__doc__,
@@ -39,4 +46,5 @@ with DAG(
         job_task(
             f"validate_{table.replace('.', '_')}", "data_quality", "--region", "{{ params.region }}",
             "--table", table, "--date", DAY, "--run-id", "data_quality_daily:{{ run_id }}",
+            run_if=f"not params.tables or {table!r} in params.tables",
         )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Config, load_config
+from lakehouse import pipeline
+from lakehouse.config import Config, load_config, write_sandbox_profile
+from lakehouse.devices import physionet, simulator
+from lakehouse.ingest.registry import register_assignments
 from lakehouse.session import build_spark
 from lakehouse.stack import manager
 
@@ -69,3 +73,37 @@ def spark(cfg: Config) -> Iterator[SparkSession]:
     )
     yield session
     session.stop()
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A sandbox after one `pipeline run --once`-style pass over a PhysioNet replay and simulated devices with
+    injected bad data, and what was sent (so exact counts can be asserted)."""
+
+    path: Path
+    cfg: Config
+    records: list[physionet.PatientRecord]  # the replayed patients
+    replayed: physionet.ReplayStats
+    sim: simulator.Simulator
+    sent: int  # simulated messages
+
+
+@pytest.fixture(scope="session")
+def filled(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Filled:
+    """One filled sandbox for the tests that read a pipeline's tables (test_pipeline.py, test_interop.py): a
+    sandbox's first pass costs minutes on two cores, so they share it. Its readers do not write to it before
+    test_pipeline.py's own second pass and poison messages (which run last, by file order)."""
+    path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("filled"), "pipeline")
+    cfg = load_config(str(path))
+    region = cfg.primary
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 15))
+    origin = physionet.default_origin(records)
+    fleet = simulator.make_fleet(12, seed=11, prefix="it")
+    register_assignments(cfg, region, physionet.assignments(records, origin, region.name))
+    register_assignments(cfg, region, simulator.fleet_assignments(fleet, origin, region.name))
+    replayed = physionet.replay(cfg, physionet.SAMPLE_ARCHIVE, 15, speed=0, progress=lambda _: None)
+    sim, sent = simulator.simulate(
+        cfg, 12, rate=10, seconds=120, bad_fraction=0.3, seed=11, realtime=False, prefix="it", progress=lambda _: None
+    )
+    pipeline.run_once(spark, cfg, region, progress=lambda _: None)
+    return Filled(path, cfg, records, replayed, sim, sent)

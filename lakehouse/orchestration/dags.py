@@ -47,8 +47,18 @@ def job_command(job: str, *args: str) -> str:
     return " ".join(shlex.quote(part) for part in (sys.executable, str(script), *args))
 
 
-def job_task(task_id: str, job: str, *args: str, **kwargs: Any) -> JobOperator:
-    """A task running ``jobs/<job>.py args`` with the worker's environment (``LAKEHOUSE_ENV`` included)."""
+SKIP_EXIT_CODE = 99  # BashOperator's skip_on_exit_code: the task ends as skipped
+
+
+def job_task(task_id: str, job: str, *args: str, run_if: str | None = None, **kwargs: Any) -> JobOperator:
+    """A task running ``jobs/<job>.py args`` with the worker's environment (``LAKEHOUSE_ENV`` included).
+
+    ``run_if``: a Jinja condition (e.g. on ``params``) rendered with the command; when it is false the task
+    ends as skipped without starting the job (no Python, no JVM)."""
+    command = job_command(job, *args)
+    if run_if is not None:
+        command = f"{{% if {run_if} %}}{command}{{% else %}}exit {SKIP_EXIT_CODE}{{% endif %}}"
     return JobOperator(
-        task_id=task_id, bash_command=job_command(job, *args), append_env=True, cwd=str(PROJECT_ROOT), **kwargs
-    )
+        task_id=task_id, bash_command=command, append_env=True, cwd=str(PROJECT_ROOT),
+        skip_on_exit_code=SKIP_EXIT_CODE, **kwargs,
+    )  # fmt: skip

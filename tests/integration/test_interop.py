@@ -1,9 +1,9 @@
 """FHIR R4 out and back in, and Delta tables read by another client, on the real local stack.
 
-A PhysioNet replay runs through the pipeline in its own sandbox; its export validates completely against
-the FHIR R4 models, resumes instead of redoing, and, imported into a second sandbox with some bad
-resources, yields the same measurements under the pseudonyms while the bad ones are quarantined with
-their reasons. The `deltalake` package (delta-rs, no JVM) reads the tables straight from HDFS and agrees
+A PhysioNet replay and simulated devices run through the pipeline in a sandbox shared with
+test_pipeline.py; its export validates completely against the FHIR R4 models, resumes instead of redoing,
+and, imported into a second sandbox with some bad resources, yields the same measurements under the
+pseudonyms while the bad ones are quarantined with their reasons. The `deltalake` package (delta-rs, no JVM) reads the tables straight from HDFS and agrees
 with Spark.
 """
 
@@ -28,11 +28,9 @@ from pyspark.sql import functions as F
 
 from lakehouse import pipeline
 from lakehouse.config import PROJECT_ROOT, Config, load_config, write_sandbox_profile
-from lakehouse.devices import physionet
-from lakehouse.ingest.registry import register_assignments
 from lakehouse.interop import export, fhir
 from lakehouse.tables import uri
-from tests.conftest import run_cli
+from tests.conftest import Filled, run_cli
 
 pytestmark = pytest.mark.integration
 MODELS = ("Observation", "Device", "Flag")
@@ -49,13 +47,10 @@ class Exported:
 
 
 @pytest.fixture(scope="module")
-def exported(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
+def exported(filled: Filled, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
+    """The export of the shared filled sandbox (tests/conftest.py: a PhysioNet replay and simulated devices)."""
     folder = tmp_path_factory.mktemp("interop")
-    cfg = load_config(str(write_sandbox_profile(stack.source, folder, "fhir-out")))
-    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 12))
-    register_assignments(cfg, cfg.primary, physionet.assignments(records, physionet.default_origin(records), "asia"))
-    physionet.replay(cfg, physionet.SAMPLE_ARCHIVE, 12, speed=0, progress=lambda _: None)
-    pipeline.run_once(spark, cfg, cfg.primary, progress=lambda _: None)
+    cfg = filled.cfg
     key_file = folder / "pseudonym.key"
     key_file.write_text(os.urandom(32).hex())
     key = export.pseudonym_key(cfg, key_file)

@@ -28,8 +28,8 @@ from lakehouse.config import PROJECT_ROOT, Config, load_config, write_sandbox_pr
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.observability import dashboards
-from lakehouse.stack import manager
-from lakehouse.tables import SPECS
+from lakehouse.stack import manager, process
+from lakehouse.tables import SPECS, uri
 from tests.browser import visit
 from tests.conftest import run_cli
 
@@ -76,6 +76,21 @@ class Observed:
     sent: int
     expected: simulator.Expected
     started: float
+    lifecycle: Lifecycle
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What `lakehouse pipeline status|start|stop` did around the continuous run (in the background)."""
+
+    status_before: subprocess.CompletedProcess[str]
+    started: subprocess.CompletedProcess[str]
+    pid: int | None
+    pid_after_second_start: int | None
+    silver_rows: int  # silver.vitals once the pipeline had read every message, before it was stopped
+    stopped: subprocess.CompletedProcess[str]
+    members_after_stop: list[int]
+    status_after: subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +108,31 @@ def observed(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPa
         cfg, 6, rate=20, seconds=15, bad_fraction=0.2, seed=21, realtime=False, prefix="obs", progress=lambda _: None
     )
     env = {**os.environ, "LAKEHOUSE_ENV": str(path), "PYTHONPATH": str(PROJECT_ROOT)}
-    cli = [sys.executable, "-m", "lakehouse", "pipeline"]
-    started = subprocess.run([*cli, "start"], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lakehouse", "pipeline", *args], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)  # fmt: skip
+
+    status_before = cli("status")
+    started = cli("start")
     assert started.returncode == 0, started.stderr
+    pid = pipeline.running_pid(cfg, region)
+    again = cli("start")  # idempotent: the running pipeline stays
+    assert again.returncode == 0, again.stderr
+    pid_again = pipeline.running_pid(cfg, region)
     endpoint = cfg.observability.pipeline_metrics[region.name]
     try:
         wait_for(
             cfg, f'sum(lakehouse_silver_messages_total{{job="pipeline",instance="{endpoint}"}})',
             lambda r: total(r) >= sent, 900, "the continuous pipeline's silver counters, scraped",
         )  # fmt: skip
+        assert pipeline.running_pid(cfg, region) == pid, "the background pipeline died"
+        silver_rows = spark.read.format("delta").load(uri(region, "silver.vitals")).count()
     finally:
-        stopped = subprocess.run([*cli, "stop"], env=env, capture_output=True, text=True, timeout=120, check=False)
-        assert stopped.returncode == 0, stopped.stderr
+        stopped = cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    members = process.group_members(pid) if pid is not None else []
+    lifecycle = Lifecycle(status_before, started, pid, pid_again, silver_rows, stopped, members, cli("status"))
     # more data, then a batch pass over it, which pushes its metrics to the Pushgateway (the continuous
     # pipeline's series went stale when its target went away)
     simulator.simulate(
@@ -118,7 +146,7 @@ def observed(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPa
         cfg, f'count_over_time(lakehouse_silver_messages_total{{{pushed},outcome="accepted"}}[1m]) >= 2', bool, 60,
         "two scrapes of the pushed metrics",
     )  # fmt: skip
-    yield Observed(cfg, endpoint, sent, sim.expected, t0)
+    yield Observed(cfg, endpoint, sent, sim.expected, t0, lifecycle)
 
 
 def test_stack_runs_prometheus_pushgateway_and_the_exporter(stack: Config) -> None:
@@ -129,6 +157,19 @@ def test_stack_runs_prometheus_pushgateway_and_the_exporter(stack: Config) -> No
         "Prometheus scrapes itself, the Pushgateway and the exporter",
     )  # fmt: skip
     assert {r["metric"]["job"] for r in up} == {"prometheus", "pushgateway", "lakehouse-exporter"}
+
+
+def test_pipeline_start_status_stop_in_the_background(observed: Observed) -> None:
+    """`pipeline start` runs the continuous pipeline detached (idempotently), `status` tells whether it runs,
+    `stop` ends its whole process group; meanwhile it read every message into silver."""
+    life = observed.lifecycle
+    assert life.status_before.returncode == 1, "nothing runs before the start"
+    assert life.pid is not None and f"pid {life.pid}" in life.started.stdout
+    assert life.pid_after_second_start == life.pid, "a second start keeps the running pipeline"
+    assert life.silver_rows == observed.expected.measurements_accepted
+    assert f"stopped (pid {life.pid})" in life.stopped.stdout
+    assert life.members_after_stop == []
+    assert life.status_after.returncode == 1
 
 
 def test_the_continuous_pipeline_is_scraped_with_every_querys_metrics(observed: Observed) -> None:

@@ -128,6 +128,16 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
     yield Served(cfg, env, trained.run_id, first, second, ids, active)
 
 
+def test_the_model_is_logged_with_its_pinned_requirements(served: Served) -> None:
+    """Given explicitly (MLflow does not load the model in a second process to infer them), pinned to this
+    environment, and complete enough that the registered model loaded and scored (the fixture)."""
+    mlflow = train._mlflow(served.cfg)
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{served.run_id}/model"))
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert sorted(requirements) == sorted(train.model_requirements())
+    assert all("==" in r for r in requirements) and any(r.startswith("pyspark==") for r in requirements)
+
+
 def test_the_scorer_writes_risk_scores_from_the_live_stream(served: Served, spark: SparkSession) -> None:
     scores = _read(spark, served.cfg, "gold.risk_scores")
     feats = _read(spark, served.cfg, "gold.features_hourly")

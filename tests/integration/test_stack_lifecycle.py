@@ -194,8 +194,10 @@ def test_secure_kafka_authenticates_encrypts_and_gives_each_user_only_its_part(
     region, topics = cfg.regions["asia"], cfg.topics
     auth = region.kafka.auth
     assert auth is not None and auth.secrets_dir == isolated / "secrets" / "kafka"
-    for user in kafka_auth.USERS:
-        assert oct(auth.password_file(user).stat().st_mode & 0o777) == "0o600"
+    properties = isolated / "services" / "kafka-asia" / "server.properties"
+    assert kafka_auth.password(auth, kafka_auth.ADMIN) in properties.read_text()  # so it is owner-only too
+    for secret_file in [*(auth.password_file(user) for user in kafka_auth.USERS), properties]:
+        assert oct(secret_file.stat().st_mode & 0o777) == "0o600", secret_file
     broker_log = isolated / "services" / "kafka-asia" / "logs" / "kafka-asia.log"
     bootstrap = region.kafka.bootstrap
 

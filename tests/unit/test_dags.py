@@ -119,17 +119,25 @@ def test_data_quality_daily_checks_every_suite_on_the_day_before_unless_a_date_i
     assert dag["schedule"] == "@daily"
     macros = SimpleNamespace(ds_add=lambda ds, days: (date.fromisoformat(ds) + timedelta(days=days)).isoformat())
 
-    def render(template: str, day: str) -> str:  # as Airflow renders it, for a run of logical date 2026-03-01
-        return jinja2.Template(template).render(
-            params={"date": day, "region": ""}, ds="2026-03-01", run_id="scheduled__x", macros=macros
+    def render(template: str, day: str, tables: list[str] | None = None) -> str:  # as Airflow renders it, for a
+        return jinja2.Template(template).render(  # run of logical date 2026-03-01
+            params={"date": day, "region": "", "tables": tables or []},
+            ds="2026-03-01",
+            run_id="scheduled__x",
+            macros=macros,
         )
 
     for table in suites:
-        argv = shlex.split(dag["commands"][f"validate_{table.replace('.', '_')}"])
+        command = dag["commands"][f"validate_{table.replace('.', '_')}"]
+        argv = shlex.split(render(command, ""))
         assert argv[1].endswith("/jobs/data_quality.py") and argv[argv.index("--table") + 1] == table
-        when = argv[argv.index("--date") + 1]
-        assert render(when, "") == "2026-02-28" and render(when, "2025-12-31") == "2025-12-31"
-        assert render(argv[argv.index("--run-id") + 1], "") == "data_quality_daily:scheduled__x"
+        assert argv[argv.index("--date") + 1] == "2026-02-28"
+        assert shlex.split(render(command, "2025-12-31"))[argv.index("--date") + 1] == "2025-12-31"
+        assert argv[argv.index("--run-id") + 1] == "data_quality_daily:scheduled__x"
+        # the tables param: a task of a table left out ends as skipped (exit 99) without starting the job
+        assert render(command, "", [table]) == render(command, "")
+        other = next(t for t in suites if t != table)
+        assert render(command, "", [other]) == "exit 99"
 
 
 def test_nightly_retraining_scores_and_checks_drift_over_the_hours_the_features_task_wrote(
@@ -141,5 +149,5 @@ def test_nightly_retraining_scores_and_checks_drift_over_the_hours_the_features_
     for task in ("score", "drift"):
         argv = shlex.split(dag["commands"][task])
         assert argv[1].endswith("/jobs/score.py") and argv[2] == task
-        for flag in ("--psv", "--start", "--end"):  # the same templates as the features task: the same hours
+        for flag in ("--psv", "--patients", "--start", "--end"):  # the features task's templates: the same hours
             assert argv[argv.index(flag) + 1] == features[features.index(flag) + 1], flag
