@@ -3,27 +3,30 @@
 #
 # The unit tests need no service (local Spark, local files), so they cannot disturb the integration tests'
 # stack. Much of an integration test's time is spent waiting (for Airflow's scheduler, a stream, a service
-# restart), which leaves one of the two cores free for the unit tests. The unit tests' output is kept in
+# restart), which leaves one of the two cores free for the second lane. Its output is kept in
 # .state/logs/unit-tests.log and printed after the integration tests'; the exit code is non-zero when either
-# process failed.
+# lane failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${VENV:-.venv}/bin/python
 mkdir -p .state/logs
 unit_log=.state/logs/unit-tests.log
-# lint first in the same lane: ruff and mypy (~3 min of one core on a fresh cache) overlap the stack's start
+# The second lane: lint first (ruff and mypy, ~3 min of one core on a fresh cache, overlapping the stack's
+# start), then the unit tests, then the integration modules that bring up a stack of their own (own ports and
+# state folder, never the shared one): test_stack_lifecycle.py mostly waits for its services to start and stop.
+OWN_STACK=(tests/integration/test_stack_lifecycle.py)
 ( "${VENV:-.venv}/bin/ruff" check lakehouse jobs dags tests && "${VENV:-.venv}/bin/mypy" \
-    && "$PYTHON" -m pytest tests/unit "$@" ) >"$unit_log" 2>&1 &
+    && "$PYTHON" -m pytest tests/unit "${OWN_STACK[@]}" "$@" ) >"$unit_log" 2>&1 &
 unit_pid=$!
 trap 'pkill -P "$unit_pid" 2>/dev/null; kill "$unit_pid" 2>/dev/null' EXIT INT TERM
-echo "test: lint + tests/unit running beside tests/integration (pid $unit_pid, output in $unit_log, printed at the end)"
-"$PYTHON" -m pytest tests/integration "$@"
+echo "test: lint + tests/unit + ${OWN_STACK[*]} running beside tests/integration (pid $unit_pid, output in $unit_log, printed at the end)"
+"$PYTHON" -m pytest tests/integration "${OWN_STACK[@]/#/--ignore=}" "$@"
 integration=$?
 wait "$unit_pid"
 unit=$?
 trap - EXIT INT TERM
 echo
-echo "========================== lint + tests/unit =========================="
+echo "=================== lint + tests/unit + ${OWN_STACK[*]} ==================="
 cat "$unit_log"
-echo "test: tests/integration exit $integration, lint + tests/unit exit $unit"
+echo "test: tests/integration exit $integration, lint + tests/unit + own-stack modules exit $unit"
 [ "$integration" -eq 0 ] && [ "$unit" -eq 0 ]

@@ -48,7 +48,9 @@ def write_isolated_config(state: Path, **stack: Any) -> Path:
     """A copy of conf/local.yaml with every port shifted and its own state folder."""
     data = _shift(yaml.safe_load((CONF_DIR / "local.yaml").read_text()))
     data["state_dir"] = str(state)
-    data["stack"].update(stack)
+    # `make test` runs this module beside the integration tests (scripts/test.sh): both cores are busy, so a
+    # service may need longer than the default 120 s to answer (a test of the timeout itself sets its own)
+    data["stack"].update({"ready_timeout_s": 360, **stack})
     path = state.parent / f"{state.name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
