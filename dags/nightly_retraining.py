@@ -11,7 +11,8 @@ params: the psv backfill's hours, else the data interval).
 
 Params: ``region`` (default: the primary), ``psv`` (a PhysioNet archive or folder to backfill features and
 labels from instead of silver.vitals, e.g. data/physionet2019-sample/training_setA_sample.tar.gz), ``patients``
-(with ``psv``: only its first N patients by id; 0: all).
+(with ``psv``: only its first N patients by id; 0: all), ``max_iter`` (GBT trees of this run; 0: the profile's
+``ml.max_iter``; a quick retrain, e.g. a smoke test of the stack, takes fewer).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ with DAG(
         "region": Param("", type="string", description="region (empty: the primary)"),
         "psv": Param("", type="string", description="PhysioNet .tar.gz/.psv folder to backfill from (empty: silver)"),
         "patients": Param(0, type="integer", minimum=0, description="with psv: only the first N patients (0: all)"),
+        "max_iter": Param(0, type="integer", minimum=0, description="GBT trees of this run (0: the profile's)"),
     },
     tags=["ml", "sepsis"],
     doc_md=__doc__,
@@ -52,7 +54,7 @@ with DAG(
         "validate", "validate_features", "--region", REGION, "--run-id", "nightly_retraining:{{ run_id }}"
     )
     train = job_task("train", "train", "train", "--region", REGION, "--tag", f"interval={INTERVAL}",
-                     "--tag", "airflow_run_id={{ run_id }}")  # fmt: skip
+                     "--tag", "airflow_run_id={{ run_id }}", "--max-iter", "{{ params.max_iter }}")  # fmt: skip
     evaluate = job_task("evaluate", "train", "evaluate", "--interval", INTERVAL)
     register = job_task("register", "train", "register", "--interval", INTERVAL)
     promote = job_task("promote", "train", "promote", "--region", REGION)

@@ -1,6 +1,6 @@
 """spark-submit entry point of the sepsis model's lifecycle steps (each prints one JSON line for the next task):
 
-python jobs/train.py train [--region R]              # GBT on gold.features_hourly + labels, logged to MLflow
+python jobs/train.py train [--region R] [--max-iter N]   # GBT on gold.features_hourly + labels, logged to MLflow
 python jobs/train.py evaluate --run-id ID            # the run's validation metrics -> Prometheus (Pushgateway)
 python jobs/train.py register --model-uri runs:/ID/model --run-id ID   # new version of sepsis_risk, alias challenger
 python jobs/train.py promote [--region R]            # gate: challenger vs champion on the same validation set
@@ -9,6 +9,7 @@ python jobs/train.py promote [--region R]            # gate: challenger vs champ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         " training run tagged with this data interval (how the DAG passes its run on)",
     )
     parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="train: MLflow run tag")
+    parser.add_argument("--max-iter", type=int, default=0, metavar="N",
+                        help="train: GBT trees of this run (default 0: the profile's ml.max_iter)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.max_iter < 0:
+        parser.error(f"--max-iter must be >= 0, got {args.max_iter}")
     args.run_id = _field(args.run_id, "run_id")
     args.model_uri = _field(args.model_uri, "model_uri")
 
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         from lakehouse.stack import manager
 
         cfg = load_config()
+        if args.max_iter:  # logged with the run (params max_iter), so the model says how it was trained
+            cfg = dataclasses.replace(cfg, ml=dataclasses.replace(cfg.ml, max_iter=args.max_iter))
         region = cfg.region(args.region or None)
         say = lambda m: print(m, file=sys.stderr, flush=True)
         manager.require(cfg, "mlflow")

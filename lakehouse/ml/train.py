@@ -289,10 +289,12 @@ def train(
             fix="build features with labels first: python jobs/build_features.py --psv <PhysioNet archive>",
         )
     mlflow = _mlflow(cfg)
-    if tags and "interval" in tags:  # idempotent per data interval: a finished run of the same inputs is reused
+    # idempotent per data interval: a finished run of the same inputs, trees and depth is reused
+    if tags and "interval" in tags:
         done = mlflow.search_runs(
             filter_string=f"tags.interval = '{tags['interval']}' AND params.features_version = '{data.features_version}'"
-            f" AND params.features_uri = '{data.features_uri}' AND attributes.status = 'FINISHED'",
+            f" AND params.features_uri = '{data.features_uri}' AND params.max_iter = '{cfg.ml.max_iter}'"
+            f" AND params.max_depth = '{cfg.ml.max_depth}' AND attributes.status = 'FINISHED'",
             output_format="list", max_results=1,
         )  # fmt: skip
         if done:

@@ -151,3 +151,5 @@ def test_nightly_retraining_scores_and_checks_drift_over_the_hours_the_features_
         assert argv[1].endswith("/jobs/score.py") and argv[2] == task
         for flag in ("--psv", "--patients", "--start", "--end"):  # the features task's templates: the same hours
             assert argv[argv.index(flag) + 1] == features[features.index(flag) + 1], flag
+    train = shlex.split(jinja2.Template(dag["commands"]["train"]).render(params={"region": "", "max_iter": 10}))
+    assert train[1].endswith("/jobs/train.py") and train[train.index("--max-iter") + 1] == "10"
