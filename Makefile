@@ -1,5 +1,5 @@
 # make demo  - the main job on the embedded default (sets everything up first)
-# make test  - lint, then the whole test suite against the real local stack (lint and unit tests beside the integration tests)
+# make test  - lint and the whole test suite against the real local stack (scripts/test.sh: two lanes side by side)
 # make setup - set-up only (Debian packages, venv, Maven jars); idempotent
 # make report - the metrics report (PNG + HTML) from the stack's Prometheus into .state/report
 SHELL := /bin/bash
