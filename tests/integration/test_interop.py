@@ -3,8 +3,8 @@
 A PhysioNet replay and simulated devices run through the pipeline in a sandbox shared with
 test_pipeline.py; its export validates completely against the FHIR R4 models, resumes instead of redoing,
 and, imported into a second sandbox with some bad resources, yields the same measurements under the
-pseudonyms while the bad ones are quarantined with their reasons. The `deltalake` package (delta-rs, no JVM) reads the tables straight from HDFS and agrees
-with Spark.
+pseudonyms while the bad ones are quarantined with their reasons. The `deltalake` package (delta-rs, no
+JVM) reads the tables straight from HDFS and agrees with Spark.
 """
 
 from __future__ import annotations

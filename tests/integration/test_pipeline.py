@@ -1,8 +1,9 @@
 """The whole medallion on the real local stack: exact reconciliation with injected bad data, idempotent
 reruns, poison messages, kill -9 mid-run, alerts on Kafka, maintenance (the catalog: test_analyst.py).
 
-Each test module works in its own lakehouse root and topics on the shared stack (a copy of the local
-profile), so it never sees another run's data.
+The tests work in sandboxes (own lakehouse root and topics on the shared stack, a copy of the local profile),
+so they never see another module's data: the filled sandbox of tests/conftest.py (shared with test_interop.py,
+which only reads it) and the kill test's own.
 """
 
 from __future__ import annotations
@@ -58,12 +59,6 @@ def replay_expectation(records: list[physionet.PatientRecord]) -> tuple[int, Cou
     return accepted, rejected
 
 
-@pytest.fixture(scope="module")
-def profile(filled: Filled) -> tuple[Path, Config]:
-    """The shared filled sandbox (tests/conftest.py: a PhysioNet replay and simulated bad data, one pass)."""
-    return filled.path, filled.cfg
-
-
 def test_counts_reconcile_exactly_with_injected_bad_data(spark: SparkSession, filled: Filled) -> None:
     cfg, records, replayed, sent = filled.cfg, filled.records, filled.replayed, filled.sent
     region = cfg.primary
@@ -103,13 +98,13 @@ def test_counts_reconcile_exactly_with_injected_bad_data(spark: SparkSession, fi
     assert news2.filter("news2_total < 0 OR news2_total > 20").count() == 0  # type: ignore[attr-defined]
 
 
-def test_no_patient_or_device_identifier_reaches_a_delta_log(spark: SparkSession, profile: tuple[Path, Config]) -> None:
+def test_no_patient_or_device_identifier_reaches_a_delta_log(spark: SparkSession, filled: Filled) -> None:
     """The filled sandbox's _delta_log on HDFS (commits and checksum files of every table): file statistics keep
     data skipping (event time, values) but hold no patient reference or device id of the data."""
     from lakehouse.io.hdfs import Hdfs
     from lakehouse.tables import SPECS
 
-    _, cfg = profile
+    cfg = filled.cfg
     vitals = table(spark, cfg, "silver.vitals")
     ids = {v for r in vitals.select("patient_ref", "device_id").distinct().collect() for v in r if v}  # type: ignore[attr-defined]
     assert len(ids) > 20
@@ -128,8 +123,8 @@ def test_no_patient_or_device_identifier_reaches_a_delta_log(spark: SparkSession
     assert {"event_time", "value", "vital"} <= ranged and "patient_ref" not in ranged  # data skipping kept
 
 
-def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, profile: tuple[Path, Config]) -> None:
-    _, cfg = profile
+def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, filled: Filled) -> None:
+    cfg = filled.cfg
     alerts = table(spark, cfg, "gold.alerts")
     assert alerts.count() > 0  # type: ignore[attr-defined]
     per_patient = alerts.filter("status = 'open'").groupBy("patient_ref", "level").count()  # type: ignore[attr-defined]
@@ -152,8 +147,8 @@ def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, pro
     assert per_check["alert_id_unique"]["rows"] >= len(stored)  # each stored alert was in a checked batch
 
 
-def test_poison_messages_never_stop_the_stream(spark: SparkSession, profile: tuple[Path, Config]) -> None:
-    _, cfg = profile
+def test_poison_messages_never_stop_the_stream(spark: SparkSession, filled: Filled) -> None:
+    cfg = filled.cfg
     region = cfg.primary
     before = pipeline.reconcile(spark, region)
     deep = "[" * 5000 + "]" * 5000
@@ -253,8 +248,8 @@ def test_kill_minus_9_mid_run_then_restart_loses_and_duplicates_nothing(
     assert minute.agg(F.sum("n")).first()[0] <= expected  # type: ignore[index]
 
 
-def test_maintenance_compacts_and_refuses_unsafe_vacuum(spark: SparkSession, profile: tuple[Path, Config]) -> None:
-    _, cfg = profile
+def test_maintenance_compacts_and_refuses_unsafe_vacuum(spark: SparkSession, filled: Filled) -> None:
+    cfg = filled.cfg
     with pytest.raises(LakehouseError, match="below the floor of 168 h"):
         maintenance.maintain(spark, cfg, cfg.primary, ["silver.vitals"], retention_hours=1)
     location = uri(cfg.primary, "silver.vitals")
