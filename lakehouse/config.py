@@ -136,6 +136,9 @@ class MlflowConfig:
     embedded: bool
     username: str = "admin"
     password_file: Path = Path(".state/secrets/mlflow-admin-password")
+    # the embedded server remembers a verified user/password this long (MLflow's auth_cache_ttl_seconds; 0: off):
+    # its password hash (scrypt) costs about half a CPU second per request otherwise
+    auth_cache_ttl_s: int = 60
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,12 @@ def _get(data: Mapping[str, Any], key: str, kind: type[T], where: str, default: 
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{where}.{key} must be {kind.__name__}, got {type(value).__name__} ({value!r})")
     return value
+
+
+def _auth_cache_ttl(seconds: int) -> int:
+    if seconds < 0:
+        raise ConfigError(f"mlflow.auth_cache_ttl_s must be >= 0 (0: no cache), got {seconds}")
+    return seconds
 
 
 def _section(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -584,6 +593,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
                 _path(mlflow_pw, root) if (mlflow_pw := _get(mlflow, "password_file", str, "mlflow", ""))
                 else state_dir / "secrets" / "mlflow-admin-password"
             ),
+            auth_cache_ttl_s=_auth_cache_ttl(_get(mlflow, "auth_cache_ttl_s", int, "mlflow", 60)),
         ),
         airflow=_parse_airflow(_section(data, "airflow", where), state_dir, root),
         ml=_parse_ml(_get(data, "ml", dict, where, {})),

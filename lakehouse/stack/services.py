@@ -406,7 +406,9 @@ class MlflowServer(Service):
             "default_permission = READ\n"
             f"database_uri = sqlite:///{self.home / 'basic_auth.db'}\n"
             f"admin_username = {cfg.mlflow.username}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # a verified user/password is remembered this long: the scrypt hash check costs ~0.5 CPU s a request
+            f"auth_cache_ttl_seconds = {cfg.mlflow.auth_cache_ttl_s}\n",
             encoding="utf-8",
         )
 

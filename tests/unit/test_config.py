@@ -108,6 +108,8 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         data["spark_connect"]["url"] = "http://127.0.0.1:15002"
     elif change == "connect_unknown_region":
         data["spark_connect"]["region"] = "mars"
+    elif change == "auth_cache_negative":
+        data["mlflow"]["auth_cache_ttl_s"] = -1
     path = tmp_path / f"{change}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -131,6 +133,7 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("metastore_bad_database", r"regions\.asia\.metastore\.database must be letters, digits and underscores"),
         ("connect_not_sc", r"spark_connect\.url must be sc://host:port"),
         ("connect_unknown_region", r"spark_connect\.region 'mars' is not one of the regions"),
+        ("auth_cache_negative", r"mlflow\.auth_cache_ttl_s must be >= 0"),
     ],
 )
 def test_malformed_config_names_file_and_key(tmp_path: Path, change: str, message: str) -> None:
