@@ -230,7 +230,7 @@ def test_ml_evaluate_scores_a_psv_folder_through_the_feature_code(served: Served
 
 
 def test_ml_cv_cross_validates_by_patient_and_logs_to_mlflow(served: Served) -> None:
-    # two folds: each patient in exactly one is shown by two as well as by three, for a third less training
+    # two folds check "each patient in exactly one fold" as well as three would, with a third less training
     out = run_cli("ml", "cv", "--psv-dir", str(physionet.SAMPLE_ARCHIVE), "--patients", "60", "--folds", "2", "--json",
                   env=served.env)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
