@@ -407,8 +407,7 @@ class MlflowServer(Service):
             f"database_uri = sqlite:///{self.home / 'basic_auth.db'}\n"
             f"admin_username = {cfg.mlflow.username}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            # a verified user/password is remembered this long: the scrypt hash check costs ~0.5 CPU s a request
-            f"auth_cache_ttl_seconds = {cfg.mlflow.auth_cache_ttl_s}\n",
+            f"auth_cache_ttl_seconds = {cfg.mlflow.auth_cache_ttl_s}\n",  # why: MlflowConfig.auth_cache_ttl_s
             encoding="utf-8",
         )
 
