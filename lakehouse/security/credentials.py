@@ -28,17 +28,23 @@ def secret_file(cfg: Config, name: str) -> Path:
 
 def write_private(path: Path, data: bytes, exclusive: bool = False) -> bool:
     """Write ``data`` to ``path`` readable by its owner only (file 0600, folder 0700). ``exclusive``: only if the
-    file does not exist yet (False when another process created it first)."""
+    file does not exist yet (False when another process created it first); the file is then written whole under
+    another name and linked into place, so a process or thread starting at the same moment never reads it empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        return False
+    target = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}") if exclusive else path
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC), 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_TRUNC
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    if not exclusive:
+        return True
+    try:
+        os.link(target, path)
+    except FileExistsError:
+        return False
+    finally:
+        target.unlink()
     return True
 
 
