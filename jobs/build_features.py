@@ -20,6 +20,7 @@ from lakehouse.config import load_config
 from lakehouse.devices import physionet
 from lakehouse.errors import LakehouseError
 from lakehouse.ml import build
+from lakehouse.security import pseudonyms
 from lakehouse.session import build_spark, ml_overrides
 from lakehouse.stack import manager
 
@@ -54,10 +55,22 @@ def main(argv: list[str] | None = None) -> int:
         spark = build_spark(cfg, f"features-{region.name}", ml_overrides(cfg), catalog_region=region.name)
         say = lambda m: print(m, file=sys.stderr, flush=True)
         if args.psv:
-            run = build.from_psv(spark, region, Path(args.psv), args.patients or None, progress=say)
+            run = build.from_psv(
+                spark,
+                region,
+                Path(args.psv),
+                args.patients or None,
+                progress=say,
+                patient_key=pseudonyms.patient_key(cfg),
+            )
         else:
             run = build.from_silver(
-                spark, region, _moment(args.start), _moment(args.end), progress=say, labels=True
+                spark,
+                region,
+                _moment(args.start),
+                _moment(args.end),
+                progress=say,
+                label_key=pseudonyms.patient_key(cfg),
             )
         print(json.dumps(run.as_dict()))
         return 0

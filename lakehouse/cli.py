@@ -297,6 +297,7 @@ def _timestamp(text: str) -> datetime:
 
 def _export(args: argparse.Namespace) -> int:
     from lakehouse.interop import export
+    from lakehouse.security import pseudonyms
     from lakehouse.session import build_spark
     from lakehouse.stack import manager
 
@@ -304,7 +305,7 @@ def _export(args: argparse.Namespace) -> int:
     region = cfg.region(args.region)
     _log_job(cfg, "export-fhir", region.name)
     until = args.until or datetime.now(UTC)
-    key = export.pseudonym_key(cfg, args.key_file)
+    key = pseudonyms.site_key(cfg, args.key_file)
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
     spark = build_spark(cfg, f"lakehouse-export-fhir-{region.name}")
     print(

@@ -26,6 +26,7 @@ from lakehouse.ml.features import FEATURES_COMMENTS, FEATURES_SCHEMA, LABELS_SCH
 from lakehouse.ml.schemas import MODEL_DRIFT_COMMENTS, MODEL_DRIFT_SCHEMA, RISK_SCORES_COMMENTS, RISK_SCORES_SCHEMA
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 from lakehouse.replication import state as replication_state
+from lakehouse.security import pseudonyms
 
 # ops.ingest_batches: one row per silver micro-batch; key (region, batch_id); records = accepted + quarantined + duplicate.
 INGEST_BATCHES_SCHEMA = T.StructType(
@@ -50,6 +51,8 @@ DATABASES: dict[str, str] = {
     "gold": "Analyst-facing facts: NEWS2 per patient observation, alert episodes, per-minute and per-hour vital "
             "aggregates. Times are UTC.",
     "dq": "Data-quality check results: one row per expectation per check run (micro-batch or partition).",
+    "restricted": "Re-identification: patient pseudonym to raw identifier. Readable by the pipeline user only; "
+                  "never replicated.",
     "ops": "Operational bookkeeping: per-micro-batch counts for reconciliation, cross-region replication state.",
 }  # fmt: skip
 
@@ -74,7 +77,7 @@ _NEWS2_SCORES = {
     for p in ("respiratory_rate", "spo2", "air_or_oxygen", "systolic_bp", "heart_rate", "consciousness", "temperature")
 }
 _WINDOW = {
-    "patient_ref": "Patient identifier as devices report it. Key part 1 of (patient_ref, vital, window_start).",
+    "patient_ref": "Patient pseudonym (as in silver.vitals). Key part 1 of (patient_ref, vital, window_start).",
     "vital": "Vital name (conf/vitals.yaml), e.g. heart_rate. Key part 2.",
     "unit": "UCUM unit of min/max/mean/stddev, the vital's canonical unit.",
     "window_start": "Event-time window start, UTC, inclusive. Key part 3.",
@@ -94,8 +97,8 @@ _WINDOW = {
 # sample values). Delta keeps no statistics on them: min/max values in _delta_log would copy identifiers into
 # every commit, replica and checkpoint, where no column permission reaches them.
 IDENTIFYING_COLUMNS = frozenset(
-    {"patient_ref", "device_id", "key", "message_id", "alert_id", "source_value", "detail", "observed_value",
-     "raw_value"}
+    {"patient_ref", "pseudonym", "device_id", "key", "message_id", "alert_id", "source_value", "detail",
+     "observed_value", "raw_value"}
 )  # fmt: skip
 STATS_COLUMNS_PROPERTY = "delta.dataSkippingStatsColumns"
 _STATS_TYPES = (T.NumericType, T.DateType, T.TimestampType, T.TimestampNTZType, T.StringType)
@@ -139,7 +142,7 @@ SPECS: dict[str, TableSpec] = {
                       "measurement_index": "Position of the measurement within its message, from 0. Key part 2.",
                       "device_id": "Device that measured it.",
                       "device_type": "bedside_monitor, wearable or replay.",
-                      "patient_ref": "Patient identifier as the device reports it.",
+                      "patient_ref": "Patient pseudonym (pt- + 32 hex digits; restricted.patient_identities maps it back).",
                       "ward": "Ward of the device at event_time, from silver.device_registry (SCD2).",
                       "event_time": "When the measurement was taken (device clock), UTC.",
                       "event_date": "UTC date of event_time (partition column).",
@@ -177,7 +180,7 @@ SPECS: dict[str, TableSpec] = {
                       "message_id": "Device message id; unique in this table.",
                       "device_id": "Device id; (device_id, seq) is unique in this table too.",
                       "seq": "Per-device message sequence number.",
-                      "patient_ref": "Patient identifier as the device reports it.",
+                      "patient_ref": "Patient pseudonym (pt- + 32 hex digits; restricted.patient_identities maps it back).",
                       "dialect": "Dialect template that parsed the message.",
                       "event_time": "When measured (device clock), UTC.",
                       "event_date": "UTC date of event_time (partition column).",
@@ -190,7 +193,7 @@ SPECS: dict[str, TableSpec] = {
                   {
                       "device_id": "Device id. Key (device_id, valid_from).",
                       "device_type": "bedside_monitor, wearable or replay.",
-                      "patient_ref": "Patient the device is attached to during the validity interval.",
+                      "patient_ref": "Pseudonym of the patient the device is attached to during the validity interval.",
                       "ward": "Ward the device is in during the validity interval.",
                       "region": "Region (asia, europe) the device reports to.",
                       "valid_from": "Start of validity, UTC, inclusive.",
@@ -206,7 +209,7 @@ SPECS: dict[str, TableSpec] = {
         TableSpec("gold.news2", NEWS2_SCHEMA, ("observation_date",),
                   "NEWS2 per final patient observation; key (patient_ref, observation_time); parameters present.",
                   {
-                      "patient_ref": "Patient identifier. Key part 1 of (patient_ref, observation_time).",
+                      "patient_ref": "Patient pseudonym (as in silver.vitals). Key part 1 of (patient_ref, observation_time).",
                       "observation_time": "Event time of the observation (its newest measurement), UTC. Key part 2.",
                       "observation_date": "UTC date of observation_time (partition column).",
                       "ward": "Ward of the patient's device at the observation.",
@@ -232,7 +235,8 @@ SPECS: dict[str, TableSpec] = {
                   "open per patient and level.",
                   {
                       "alert_id": "sha-256 of patient, level and opening observation; stable across retries. Key.",
-                      "patient_ref": "Patient the alert is about.",
+                      "patient_ref": "Pseudonym of the patient the alert is about (the alerts.news2 topic carries the raw "
+                                     "identifier, for clinical systems).",
                       "ward": "Ward of the patient when the alert opened.",
                       "level": "high (NEWS2 >= 7), medium (>= 5), single_parameter (any parameter scoring 3) or sepsis_risk "
                                 "(the sepsis model's risk at or above its threshold).",
@@ -257,7 +261,7 @@ SPECS: dict[str, TableSpec] = {
                   "PhysioNet 2019 SepsisLabel per patient-hour (1 from 6 h before Sepsis-3 onset); key (patient_ref, "
                   "hour_start); joins gold.features_hourly.",
                   {
-                      "patient_ref": "Patient identifier (the PhysioNet record id, pNNNNNN). Key part 1 of (patient_ref, hour_start).",
+                      "patient_ref": "Patient pseudonym of the PhysioNet record id (as in silver.vitals). Key part 1 of (patient_ref, hour_start).",
                       "hour_start": "Start of the ICU hour, UTC: the replay origin + iculos hours. Key part 2.",
                       "iculos": "Hours since ICU admission as the source file counts them (ICULOS).",
                       "sepsis_label": "1 for hours at or after t_sepsis - 6 h of a septic patient, else 0.",
@@ -299,6 +303,9 @@ SPECS: dict[str, TableSpec] = {
                       "measurements_quarantined": "Single measurements rejected into silver.quarantine.",
                       "processed_time": "When the batch was processed, UTC.",
                   }),
+        TableSpec(pseudonyms.IDENTITIES_TABLE, pseudonyms.IDENTITIES_SCHEMA, (),
+                  "One row per pseudonymized patient (key pseudonym): the pseudonym's raw patient identifier.",
+                  pseudonyms.IDENTITIES_COMMENTS),
         TableSpec(replication_state.TABLE, replication_state.REPLICATION_STATE_SCHEMA, (),
                   "Replication state after the latest pass; one row per (table, source, target); lives in the target.",
                   replication_state.COLUMNS),

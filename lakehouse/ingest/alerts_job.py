@@ -3,7 +3,8 @@
 The topic is the alert event log the real-time query publishes (open, then close events). Each
 micro-batch keeps the latest event per alert id (a close wins over an open) and MERGEs it by alert id:
 new alerts are inserted, a close updates the open row, and a resent event changes nothing, so a
-retried batch or an at-least-once duplicate leaves the table as it was.
+retried batch or an at-least-once duplicate leaves the table as it was. The topic names the patient by the raw
+reference (clinical systems act on it); the table holds the pseudonym (:mod:`lakehouse.security.pseudonyms`).
 
 Each non-empty batch is checked with the gold.alerts suite (conf/quality) before the MERGE: a blocking
 failure stops the query before anything is written, so the batch is retried once the cause is fixed. The
@@ -22,6 +23,7 @@ from lakehouse.ingest.gold import ALERTS_SCHEMA
 from lakehouse.io import kafka, streaming, tables
 from lakehouse.quality import gate
 from lakehouse.replication import fencing
+from lakehouse.security import pseudonyms
 from lakehouse.tables import uri
 
 QUERY = "gold.alerts"
@@ -72,8 +74,11 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
     target = uri(region, "gold.alerts")
     checks = gate.load_checks(cfg, region, (QUERY,))
 
+    patient_key = pseudonyms.patient_key(cfg)
+
     def each(batch: DataFrame, batch_id: int) -> None:
-        latest = latest_event_per_alert(parse_alert_events(batch)).localCheckpoint(eager=True)
+        latest = pseudonyms.pseudonymize(latest_event_per_alert(parse_alert_events(batch)), patient_key)
+        latest = latest.localCheckpoint(eager=True)
         try:
             if latest.isEmpty():
                 return

@@ -5,7 +5,9 @@ message with the same transforms as silver (only accepted measurements count), k
 :class:`~lakehouse.clinical.early_warning.PatientState` per patient in Spark's state store
 (``applyInPandasWithState``), publishes each alert event (open, close) to the Kafka topic ``alerts.news2`` from the state function
 the moment it is decided (before the micro-batch ends, for latency), and per micro-batch appends the
-final observations to ``gold.news2`` (idempotent: ``delta.BatchAppender``).
+final observations to ``gold.news2`` (idempotent: ``delta.BatchAppender``). The state and the alert topic
+(for clinical systems, which must find the patient) use the raw patient reference; ``gold.news2`` gets the
+patient's pseudonym (:mod:`lakehouse.security.pseudonyms`).
 
 ``gold.alerts`` is then MERGEd from the alert topic by :mod:`lakehouse.ingest.alerts_job`. Exactly once:
 the Kafka source is replayable, the state store and the append are versioned by the batch id, and the
@@ -37,7 +39,7 @@ from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.io import checkpoints, delta, kafka, tables
 from lakehouse.observability import batches
 from lakehouse.quality import gate
-from lakehouse.security import kafka_auth
+from lakehouse.security import kafka_auth, pseudonyms
 from lakehouse.tables import uri
 
 QUERY = "gold.news2"
@@ -61,6 +63,9 @@ class StateRules:
     hold_ms: int  # 0: every observation is final at the end of its micro-batch (catch-up runs)
     carry_forward_s: int
     alerts_to: tuple[KafkaConfig, str] | None = None  # (Kafka, topic): publish alerts as they are decided
+    # alert ids keyed under this (the patient key): the plain id hashes the raw patient reference with the level
+    # and time gold.alerts shows beside it, so trying a hospital's patient numbers would re-identify the row
+    id_key: bytes | None = None
 
 
 _PRODUCERS: dict[KafkaConfig, Any] = {}
@@ -141,6 +146,8 @@ def state_function(rules: StateRules) -> Any:
                 for t, v, x, w in zip(frame["event_time"], frame["vital"], frame["value"], frame["ward"], strict=True)
             ]
             final, events = current.step(patient, measurements, now_us, rules.carry_forward_s)
+            if rules.id_key is not None:  # the same for an alert's open and close: both carry the stored id
+                events = [{**e, "alert_id": pseudonyms.keyed_id(e["alert_id"], rules.id_key)} for e in events]
             if events and rules.alerts_to is not None:
                 send_alerts(events, *rules.alerts_to)
             if rules.hold_ms == 0:
@@ -171,11 +178,13 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
     appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
+    patient_key = pseudonyms.patient_key(cfg)
     # catch-up runs never hold: a timeout would make availableNow run no-data batches forever
     rules = StateRules(
         0 if once else cfg.pipeline.news2_hold_ms,
         cfg.pipeline.news2_carry_forward_s,
         (region.kafka, cfg.topics.alerts),
+        patient_key,
     )
     records = kafka.read_kafka(
         spark,
@@ -200,7 +209,9 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
                 region.name, alerts.filter("status = 'open'"), alerts.filter("status = 'closed'")
             )
         if kinds.get("observation"):
-            observations = rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA])
+            observations = pseudonyms.pseudonymize(
+                rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA]), patient_key
+            )
             if checks is not None:  # a blocking failure raises here: not promoted, retried on restart
                 outcome = checks.check("gold.news2", observations)
                 gate.publish(spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}")

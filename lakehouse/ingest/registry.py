@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from delta.tables import DeltaTable
@@ -98,13 +98,24 @@ def register(spark: SparkSession, uri: str, assignments: Iterable[Assignment]) -
 
 
 def register_assignments(cfg: Config, region: RegionConfig, rows: Iterable[Assignment]) -> int:
-    """Open a Spark session and apply ``rows`` to the region's registry (creating the table if needed)."""
+    """Open a Spark session and apply ``rows`` to the region's registry (creating the table if needed). The
+    registry is silver: it holds each patient's pseudonym, and ``restricted.patient_identities`` the way back."""
+    from lakehouse.io.hdfs import Hdfs
+    from lakehouse.security import pseudonyms
     from lakehouse.session import build_spark
     from lakehouse.tables import SPECS, uri
 
+    key = pseudonyms.patient_key(cfg)
     items = list(rows)
+    named = [replace(a, patient_ref=pseudonyms.pseudonym(a.patient_ref, key)) for a in items]
     spark = build_spark(cfg, "device-registry")
     location = uri(region, "silver.device_registry")
     ensure_table(spark, location, SPECS["silver.device_registry"])
-    register(spark, location, items)
+    ids = uri(region, pseudonyms.IDENTITIES_TABLE)
+    Hdfs(region).secure_folders()  # restricted/ is the pipeline user's alone before the table is created in it
+    ensure_table(spark, ids, SPECS[pseudonyms.IDENTITIES_TABLE])
+    pairs = sorted({(n.patient_ref, a.patient_ref) for n, a in zip(named, items, strict=True)})
+    if pairs:
+        pseudonyms.record_identities(spark, ids, spark.createDataFrame(pairs, "pseudonym string, patient_ref string"))
+    register(spark, location, named)
     return len(items)

@@ -1,5 +1,8 @@
 """The silver stream: bronze -> silver.vitals, silver.quarantine, silver.accepted_messages, ops.ingest_batches.
 
+Patient references are pseudonymized here (:mod:`lakehouse.security.pseudonyms`): silver and gold hold
+pseudonyms; each batch adds the pairs not seen before to ``restricted.patient_identities``.
+
 Every table takes idempotent appends (``delta.BatchAppender``: each commit is marked with the
 checkpoint's writer id and the batch id; a run's first batch skips tables that already have it). Duplicate detection never counts a record as a duplicate of itself, and every count comes
 from the batch's own DataFrames, so a micro-batch retried after a crash writes and counts the same.
@@ -21,6 +24,7 @@ from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_d
 from lakehouse.io import checkpoints, delta, streaming, tables
 from lakehouse.observability import batches
 from lakehouse.quality import gate
+from lakehouse.security import pseudonyms
 from lakehouse.tables import uri
 
 QUERY = "silver.vitals"
@@ -36,6 +40,7 @@ class SilverContext:
     future_tolerance_s: int
     max_event_age_s: int
     appender: delta.BatchAppender  # idempotent appends, marked with the checkpoint's writer id
+    patient_key: bytes  # raw patient references become pseudonyms here (lakehouse.security.pseudonyms)
     checks: gate.Checks | None = None  # the bronze.telemetry and silver.vitals suites (None: checks off)
 
     def uri(self, table: str) -> str:
@@ -52,6 +57,7 @@ def context(cfg: Config, region: RegionConfig, appender: delta.BatchAppender) ->
         future_tolerance_s=cfg.pipeline.future_tolerance_s,
         max_event_age_s=cfg.pipeline.max_event_age_s,
         appender=appender,
+        patient_key=pseudonyms.patient_key(cfg),
         checks=gate.load_checks(cfg, region, ("bronze.telemetry", "silver.vitals")),
     )
 
@@ -82,7 +88,9 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
         days = timedelta(days=1)
         seen = seen.filter(F.col("event_date").between((span["lo"] - days).date(), (span["hi"] + days).date()))
     flagged = silver.with_duplicate_flag(messages.filter(F.col("reason").isNull()), seen).localCheckpoint(eager=True)
-    fresh = flagged.filter(~F.col("is_duplicate"))
+    # raw patient references end here: what follows holds pseudonyms, the new pairs go to the restricted table
+    found = pseudonyms.identities(flagged.filter(~F.col("is_duplicate")), ctx.patient_key)
+    fresh = pseudonyms.pseudonymize(flagged.filter(~F.col("is_duplicate")), ctx.patient_key)
     registry = _read(spark, ctx.uri("silver.device_registry"))
     measurements = silver.with_registry(silver.explode_measurements(fresh, ctx.catalogue), registry)
     measurements = measurements.localCheckpoint(eager=True)
@@ -97,6 +105,10 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
     quarantine = silver.to_quarantine(messages, "message").unionByName(
         silver.to_quarantine(measurements, "measurement")
     )
+    known = _read(spark, ctx.uri(pseudonyms.IDENTITIES_TABLE))
+    new_pairs = pseudonyms.new_identities(found, known).localCheckpoint(eager=True)
+    if not new_pairs.isEmpty():  # a retried batch finds its pairs written already
+        ctx.appender.append(new_pairs, ctx.uri(pseudonyms.IDENTITIES_TABLE), batch_id)
     ctx.appender.append(silver.to_accepted_messages(fresh), ctx.uri("silver.accepted_messages"), batch_id)
     ctx.appender.append(vitals, ctx.uri("silver.vitals"), batch_id)
     ctx.appender.append(quarantine, ctx.uri("silver.quarantine"), batch_id)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +32,6 @@ from lakehouse.ingest.contract import load_catalogue
 from lakehouse.interop import fhir
 from lakehouse.io.tables import table_uri
 
-KEY_ENV = "LAKEHOUSE_PSEUDONYM_KEY_FILE"
 SOURCES = ("silver.vitals", "gold.news2", "gold.alerts")
 
 
@@ -46,26 +44,6 @@ class ExportResult:
     written: list[str]
     kept: list[str]
     source_versions: dict[str, int]
-
-
-def pseudonym_key(cfg: Config, key_file: Path | None = None) -> bytes:
-    """The site's pseudonymization key: ``key_file``, else ``$LAKEHOUSE_PSEUDONYM_KEY_FILE``, else
-    ``<state_dir>/secrets/pseudonym.key`` (created once, 32 random bytes, mode 0600). Never in config or code."""
-    path = key_file or (Path(os.environ[KEY_ENV]) if os.environ.get(KEY_ENV) else None)
-    if path is not None:
-        if not path.is_file():
-            raise LakehouseError(f"pseudonymization key file {path} does not exist", fix="give an existing key file")
-        key = path.read_bytes().strip()
-        if len(key) < 16:
-            raise LakehouseError(f"pseudonymization key in {path} is shorter than 16 bytes", fix="use 32 random bytes")
-        return key
-    path = cfg.state_dir / "secrets" / "pseudonym.key"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
 
 
 def _utc(ts: datetime) -> datetime:

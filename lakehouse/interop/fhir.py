@@ -13,18 +13,20 @@ SQL (``to_json`` of a struct, null fields omitted), so an export scales with the
 - devices: one ``Device`` per device in the exported vital signs.
 
 Patients and devices are referenced pseudonymously: ``Patient/<HMAC-SHA256(key, patient_ref)>``, computed
-in Spark SQL (:func:`hmac_sha256`), with a key that never leaves the exporting site.
+in Spark SQL (:func:`lakehouse.security.pseudonyms.hmac_sha256`), with the site key (never leaves the exporting
+site). The tables' ``patient_ref`` is already a pseudonym under a key derived for that use, so an export's
+references cannot be linked back to the tables without the site key.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.ingest.contract import Catalogue
+from lakehouse.security.pseudonyms import hmac_sha256
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -60,18 +62,6 @@ FLAG_TEXT: Mapping[str, str] = {
     "single_parameter": "NEWS2 single parameter scoring 3: urgent ward-based review",
     "sepsis_risk": "Sepsis risk model at or above its alert threshold: review for sepsis",
 }
-
-
-def hmac_sha256(value: Column, key: bytes) -> Column:
-    """HMAC-SHA256 of ``value`` (a string column, UTF-8) under ``key``, as 64 lower-case hex digits
-    (RFC 2104, in Spark SQL: no Python UDF); equal to Python's ``hmac.new(key, v, sha256).hexdigest()``."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    inner = F.lit(bytes(b ^ 0x36 for b in key))
-    outer = F.lit(bytes(b ^ 0x5C for b in key))
-    first = F.unhex(F.sha2(F.concat(inner, F.encode(value, "UTF-8")), 256))
-    return F.sha2(F.concat(outer, first), 256)
 
 
 def reference(kind: str, value: Column, key: bytes) -> Column:

@@ -9,9 +9,11 @@ from lakehouse.errors import LakehouseError
 
 # Permission bits of a region's top-level folders (HDFS permissions on): the pipeline user owns everything; every
 # other user (analysts) may read gold only. Bronze, silver, dq, ops and the checkpoints (the real-time query's
-# state holds patients' vitals) stay private.
+# state holds patients' vitals) stay private; restricted (pseudonym -> raw patient identifier) is the pipeline
+# user's alone, not even its group's.
 FOLDER_MODES: dict[str, int] = {
     "bronze": 0o750, "silver": 0o750, "gold": 0o755, "dq": 0o750, "ops": 0o750, "_checkpoints": 0o750,
+    "restricted": 0o700,
 }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from lakehouse.config import RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io import delta
 from lakehouse.ml import features as fx
+from lakehouse.security import pseudonyms
 
 Progress = Callable[[str], None]
 LOOKBACK_H = 72  # silver mode reads this much history before the interval (carried-forward values, windows)
@@ -52,14 +53,15 @@ def from_silver(
     end: datetime,
     progress: Progress = print,
     ensure_tables: bool = True,
-    labels: bool = False,
+    label_key: bytes | None = None,
 ) -> FeatureRun:
     """Features of the hours in [start, end) from silver.vitals (reading LOOKBACK_H hours before start);
     ``ensure_tables`` False: the caller has created the tables already (the live scorer, every batch).
 
-    ``labels``: also the labels of those hours from the replayed stream (bronze.telemetry, what a PhysioNet
-    replay sent; `features.labels_from_bronze`). Written only when the range has some, so a range without a
-    replay never erases labels a backfill wrote."""
+    ``label_key`` (the patient-pseudonym key, :func:`lakehouse.security.pseudonyms.patient_key`): also the labels
+    of those hours from the replayed stream (bronze.telemetry, what a PhysioNet replay sent;
+    `features.labels_from_bronze`), their raw patient references pseudonymized as silver does. Written only when
+    the range has some, so a range without a replay never erases labels a backfill wrote."""
     if end <= start:
         raise LakehouseError(f"empty interval: end {end} is not after start {start}", fix="give --start < --end")
     if ensure_tables:
@@ -78,18 +80,24 @@ def from_silver(
     version = delta.replace_range(spark, uri, feats, fx.hour_range_sql(start, end))
     feats.unpersist()
     run = FeatureRun("silver.vitals", _ts(start), _ts(end), patients, rows, uri, version)
-    return _with_replay_labels(spark, region, run, start, end, progress) if labels else run
+    return run if label_key is None else _with_replay_labels(spark, region, run, start, end, label_key, progress)
 
 
 def _with_replay_labels(
-    spark: SparkSession, region: RegionConfig, run: FeatureRun, start: datetime, end: datetime, progress: Progress
+    spark: SparkSession,
+    region: RegionConfig,
+    run: FeatureRun,
+    start: datetime,
+    end: datetime,
+    key: bytes,
+    progress: Progress,
 ) -> FeatureRun:
     from dataclasses import replace
 
     bronze = spark.read.format("delta").load(tables.uri(region, "bronze.telemetry"))
     # a record is ingested at or after its event (future-dated events are quarantined, not labelled)
     found = fx.labels_from_bronze(bronze.where(F.col("ingest_date") >= F.lit(start.date()))).where(fx.hour_range_sql(start, end))
-    found = found.cache()
+    found = pseudonyms.pseudonymize(found, key).cache()
     count = found.count()
     if count == 0:
         found.unpersist()
@@ -120,9 +128,16 @@ def psv_archive_range(path: Path, patients: int | None = None) -> tuple[datetime
 
 
 def from_psv(
-    spark: SparkSession, region: RegionConfig, path: Path, patients: int | None = None, progress: Progress = print
+    spark: SparkSession,
+    region: RegionConfig,
+    path: Path,
+    patients: int | None = None,
+    progress: Progress = print,
+    *,
+    patient_key: bytes,
 ) -> FeatureRun:
-    """Backfill: features and labels of PhysioNet files (a .tar.gz or a folder of .psv), hours from PSV_ORIGIN."""
+    """Backfill: features and labels of PhysioNet files (a .tar.gz or a folder of .psv), hours from PSV_ORIGIN;
+    the record ids pseudonymized under ``patient_key`` as silver does (the rows join the live tables' patients)."""
     from lakehouse.devices import physionet
 
     physionet.require_archive(path)
@@ -131,13 +146,17 @@ def from_psv(
         raise LakehouseError(f"no patient files (pNNNNNN.psv) in {path}", fix="check the path")
     tables.ensure_all(spark, region)
     start, end = psv_range(records)
-    feats = fx.with_computed_time(fx.hourly_features(fx.measurements_from_records(spark, records))).cache()
-    labels = fx.labels_from_records(spark, records).cache()
+    feats = fx.hourly_features(fx.measurements_from_records(spark, records))
+    feats = fx.with_computed_time(pseudonyms.pseudonymize(feats, patient_key)).cache()
+    labels = pseudonyms.pseudonymize(fx.labels_from_records(spark, records), patient_key).cache()
     rows, label_rows = feats.count(), labels.count()
     progress(
         f"features ({region.name}): {rows} patient-hours, {label_rows} labels of {len(records)} patients from {path.name}"
     )
     f_uri, l_uri = tables.uri(region, "gold.features_hourly"), tables.uri(region, "gold.sepsis_labels")
+    ids = [(pseudonyms.pseudonym(r.patient_id, patient_key), r.patient_id) for r in records]
+    found = spark.createDataFrame(ids, "pseudonym string, patient_ref string")
+    pseudonyms.record_identities(spark, tables.uri(region, pseudonyms.IDENTITIES_TABLE), found)
     f_version = delta.replace_range(spark, f_uri, feats, fx.hour_range_sql(start, end))
     l_version = delta.replace_range(spark, l_uri, labels, fx.hour_range_sql(start, end))
     feats.unpersist()

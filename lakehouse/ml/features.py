@@ -93,7 +93,7 @@ FEATURES_SCHEMA = T.StructType(
     ]
 )
 FEATURES_COMMENTS: dict[str, str] = {
-    "patient_ref": "Patient identifier as devices report it. Key part 1 of (patient_ref, hour_start).",
+    "patient_ref": "Patient pseudonym (as in silver.vitals). Key part 1 of (patient_ref, hour_start).",
     "hour_start": "Start of the hour, UTC; the row uses measurements with event_time < hour_start + 1 h. Key part 2.",
     "hour_date": "UTC date of hour_start (partition column).",
     **{name: comment for name, _, comment in FEATURE_FIELDS},

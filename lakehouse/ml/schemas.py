@@ -23,7 +23,7 @@ RISK_SCORES_SCHEMA = T.StructType(
     ]
 )
 RISK_SCORES_COMMENTS: dict[str, str] = {
-    "patient_ref": "Patient identifier. Key part 1 of (patient_ref, hour_start).",
+    "patient_ref": "Patient pseudonym (as in silver.vitals). Key part 1 of (patient_ref, hour_start).",
     "hour_start": "The scored hour (its gold.features_hourly row), UTC. Key part 2.",
     "hour_date": "UTC date of hour_start (partition column).",
     "risk_score": "The model's probability of sepsis within the label horizon (0-1).",

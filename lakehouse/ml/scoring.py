@@ -32,6 +32,7 @@ from lakehouse.io import tables as io_tables
 from lakehouse.ml import build, train
 from lakehouse.ml import features as fx
 from lakehouse.ml.schemas import RISK_SCORES_SCHEMA
+from lakehouse.security import pseudonyms
 
 Progress = Callable[[str], None]
 QUERY = "gold.risk_scores"
@@ -322,7 +323,10 @@ def score_live_batch(
     episodes = episodes.localCheckpoint(eager=True)
     try:
         events = alert_events(episodes, wards=_latest_wards(vitals, episodes))
-        if events:
+        if events:  # clinical systems get the raw patient reference, as NEWS2 alerts carry it
+            known = spark.read.format("delta").load(tables.uri(region, pseudonyms.IDENTITIES_TABLE))
+            raw = pseudonyms.raw_refs(known, {e["patient_ref"] for e in events})
+            events = [{**e, "patient_ref": raw.get(e["patient_ref"], e["patient_ref"])} for e in events]
             news2_job.send_alerts(events, region.kafka, cfg.topics.alerts)
         _merge_scores(spark, uri, episodes, keep_episodes=False)
         agg = episodes.agg(

@@ -33,6 +33,7 @@ from lakehouse.devices import physionet, simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.ml import build, drift, scoring, train
 from lakehouse.replication import replicator
+from lakehouse.security import pseudonyms
 from lakehouse.tables import DATABASES, uri
 from tests.conftest import run_cli, with_ml_settings
 
@@ -78,7 +79,9 @@ def _model_and_replica(spark: SparkSession, path: Path) -> Config:
                            max_depth=3)  # fmt: skip
     region = cfg.primary
     records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, ML_PATIENTS))
-    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, ML_PATIENTS, progress=print)
+    build.from_psv(
+        spark, region, physionet.SAMPLE_ARCHIVE, ML_PATIENTS, progress=print, patient_key=pseudonyms.patient_key(cfg)
+    )
     trained = train.train(spark, cfg, region, progress=print)
     train.register(cfg, trained.model_uri, trained.run_id)
     assert train.gate(spark, cfg, region, progress=print).promoted
@@ -135,8 +138,14 @@ def test_the_feature_job_takes_labels_from_the_replayed_stream(sandbox: Sandbox,
     start = sandbox.replay_origin - timedelta(hours=1)  # the replay took its own origin: the same hour or the next
     end = start + timedelta(hours=max(r.max_iculos for r in records) + 3)
     region = sandbox.cfg.primary
-    run = build.from_silver(spark, region, start, end, progress=print, labels=True)
-    sent = {(r.patient_id, h.iculos): h.sepsis_label for r in records for h in r.rows if h.has_device_vitals()}
+    run = build.from_silver(spark, region, start, end, progress=print, label_key=pseudonyms.patient_key(sandbox.cfg))
+    key = pseudonyms.patient_key(sandbox.cfg)  # gold names patients by pseudonym
+    sent = {
+        (pseudonyms.pseudonym(r.patient_id, key), h.iculos): h.sepsis_label
+        for r in records
+        for h in r.rows
+        if h.has_device_vitals()
+    }
     assert run.label_rows == len(sent) > 0 and run.labels_version is not None
     naive = lambda moment: F.lit(moment.replace(tzinfo=None))
     labels = spark.read.format("delta").load(uri(region, "gold.sepsis_labels"))

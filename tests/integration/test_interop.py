@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from lakehouse import pipeline
 from lakehouse.config import PROJECT_ROOT, Config, load_config, write_sandbox_profile
 from lakehouse.interop import export, fhir
+from lakehouse.security import pseudonyms
 from lakehouse.tables import uri
 from tests.conftest import Filled, run_cli
 
@@ -53,7 +54,7 @@ def exported(filled: Filled, spark: SparkSession, tmp_path_factory: pytest.TempP
     cfg = filled.cfg
     key_file = folder / "pseudonym.key"
     key_file.write_text(os.urandom(32).hex())
-    key = export.pseudonym_key(cfg, key_file)
+    key = pseudonyms.site_key(cfg, key_file)
     out = folder / "export"
     result = export.export_fhir(spark, cfg, cfg.primary, SINCE, UNTIL, out, key, progress=lambda _: None)
     yield Exported(cfg, key, key_file, out, result)
@@ -158,14 +159,19 @@ def test_the_import_round_trips_the_export_and_quarantines_bad_resources(
         ("message", "missing_field"): 1, ("message", "malformed_json"): 1,
     })  # fmt: skip
 
+    # the importing site's silver pseudonymizes the export's references once more, under its own key
+    here = pseudonyms.patient_key(cfg)
+
     def measurements(c: Config, key: bytes | None) -> Counter[tuple[Any, ...]]:
         rows = spark.read.format("delta").load(uri(c.primary, "silver.vitals")).collect()
-        name = (lambda v: pseudo(key, v)) if key else (lambda v: v)
-        return Counter((name(r["patient_ref"]), name(r["device_id"]), r["vital"], r["value"], r["event_time"])
+        device = (lambda v: pseudo(key, v)) if key else (lambda v: v)
+        patient = (lambda v: pseudonyms.pseudonym(pseudo(key, v), here)) if key else (lambda v: v)
+        return Counter((patient(r["patient_ref"]), device(r["device_id"]), r["vital"], r["value"], r["event_time"])
                        for r in rows)  # fmt: skip
 
     imported = measurements(cfg, None)
-    imported -= Counter({k: n for k, n in imported.items() if k[0] == "other-hospital-1"})
+    other = pseudonyms.pseudonym("other-hospital-1", here)
+    imported -= Counter({k: n for k, n in imported.items() if k[0] == other})
     assert imported == measurements(source, exported.key)
 
 

@@ -107,6 +107,7 @@ def test_no_patient_or_device_identifier_reaches_a_delta_log(spark: SparkSession
     cfg = filled.cfg
     vitals = table(spark, cfg, "silver.vitals")
     ids = {v for r in vitals.select("patient_ref", "device_id").distinct().collect() for v in r if v}  # type: ignore[attr-defined]
+    ids |= {r.patient_id for r in filled.records}  # the raw references too (restricted.patient_identities)
     assert len(ids) > 20
     hdfs, logs, ranged = Hdfs(cfg.primary), 0, set()
     for name in SPECS:
@@ -121,6 +122,45 @@ def test_no_patient_or_device_identifier_reaches_a_delta_log(spark: SparkSession
                 ranged |= {c for st in adds for c in st.get("minValues", {})}
     assert logs > 2 * len(SPECS)
     assert {"event_time", "value", "vital"} <= ranged and "patient_ref" not in ranged  # data skipping kept
+
+
+def test_raw_patient_references_stop_at_the_silver_boundary(spark: SparkSession, filled: Filled) -> None:
+    """Silver and gold name patients by pseudonym (HMAC under the site's key, from the secret file); the raw
+    references are in bronze, on the clinical alert topic and in restricted.patient_identities, whose folder
+    only the pipeline user may enter."""
+    from hdfs import HdfsError, InsecureClient
+
+    from lakehouse.io.hdfs import Hdfs
+    from lakehouse.security import pseudonyms
+
+    cfg = filled.cfg
+    key = pseudonyms.patient_key(cfg)
+    identities = {r["pseudonym"]: r["patient_ref"] for r in table(spark, cfg, pseudonyms.IDENTITIES_TABLE).collect()}  # type: ignore[attr-defined]
+    assert all(p == pseudonyms.pseudonym(raw, key) for p, raw in identities.items())
+    raw = set(identities.values())
+    assert {r.patient_id for r in filled.records} <= raw and len(raw) == len(identities)
+    tables = ("silver.vitals", "silver.accepted_messages", "silver.device_registry", "gold.news2", "gold.alerts",
+              "gold.vitals_minute", "gold.vitals_hourly")  # fmt: skip
+    for name in tables:
+        named = {r[0] for r in table(spark, cfg, name).select("patient_ref").distinct().collect()}  # type: ignore[attr-defined]
+        assert named and named <= set(identities), f"{name}: {sorted(named - set(identities))[:3]}"
+        assert not named & raw
+    # bronze keeps what devices sent; the alert topic carries the raw reference clinical systems act on
+    bronze = table(spark, cfg, "bronze.telemetry").select(F.col("value").cast("string").alias("v"))  # type: ignore[attr-defined]
+    assert bronze.where(F.col("v").contains(filled.records[0].patient_id)).count() > 0
+    published = kafka.read_kafka(spark, cfg.primary, cfg.topics.alerts, streaming=False).select(
+        F.get_json_object(F.col("value").cast("string"), "$.patient_ref").alias("p")
+    )
+    on_topic = {r[0] for r in published.distinct().collect()}
+    assert on_topic and on_topic <= raw
+    # the restricted folder: the pipeline user's alone
+    region = cfg.primary
+    owner = Hdfs(region)
+    status = dict(owner.client.list(owner.root, status=True))["restricted"]
+    assert (status["owner"], status["permission"]) == (region.hdfs.user, "700")
+    analyst = InsecureClient(region.hdfs.webhdfs_url, user="analyst", timeout=30)
+    with pytest.raises(HdfsError, match="Permission denied"):
+        analyst.list(owner.table_path(pseudonyms.IDENTITIES_TABLE))
 
 
 def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, filled: Filled) -> None:

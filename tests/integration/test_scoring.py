@@ -27,6 +27,7 @@ from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
 from lakehouse.io import kafka
 from lakehouse.ml import build, scoring, train
 from lakehouse.ml import features as fx
+from lakehouse.security import pseudonyms
 from tests.conftest import run_cli, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -50,9 +51,12 @@ def _read(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
     return spark.read.format("delta").load(tables.uri(cfg.primary, table))
 
 
-def _silver_rows(spark: SparkSession, records: list[physionet.PatientRecord], lo: int, hi: int) -> DataFrame:
-    """The patients' measurements of ICU hours [lo, hi) as silver.vitals rows (what the replay lands there)."""
-    m = fx.measurements_from_records(spark, records)
+def _silver_rows(
+    spark: SparkSession, records: list[physionet.PatientRecord], lo: int, hi: int, key: bytes
+) -> DataFrame:
+    """The patients' measurements of ICU hours [lo, hi) as silver.vitals rows (what the replay lands there,
+    patients pseudonymized under ``key``)."""
+    m = pseudonyms.pseudonymize(fx.measurements_from_records(spark, records), key)
     start = fx.PSV_ORIGIN.replace(tzinfo=None)
     m = m.where(
         (F.col("event_time") >= F.lit(start + timedelta(hours=lo)))
@@ -89,7 +93,8 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
     ml, region = cfg.ml, cfg.primary
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
     records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, PATIENTS))
-    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, PATIENTS, progress=print)
+    key = pseudonyms.patient_key(cfg)  # silver and gold name patients by pseudonym
+    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, PATIENTS, progress=print, patient_key=key)
     trained = train.train(spark, cfg, region, progress=print)
     first = train.register(cfg, trained.model_uri, trained.run_id)
     assert train.gate(spark, cfg, region, progress=print).promoted
@@ -104,7 +109,7 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
 
     # the live scorer follows silver.vitals; the first hours arrive, then the champion moves, then more hours
     silver = tables.uri(region, "silver.vitals")
-    _silver_rows(spark, records, 0, SPLIT_H).write.format("delta").mode("append").save(silver)
+    _silver_rows(spark, records, 0, SPLIT_H, key).write.format("delta").mode("append").save(silver)
     query = scoring.start_scorer(spark, cfg, region, once=False, progress=print)
     ids, active = [str(query.id)], True
     try:
@@ -114,7 +119,7 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
 
         second = int(mlflow.register_model(trained.model_uri, ml.model_name).version)
         client.set_registered_model_alias(ml.model_name, train.CHAMPION, str(second))
-        _silver_rows(spark, records, SPLIT_H, 2 * SPLIT_H).write.format("delta").mode("append").save(silver)
+        _silver_rows(spark, records, SPLIT_H, 2 * SPLIT_H, key).write.format("delta").mode("append").save(silver)
         _wait(lambda: _read(spark, cfg, "gold.risk_scores").where(F.col("model_version") == second).count() > 0,
               "scores of the newly promoted champion")  # fmt: skip
         _wait(

@@ -23,6 +23,7 @@ from lakehouse.ingest.contract import load_catalogue
 from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
 from lakehouse.interop import export, fhir, fhir_import
+from lakehouse.security import pseudonyms
 from tests.unit import test_silver
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -75,7 +76,7 @@ def test_hmac_in_spark_sql_equals_python_hmac(spark: SparkSession) -> None:
     long_key = b"k" * 100  # longer than the SHA-256 block: hashed first, as RFC 2104 says
     for key in (KEY, long_key):
         df = spark.createDataFrame([(v,) for v in values], "v string")
-        got = [r["h"] for r in df.select(fhir.hmac_sha256(F.col("v"), key).alias("h")).collect()]
+        got = [r["h"] for r in df.select(pseudonyms.hmac_sha256(F.col("v"), key).alias("h")).collect()]
         assert got == [hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
 
 

@@ -24,13 +24,15 @@ def vitals(spark: SparkSession, rows: list[tuple[str, str, float, int]]) -> Data
     )
 
 
-def run_early_warning(spark: SparkSession, measurements: DataFrame, folder: Path) -> DataFrame:
+def run_early_warning(
+    spark: SparkSession, measurements: DataFrame, folder: Path, rules: news2_job.StateRules = RULES
+) -> DataFrame:
     """The state function as a stream (it only runs in streaming queries): file source -> memory sink."""
     measurements.write.parquet(str(folder / "in"))
     stream = spark.readStream.schema(measurements.schema).parquet(str(folder / "in"))
     name = f"early_warning_{folder.name}".replace("-", "_")
     query = (
-        news2_job.early_warning(stream, RULES)
+        news2_job.early_warning(stream, rules)
         .writeStream.format("memory")
         .queryName(name)
         .option("checkpointLocation", str(folder / "checkpoint"))
@@ -70,6 +72,22 @@ def test_early_warning_scores_observations_and_raises_alerts(spark: SparkSession
     assert got == {("p_high", "high", "open"), ("p_med", "medium", "open"), ("p_single", "single_parameter", "open")}
     single = alerts.filter("patient_ref = 'p_single'").first()
     assert single is not None and single["triggering_parameters"] == ["systolic_bp"]
+
+
+def test_alert_ids_are_keyed_so_they_do_not_reveal_the_patient(spark: SparkSession, tmp_path: Path) -> None:
+    """With the patient key, an alert's id is an HMAC of the plain id (a hash of the raw patient reference, level and
+    time, which gold.alerts shows beside the id): no guess of patient numbers re-identifies the row."""
+    from lakehouse.clinical.early_warning import alert_id
+    from lakehouse.security import pseudonyms
+
+    key = b"k" * 32
+    df = vitals(spark, [("p_single", "systolic_bp", 85, 1)])
+    rules = news2_job.StateRules(hold_ms=0, carry_forward_s=3600, id_key=key)
+    out = run_early_warning(spark, df.select("patient_ref", "event_time", "vital", "value", "ward"), tmp_path, rules)
+    events = {r["status"]: r["alert_id"] for r in out.filter("kind = 'alert'").collect()}
+    at_us = int((T0 + dt.timedelta(seconds=1)).replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+    plain = alert_id("p_single", "single_parameter", at_us)
+    assert events == {"open": pseudonyms.keyed_id(plain, key)} and plain != events["open"]
 
 
 def test_alert_events_keep_the_close_of_each_alert(spark: SparkSession) -> None:

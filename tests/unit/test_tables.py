@@ -31,7 +31,7 @@ def test_invalid_table_names_are_refused(name: str) -> None:
 def test_every_table_and_column_is_explained_in_the_catalog() -> None:
     from lakehouse.tables import DATABASES, SPECS
 
-    assert set(DATABASES) == {"bronze", "silver", "gold", "dq", "ops"}
+    assert set(DATABASES) == {"bronze", "silver", "gold", "dq", "ops", "restricted"}
     assert all(len(comment) > 30 for comment in DATABASES.values())
     for spec in SPECS.values():
         assert spec.name.split(".")[0] in DATABASES
