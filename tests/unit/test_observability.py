@@ -209,3 +209,17 @@ def test_dag_run_summary_counts_states_and_times_the_latest_finished_run() -> No
     assert got["failed"] == (1, (90.0, got["failed"][1][1]))  # type: ignore[index]
     assert got["running"] == (1, None)
     assert dag_run_summary([]) == [("failed", 0, None), ("success", 0, None)]  # series exist before any run
+
+
+def test_replication_lag_is_reported_for_the_tables_that_replicate_only() -> None:
+    """A table that stays in its region (restricted.patient_identities, or one whose policy is forbidden) would
+    lag forever and keep the RPO alert firing: the exporter leaves it out."""
+    from dataclasses import replace
+
+    cfg = load_config(str(CONF_DIR / "local.yaml"))
+    tables = exporter.replicated_tables(cfg)
+    assert "silver.vitals" in tables and "restricted.patient_identities" not in tables
+    forbidding = replace(
+        cfg, replication=replace(cfg.replication, tables={**cfg.replication.tables, "silver.vitals": "forbidden"})
+    )
+    assert "silver.vitals" not in exporter.replicated_tables(forbidding)
