@@ -114,8 +114,6 @@ def register_assignments(cfg: Config, region: RegionConfig, rows: Iterable[Assig
     ids = uri(region, pseudonyms.IDENTITIES_TABLE)
     Hdfs(region).secure_folders()  # restricted/ is the pipeline user's alone before the table is created in it
     ensure_table(spark, ids, SPECS[pseudonyms.IDENTITIES_TABLE])
-    pairs = sorted({(n.patient_ref, a.patient_ref) for n, a in zip(named, items, strict=True)})
-    if pairs:
-        pseudonyms.record_identities(spark, ids, spark.createDataFrame(pairs, "pseudonym string, patient_ref string"))
+    pseudonyms.record_identities(spark, ids, [a.patient_ref for a in items], key)
     register(spark, location, named)
     return len(items)

@@ -154,9 +154,8 @@ def from_psv(
         f"features ({region.name}): {rows} patient-hours, {label_rows} labels of {len(records)} patients from {path.name}"
     )
     f_uri, l_uri = tables.uri(region, "gold.features_hourly"), tables.uri(region, "gold.sepsis_labels")
-    ids = [(pseudonyms.pseudonym(r.patient_id, patient_key), r.patient_id) for r in records]
-    found = spark.createDataFrame(ids, "pseudonym string, patient_ref string")
-    pseudonyms.record_identities(spark, tables.uri(region, pseudonyms.IDENTITIES_TABLE), found)
+    ids = tables.uri(region, pseudonyms.IDENTITIES_TABLE)
+    pseudonyms.record_identities(spark, ids, [r.patient_id for r in records], patient_key)
     f_version = delta.replace_range(spark, f_uri, feats, fx.hour_range_sql(start, end))
     l_version = delta.replace_range(spark, l_uri, labels, fx.hour_range_sql(start, end))
     feats.unpersist()

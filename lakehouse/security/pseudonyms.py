@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -132,16 +133,20 @@ def new_identities(found: DataFrame, known: DataFrame) -> DataFrame:
     )
 
 
-def record_identities(spark: SparkSession, location: str, found: DataFrame) -> None:
-    """Add the pairs of ``found`` that ``restricted.patient_identities`` at ``location`` lacks (idempotent MERGE,
-    for one-off writers such as the device registry; the silver stream appends per batch instead)."""
+def record_identities(spark: SparkSession, location: str, patient_refs: Iterable[str], key: bytes) -> None:
+    """Add the raw references ``patient_refs`` that ``restricted.patient_identities`` at ``location`` lacks, with
+    their pseudonyms (an idempotent MERGE, for one-off writers such as the device registry and a PhysioNet backfill;
+    the silver stream appends per batch instead)."""
     from delta.tables import DeltaTable
 
-    stamped = found.withColumn("first_seen_time", F.current_timestamp())
+    pairs = sorted({(pseudonym(ref, key), ref) for ref in patient_refs})
+    if not pairs:
+        return
+    found = spark.createDataFrame(pairs, "pseudonym string, patient_ref string")
     (
         DeltaTable.forPath(spark, location)
         .alias("t")
-        .merge(stamped.alias("s"), "t.pseudonym = s.pseudonym")
+        .merge(found.withColumn("first_seen_time", F.current_timestamp()).alias("s"), "t.pseudonym = s.pseudonym")
         .whenNotMatchedInsertAll()
         .execute()
     )

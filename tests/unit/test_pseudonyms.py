@@ -97,3 +97,21 @@ def test_queries_starting_together_read_the_same_generated_key(cfg: Config, tmp_
             keys = set(pool.map(race, range(8)))
         assert len(keys) == 1 and len(keys.pop()) == 64
         assert [p.name for p in (tmp_path / f"state{attempt}" / "secrets").iterdir()] == ["pseudonym.key"]
+
+
+def test_one_off_writers_add_each_identity_once(spark: SparkSession, tmp_path: Path) -> None:
+    """The registry and a backfill MERGE their raw references into restricted.patient_identities: a second
+    registration of the same patients adds nothing, a new patient adds one row."""
+    from lakehouse.io.delta import ensure_table
+    from lakehouse.tables import SPECS
+
+    location = str(tmp_path / "patient_identities")
+    ensure_table(spark, location, SPECS[pseudonyms.IDENTITIES_TABLE])
+    pseudonyms.record_identities(spark, location, ["p1", "p2", "p1"], KEY)
+    pseudonyms.record_identities(spark, location, ["p2", "p3"], KEY)
+    pseudonyms.record_identities(spark, location, [], KEY)
+    rows = spark.read.format("delta").load(location).collect()
+    assert sorted((r["pseudonym"], r["patient_ref"]) for r in rows) == sorted(
+        (pseudonyms.pseudonym(p, KEY), p) for p in ("p1", "p2", "p3")
+    )
+    assert all(r["first_seen_time"] is not None for r in rows)
