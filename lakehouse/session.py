@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 
 from lakehouse.config import CONF_DIR, Config, RegionConfig
+from lakehouse.security import encryption
 from lakehouse.stack import cds, jvm
 
 DERBY_CLIENT_JARS = ("derbyclient",)  # the metastore client driver; derby, derbyshared, derbytools ship with pyspark
@@ -51,7 +52,7 @@ def derby_client_classpath(cfg: Config) -> str:
 
 def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every Spark setting a lakehouse job runs with (config values first, then ``overrides``)."""
-    jar_list = ",".join(str(p) for p in jvm.jars(cfg, "spark"))
+    jar_list = ",".join(str(p) for p in (*jvm.jars(cfg, "spark"), *jvm.jars(cfg, "crypto")))
     conf = {
         "spark.app.name": app_name,
         "spark.master": cfg.spark.master,
@@ -77,6 +78,8 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         # pandas warns about a future change that does not affect those typed columns
         "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning:pyspark.sql.pandas.serializers",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Parquet modular encryption of the tables that opt in (their PHI columns), keys from the KMS client
+        **encryption.spark_conf(cfg),
     }
     if cfg.spark.master.startswith("local"):
         # the embedded profile stays on loopback

@@ -26,7 +26,7 @@ from lakehouse.ml.features import FEATURES_COMMENTS, FEATURES_SCHEMA, LABELS_SCH
 from lakehouse.ml.schemas import MODEL_DRIFT_COMMENTS, MODEL_DRIFT_SCHEMA, RISK_SCORES_COMMENTS, RISK_SCORES_SCHEMA
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 from lakehouse.replication import state as replication_state
-from lakehouse.security import pseudonyms
+from lakehouse.security import encryption, pseudonyms
 
 # ops.ingest_batches: one row per silver micro-batch; key (region, batch_id); records = accepted + quarantined + duplicate.
 INGEST_BATCHES_SCHEMA = T.StructType(
@@ -305,7 +305,7 @@ SPECS: dict[str, TableSpec] = {
                   }),
         TableSpec(pseudonyms.IDENTITIES_TABLE, pseudonyms.IDENTITIES_SCHEMA, (),
                   "One row per pseudonymized patient (key pseudonym): the pseudonym's raw patient identifier.",
-                  pseudonyms.IDENTITIES_COMMENTS),
+                  pseudonyms.IDENTITIES_COMMENTS, encryption.table_properties("patient_ref")),
         TableSpec(replication_state.TABLE, replication_state.REPLICATION_STATE_SCHEMA, (),
                   "Replication state after the latest pass; one row per (table, source, target); lives in the target.",
                   replication_state.COLUMNS),

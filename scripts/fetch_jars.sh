@@ -4,6 +4,8 @@
 #   kafka  : the Kafka broker (KRaft) and its tools
 #   hadoop : the HDFS daemons (NameNode, DataNode)
 #   metastore: the Derby network server holding the Hive metastore databases, and its client driver
+#   crypto : not from Maven: jvm/crypto/src compiled against pyspark's Parquet and Hadoop jars (the file-based
+#            key-management client of Parquet modular encryption, lakehouse/security/encryption.py)
 # Idempotent: a set is re-resolved only when its pom changed (a stamp holds the pom's checksum).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +36,19 @@ for set in spark kafka hadoop metastore; do
   rm -rf "$out" && mv "$out.tmp" "$out"
   echo "jars: $set resolved ($(ls "$out"/*.jar | wc -l) jars, $(du -sh "$out" | cut -f1))"
 done
+
+# the crypto set: javac, then jar (both in the JDK), re-built only when the sources or pyspark's jars changed
+out="$JARS_DIR/crypto"
+cp=$(ls "$pyspark_jars"/parquet-hadoop-[0-9]*.jar "$pyspark_jars"/parquet-common-[0-9]*.jar "$pyspark_jars"/hadoop-client-api-[0-9]*.jar | paste -sd:)
+sum=$( (find jvm/crypto/src -name '*.java' -print0 | sort -z | xargs -0 sha256sum; echo "$cp") | sha256sum | cut -d' ' -f1)
+if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$sum" ]]; then
+  echo "jars: crypto up to date"
+else
+  echo "jars: compiling crypto (jvm/crypto/src) ..."
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp/classes"
+  find jvm/crypto/src -name '*.java' -print0 | xargs -0 javac --release 17 -Xlint:all -Werror -d "$out.tmp/classes" -cp "$cp"
+  jar --create --file "$out.tmp/healthlake-crypto.jar" -C "$out.tmp/classes" .
+  rm -rf "$out.tmp/classes" && echo "$sum" > "$out.tmp/.stamp"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "jars: crypto built ($out/healthlake-crypto.jar)"
+fi

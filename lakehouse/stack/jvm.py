@@ -62,7 +62,7 @@ def jar_dir(cfg: Config, jar_set: str) -> Path:
     if not folder.is_dir() or not any(folder.glob("*.jar")):
         raise StackError(
             f"the {jar_set} jars are missing from {folder}",
-            fix="run `make setup` (it resolves them with Maven from jvm/*.pom.xml)",
+            fix="run `make setup` (it resolves them with Maven from jvm/*.pom.xml and compiles jvm/crypto)",
         )
     return folder
 

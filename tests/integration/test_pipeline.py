@@ -127,7 +127,7 @@ def test_no_patient_or_device_identifier_reaches_a_delta_log(spark: SparkSession
 def test_raw_patient_references_stop_at_the_silver_boundary(spark: SparkSession, filled: Filled) -> None:
     """Silver and gold name patients by pseudonym (HMAC under the site's key, from the secret file); the raw
     references are in bronze, on the clinical alert topic and in restricted.patient_identities, whose folder
-    only the pipeline user may enter."""
+    only the pipeline user may enter and whose files are encrypted."""
     from hdfs import HdfsError, InsecureClient
 
     from lakehouse.io.hdfs import Hdfs
@@ -161,6 +161,15 @@ def test_raw_patient_references_stop_at_the_silver_boundary(spark: SparkSession,
     analyst = InsecureClient(region.hdfs.webhdfs_url, user="analyst", timeout=30)
     with pytest.raises(HdfsError, match="Permission denied"):
         analyst.list(owner.table_path(pseudonyms.IDENTITIES_TABLE))
+    # and encrypted at rest (Parquet modular encryption): every data file has an encrypted footer and no raw
+    # reference in its bytes, so a copy of the folder or of HDFS's block files is not a list of patients
+    folder = owner.table_path(pseudonyms.IDENTITIES_TABLE)
+    parts = [name for name in owner.client.list(folder) if name.endswith(".parquet")]
+    assert parts
+    for name in parts:
+        with owner.client.read(f"{folder}/{name}") as reader:
+            data = reader.read()
+        assert data[:4] == data[-4:] == b"PARE" and not any(r.encode() in data for r in raw), name
 
 
 def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, filled: Filled) -> None:

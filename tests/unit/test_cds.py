@@ -17,7 +17,9 @@ LOGGING = ["-Xlog:disable", "-Xlog:all=warning:stderr"]  # JVM warnings never re
 def _profile(cfg: Config, tmp_path: Path, master: str = "local[2]") -> Config:
     (tmp_path / "spark").mkdir(exist_ok=True)
     (tmp_path / "metastore").mkdir(exist_ok=True)
-    for name in ("spark/delta-spark.jar", "spark/spark-sql-kafka.jar", "metastore/derbyclient-10.16.1.1.jar"):
+    (tmp_path / "crypto").mkdir(exist_ok=True)
+    for name in ("spark/delta-spark.jar", "spark/spark-sql-kafka.jar", "metastore/derbyclient-10.16.1.1.jar",
+                 "crypto/healthlake-crypto.jar"):  # fmt: skip
         (tmp_path / name).write_bytes(b"jar")
     return replace(cfg, jars_dir=tmp_path, spark=replace(cfg.spark, master=master, java_options="-XX:+UseSerialGC"))
 
