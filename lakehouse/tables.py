@@ -134,7 +134,7 @@ SPECS: dict[str, TableSpec] = {
                       "kafka_timestamp": "Kafka record timestamp (producer create time), UTC.",
                       "ingest_time": "When the bronze stream wrote the record, UTC.",
                       "ingest_date": "UTC date of ingest_time (partition column).",
-                  }),
+                  }, encryption.table_properties("value", plaintext_footer=True)),
         TableSpec("silver.vitals", SILVER_VITALS_SCHEMA, ("event_date",),
                   "One row per accepted measurement; key (message_id, measurement_index); UCUM units, LOINC codes.",
                   {
@@ -173,7 +173,7 @@ SPECS: dict[str, TableSpec] = {
                       "raw_value": "The raw Kafka record value, kept for replay after a fix.",
                       "ingest_time": "When the record reached bronze, UTC.",
                       "ingest_date": "UTC date of ingest_time (partition column).",
-                  }),
+                  }, encryption.table_properties("raw_value", plaintext_footer=True)),
         TableSpec("silver.accepted_messages", ACCEPTED_MESSAGES_SCHEMA, ("event_date",),
                   "One row per accepted (non-duplicate) message: the deduplication index by message id and device seq.",
                   {

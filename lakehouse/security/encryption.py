@@ -6,16 +6,19 @@ carries only the wrapped keys; reading it needs the KMS. AES-GCM authenticates e
 file altered on disk fails to read (``TagVerificationException``) instead of returning altered data.
 
 - Which tables and columns: a table's Delta properties (:func:`table_properties`, set by its ``TableSpec``).
-  ``restricted.patient_identities`` encrypts ``patient_ref`` (the raw patient identifier) under the ``phi``
-  master key and the footer and every other column under the ``footer`` key. Writes of that table (appends,
-  MERGE, OPTIMIZE) encrypt; other tables and Delta's own log and checkpoints are unchanged.
+  Under the ``phi`` master key: ``restricted.patient_identities.patient_ref`` (the raw patient identifier),
+  ``bronze.telemetry.value`` and ``silver.quarantine.raw_value`` (device messages as received: raw patient
+  reference and vital signs); every other column of those tables under the ``footer`` key. Their writes
+  (appends, streaming batches, MERGE, OPTIMIZE) encrypt; other tables and Delta's log and checkpoints do not.
+  Bronze and the quarantine keep a signed plaintext footer (their row counts stay readable without keys, for
+  the ``deltalake`` check of ``lakehouse replicate verify``); the identities table, never replicated, does not.
 - Which KMS: the Spark setting ``spark.hadoop.parquet.encryption.kms.client.class``. The embedded default is
   ``healthlake.crypto.FileKmsClient`` (``jvm/crypto``, built by ``make setup``): master keys from a local key file,
   ``$LAKEHOUSE_KMS_KEY_FILE``, else ``<state_dir>/secrets/parquet-master.keys`` (generated once, mode 0600),
   never in code or committed config. A production profile names its KMS's client in ``spark.conf`` instead.
 
-Not encrypted here: bronze's raw payload and the quarantine's (replicated tables that the independent
-``deltalake`` reader of ``lakehouse replicate verify`` must read; it has no Parquet decryption).
+Both regions must hold the same master keys: replication copies files byte for byte, and a promoted secondary
+reads and writes them.
 """
 
 from __future__ import annotations
@@ -72,11 +75,14 @@ def spark_conf(cfg: Config) -> dict[str, str]:
     }
 
 
-def table_properties(*phi_columns: str) -> tuple[tuple[str, str], ...]:
-    """Delta table properties that encrypt ``phi_columns`` under the PHI key and the footer and every other column
-    under the footer key (complete columns: no byte of a data file is left unauthenticated)."""
-    return (
+def table_properties(*phi_columns: str, plaintext_footer: bool = False) -> tuple[tuple[str, str], ...]:
+    """Delta table properties that encrypt ``phi_columns`` under the PHI key and every other column under the
+    footer key (complete columns: no byte of a data file is left unauthenticated). The footer is encrypted, or
+    with ``plaintext_footer`` left readable and signed (row counts for clients without keys, such as the
+    ``deltalake`` reader of ``lakehouse replicate verify``; no column is readable without keys either way)."""
+    properties = (
         ("parquet.encryption.footer.key", FOOTER_KEY),
         ("parquet.encryption.column.keys", f"{PHI_KEY}:{','.join(phi_columns)}"),
         ("parquet.encryption.complete.columns", "true"),
     )
+    return (*properties, ("parquet.encryption.plaintext.footer", "true")) if plaintext_footer else properties

@@ -161,15 +161,18 @@ def test_raw_patient_references_stop_at_the_silver_boundary(spark: SparkSession,
     analyst = InsecureClient(region.hdfs.webhdfs_url, user="analyst", timeout=30)
     with pytest.raises(HdfsError, match="Permission denied"):
         analyst.list(owner.table_path(pseudonyms.IDENTITIES_TABLE))
-    # and encrypted at rest (Parquet modular encryption): every data file has an encrypted footer and no raw
-    # reference in its bytes, so a copy of the folder or of HDFS's block files is not a list of patients
-    folder = owner.table_path(pseudonyms.IDENTITIES_TABLE)
-    parts = [name for name in owner.client.list(folder) if name.endswith(".parquet")]
-    assert parts
-    for name in parts:
-        with owner.client.read(f"{folder}/{name}") as reader:
-            data = reader.read()
-        assert data[:4] == data[-4:] == b"PARE" and not any(r.encode() in data for r in raw), name
+    # and encrypted at rest (Parquet modular encryption), as are the raw payloads of bronze and the quarantine
+    # (written by the streaming jobs): no raw reference in any data file's bytes, so a copy of the folders or
+    # of HDFS's block files is not a list of patients; the identities' footers are encrypted too
+    magic = {pseudonyms.IDENTITIES_TABLE: b"PARE", "bronze.telemetry": b"PAR1", "silver.quarantine": b"PAR1"}
+    for name, expected in magic.items():
+        walked = owner.client.walk(owner.table_path(name))
+        parts = [f"{root}/{f}" for root, _, files in walked if "_delta_log" not in root for f in files if f.endswith(".parquet")]  # fmt: skip
+        assert parts, name
+        for path in parts:
+            with owner.client.read(path) as reader:
+                data = reader.read()
+            assert data[:4] == data[-4:] == expected and not any(r.encode() in data for r in raw), path
 
 
 def test_alerts_are_deduplicated_and_published_to_kafka(spark: SparkSession, filled: Filled) -> None:
