@@ -466,6 +466,10 @@ def _bench(args: argparse.Namespace) -> int:
         )
     elif args.kind == "ingest":
         result = bench.ingest(cfg, messages=args.messages, progress=say, dq=args.dq)
+    elif args.kind == "encryption":
+        from lakehouse.security import benchmark as enc_bench
+
+        result = enc_bench.run(cfg, rows=args.messages, progress=say)
     elif args.kind == "training":
         from lakehouse.ml import benchmark as ml_bench
         from lakehouse.session import build_spark, ml_overrides
@@ -837,10 +841,11 @@ def build_parser() -> argparse.ArgumentParser:
     ml.set_defaults(func=_ml)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
-    bench.add_argument("kind", choices=["ingest", "latency", "replication", "training"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
+    bench.add_argument("kind", choices=["ingest", "latency", "replication", "training", "encryption"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
                        " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; replication: asia -> europe MB/s"
                        " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest; training: feature and GBT"
-                       " training time and peak memory at fractions of a PhysioNet archive vs a logistic regression on the same rows")  # fmt: skip
+                       " training time and peak memory at fractions of a PhysioNet archive vs a logistic regression on the same rows;"
+                       " encryption: bronze rows appended and read with and without Parquet encryption of the payload")  # fmt: skip
     bench.add_argument("--psv-dir", type=Path, default=None, help="training: PhysioNet archive (.tar.gz or folder of .psv)")
     bench.add_argument("--fractions", default="0.1,0.5,1.0", help="training: shares of the archive's patients (default 0.1,0.5,1.0)")
     bench.add_argument(
@@ -851,7 +856,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     bench.add_argument(
-        "--messages", type=int, default=400_000, help="ingest: messages to push through (default 400000)"
+        "--messages", type=int, default=400_000,
+        help="ingest: messages to push through; encryption: rows per table (default 400000)",
     )
     bench.add_argument(
         "--dq", choices=["on", "off", "both"], default="on",
