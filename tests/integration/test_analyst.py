@@ -33,7 +33,7 @@ from lakehouse.devices import physionet, simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.ml import build, drift, scoring, train
 from lakehouse.replication import replicator
-from lakehouse.security import pseudonyms
+from lakehouse.security import encryption, pseudonyms
 from lakehouse.tables import DATABASES, uri
 from tests.conftest import run_cli, with_ml_settings
 
@@ -284,7 +284,9 @@ def connect_url(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> I
     data["spark_connect"]["url"] = url
     profile = folder / "connect.yaml"
     profile.write_text(yaml.safe_dump(data))
-    env = {**os.environ, "LAKEHOUSE_ENV": str(profile)}
+    # its own state folder, the deployment's master keys: the tables' encrypted columns are unreadable without them
+    keys = encryption.key_file(sandbox.cfg)
+    env = {**os.environ, "LAKEHOUSE_ENV": str(profile), encryption.KEY_FILE_ENV: str(keys)}
     up = run_cli("stack", "up", "--service", "spark-connect", env=env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

@@ -12,6 +12,7 @@ import java.util.Map;
 
 import org.apache.parquet.crypto.KeyAccessDeniedException;
 import org.apache.parquet.crypto.ParquetCryptoRuntimeException;
+import org.apache.parquet.crypto.TagVerificationException;
 import org.apache.parquet.crypto.keytools.LocalWrapKmsClient;
 
 /**
@@ -68,6 +69,18 @@ public class FileKmsClient extends LocalWrapKmsClient {
       keys.put(line.substring(0, colon).trim(), key);
     }
     masterKeys = keys;
+  }
+
+  /** A data key that this key file's master key does not unwrap: say which key file, not only "GCM tag check failed". */
+  @Override
+  public byte[] unwrapKey(String wrappedKey, String masterKeyIdentifier) throws KeyAccessDeniedException {
+    try {
+      return super.unwrapKey(wrappedKey, masterKeyIdentifier);
+    } catch (TagVerificationException e) {
+      throw new KeyAccessDeniedException("master key '" + masterKeyIdentifier + "' of " + source
+          + " does not unwrap this file's data key: the file was written under another key file (give this process"
+          + " the deployment's key file, $LAKEHOUSE_KMS_KEY_FILE) or its key metadata was altered", e);
+    }
   }
 
   @Override
