@@ -1,12 +1,12 @@
 """The analyst's side on the real local stack: the persistent catalog across processes and a metastore restart,
 `lakehouse sql`, every notebook executed headlessly, and gold through the Spark Connect server.
 
-One sandbox (its own lakehouse root, topics and metastore database on the shared stack) is filled by two
-catch-up passes: the first in the tests' warm session (a new JVM's first pass costs minutes on two cores), the
-second as `lakehouse pipeline run --once` in a fresh process, which registers every table in the sandbox's
-persistent catalog exactly as in production; gold.news2 has a version before and after the second pass. Then the
-model's tables (a sandbox champion's scores and drift) and one replication pass to the secondary, for the model
-and DR notebooks.
+One sandbox (its own lakehouse root and topics on the shared stack, and a metastore of its own, which the catalog
+test restarts without disturbing the tests of the other lane) is filled by two catch-up passes: the first in the
+tests' warm session (a new JVM's first pass costs minutes on two cores), the second as `lakehouse pipeline run
+--once` in a fresh process, which registers every table in the sandbox's persistent catalog exactly as in
+production; gold.news2 has a version before and after the second pass. Then the model's tables (a sandbox
+champion's scores and drift) and one replication pass to the secondary, for the model and DR notebooks.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -96,9 +97,47 @@ def _model_and_replica(spark: SparkSession, path: Path) -> Config:
     return cfg
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _own_state_profile(profile: Path, folder: Path, **changes: Any) -> dict[str, str]:
+    """The environment of `lakehouse stack` for a service of the sandbox's own: a copy of its profile with its
+    own state folder (so the service's home, pid file and data never meet the shared stack's), the deployment's
+    master keys (the tables' encrypted columns are unreadable without them) and ``changes`` at top level."""
+    data = {**yaml.safe_load(profile.read_text()), "state_dir": str(folder / "state"), **changes}
+    own = folder / "profile.yaml"
+    own.write_text(yaml.safe_dump(data))
+    keys = encryption.key_file(load_config(str(profile)))
+    return {**os.environ, "LAKEHOUSE_ENV": str(own), encryption.KEY_FILE_ENV: str(keys)}
+
+
 @pytest.fixture(scope="module")
-def sandbox(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+def metastore(stack: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The sandbox's profile, whose primary region's catalog is a metastore of its own (a Derby server on a free
+    port, started by `lakehouse stack up --service metastore-<region>`), and the environment that starts and stops
+    it: restarting it disturbs no other test's catalog (the suite runs in two lanes at once)."""
     path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("analyst"), "analyst")
+    primary = load_config(str(path)).primary.name
+    data = yaml.safe_load(path.read_text())
+    data["regions"][primary]["metastore"]["derby_port"] = _free_port()
+    path.write_text(yaml.safe_dump(data))
+    env = _own_state_profile(path, tmp_path_factory.mktemp("metastore"))
+    service = f"metastore-{primary}"
+    up = run_cli("stack", "up", "--service", service, env=env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield path, env
+    finally:
+        down = run_cli("stack", "down", "--service", service, env=env)
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="module")
+def sandbox(metastore: tuple[Path, dict[str, str]], spark: SparkSession) -> Sandbox:
+    path = metastore[0]
     cfg = load_config(str(path))
     env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
     region = cfg.primary
@@ -182,11 +221,11 @@ print(json.dumps({
 
 
 def test_catalog_survives_a_metastore_restart_and_serves_several_new_processes_at_once(
-    sandbox: Sandbox, spark: SparkSession
+    sandbox: Sandbox, spark: SparkSession, metastore: tuple[Path, dict[str, str]]
 ) -> None:
-    metastore = f"metastore-{sandbox.cfg.primary.name}"
-    assert run_cli("stack", "down", "--service", metastore).returncode == 0
-    restarted = run_cli("stack", "up", "--service", metastore)
+    service, env = f"metastore-{sandbox.cfg.primary.name}", metastore[1]
+    assert run_cli("stack", "down", "--service", service, env=env).returncode == 0
+    restarted = run_cli("stack", "up", "--service", service, env=env)
     assert restarted.returncode == 0, restarted.stderr
     command = [sys.executable, "-c", CATALOG_PROBE]
     procs = [
@@ -267,26 +306,13 @@ def test_refused_queries_become_one_line_errors(spark: SparkSession, query: str,
 # --------------------------------------------------------------------------- Spark Connect and notebooks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def connect_url(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Spark Connect server over the sandbox's catalog, started by `lakehouse stack up --service spark-connect`
     (its own state folder and a free port, so it never meets a regular server), stopped at the end."""
-    folder = tmp_path_factory.mktemp("connect")
-    data = yaml.safe_load(sandbox.path.read_text())
     url = f"sc://127.0.0.1:{_free_port()}"
-    data["state_dir"] = str(folder / "state")
-    data["spark_connect"]["url"] = url
-    profile = folder / "connect.yaml"
-    profile.write_text(yaml.safe_dump(data))
-    # its own state folder, the deployment's master keys: the tables' encrypted columns are unreadable without them
-    keys = encryption.key_file(sandbox.cfg)
-    env = {**os.environ, "LAKEHOUSE_ENV": str(profile), encryption.KEY_FILE_ENV: str(keys)}
+    connect = {**yaml.safe_load(sandbox.path.read_text())["spark_connect"], "url": url}
+    env = _own_state_profile(sandbox.path, tmp_path_factory.mktemp("connect"), spark_connect=connect)
     up = run_cli("stack", "up", "--service", "spark-connect", env=env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

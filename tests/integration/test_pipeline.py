@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -249,6 +251,14 @@ def test_kill_minus_9_mid_run_then_restart_loses_and_duplicates_nothing(
     spark: SparkSession, stack: Config, tmp_path: Path
 ) -> None:
     path = isolated_profile(tmp_path, "kill")
+    # its /metrics on a port of its own: the region's regular endpoint belongs to test_observability's pipeline,
+    # which the other lane may be running right now
+    data = yaml.safe_load(path.read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    data["observability"]["pipeline_metrics"] = dict.fromkeys(data["regions"], f"127.0.0.1:{free}")
+    path.write_text(yaml.safe_dump(data))
     cfg = load_config(str(path))
     region = cfg.primary
     env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
