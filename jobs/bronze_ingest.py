@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lakehouse.cli import guarded
+from lakehouse.cli import run_job
 from lakehouse.config import load_config
 from lakehouse.ingest.bronze import start_bronze
 from lakehouse.session import build_spark
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bronze.telemetry <- {cfg.topics.telemetry}: {rows} records")
         return 0
 
-    return guarded(job)
+    return run_job("bronze_ingest", sys.argv[1:] if argv is None else argv, job)
 
 
 if __name__ == "__main__":

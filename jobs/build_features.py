@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.cli import guarded
+from lakehouse.cli import run_job
 from lakehouse.config import load_config
 from lakehouse.devices import physionet
 from lakehouse.errors import LakehouseError
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run.as_dict()))
         return 0
 
-    return guarded(job)
+    return run_job("build_features", sys.argv[1:] if argv is None else argv, job)
 
 
 if __name__ == "__main__":

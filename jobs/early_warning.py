@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from lakehouse import pipeline
-from lakehouse.cli import guarded
+from lakehouse.cli import run_job
 from lakehouse.config import load_config
 from lakehouse.ingest.alerts_job import start_alerts
 from lakehouse.ingest.news2_job import start_news2
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gold.news2, {cfg.topics.alerts} <- {cfg.topics.telemetry}: {rows} records")
         return 0
 
-    return guarded(job)
+    return run_job("early_warning", sys.argv[1:] if argv is None else argv, job)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from lakehouse.cli import main
+from lakehouse.cli import job_main
 
 if __name__ == "__main__":
-    sys.exit(main(["export", "fhir", *sys.argv[1:]]))
+    sys.exit(job_main("export_fhir", ["export", "fhir"], sys.argv[1:]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from lakehouse.cli import main
+from lakehouse.cli import job_main
 
 if __name__ == "__main__":
-    sys.exit(main(["replicate", *sys.argv[1:]]))
+    sys.exit(job_main("replicate", ["replicate"], sys.argv[1:]))

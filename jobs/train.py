@@ -13,7 +13,7 @@ import dataclasses
 import json
 import sys
 
-from lakehouse.cli import guarded
+from lakehouse.cli import run_job
 from lakehouse.config import load_config
 from lakehouse.errors import LakehouseError
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(decision.as_dict()))
         return 0
 
-    return guarded(job)
+    return run_job("train", sys.argv[1:] if argv is None else argv, job)
 
 
 if __name__ == "__main__":

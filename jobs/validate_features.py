@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from lakehouse.cli import guarded
+from lakehouse.cli import run_job
 from lakehouse.config import load_config
 
 LABEL_CHECKS = ("enough_labelled_rows", "label_values")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"feature checks failed: {', '.join(failed)}", file=sys.stderr)
         return 1 if failed else 0
 
-    return guarded(job)
+    return run_job("validate_features", sys.argv[1:] if argv is None else argv, job)
 
 
 if __name__ == "__main__":

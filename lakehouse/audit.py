@@ -10,6 +10,8 @@ What is recorded (action: outcomes):
 - ``dq.gate``: passed | blocked, the validation job's verdict; blocked, a streaming batch stopped
 - ``pipeline.run``: target ``once``: succeeded | failed (a catch-up run); ``continuous``: started | stopped |
   failed (``pipeline start``, a promoted standby included)
+- ``job.run``: succeeded | failed, every run of an entry point of ``jobs/`` (what Airflow and spark-submit run);
+  target ``<job>`` or ``<job> <step>``, detail its arguments, exit code, seconds and error; in the primary in force
 
 Who: the Airflow task (``airflow:<dag>/<run id>/<task>``) when a DAG runs the job, else the OS user.
 Written with the ``deltalake`` package, so jobs without a JVM (replication, failover) record the same way.
@@ -22,7 +24,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,3 +126,31 @@ def read(region: RegionConfig, action: str | None = None) -> list[dict[str, Any]
         return []
     rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
     return sorted((r for r in rows if action is None or r["action"] == action), key=lambda r: r["event_time"])
+
+
+def record_job_run(
+    job: str, argv: Sequence[str], code: int, seconds: float, error: str | None,
+    into: Callable[[], RegionConfig] | None = None,
+) -> bool:  # fmt: skip
+    """Record a run of ``jobs/<job>.py`` (``job.run``) in ``into()``'s audit log, by default the primary in force
+    (fencing state) of the process's profile. Never raises: a run that cannot be recorded is logged. True when
+    recorded."""
+    try:
+        region = into() if into is not None else _primary_in_force()
+    except Exception as exc:  # noqa: BLE001 -- no profile, no reachable region: the job's own outcome stands
+        log.error(f"ops.audit_log: run of job {job} not recorded: {exc}")
+        return False
+    step = [argv[0]] if argv and not argv[0].startswith("-") else []
+    detail: dict[str, Any] = {"args": list(argv), "exit_code": code, "seconds": round(seconds, 1)}
+    if error is not None:
+        detail["error"] = error
+    outcome = "succeeded" if code == 0 else "failed"
+    return try_record(region, entry("job.run", " ".join([job, *step]), region.name, outcome, detail))
+
+
+def _primary_in_force() -> RegionConfig:
+    from lakehouse.config import load_config
+    from lakehouse.replication import fencing
+
+    cfg = load_config()
+    return cfg.region(fencing.current(cfg)[0].primary)

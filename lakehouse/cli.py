@@ -6,6 +6,7 @@ import argparse
 import ast
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -475,7 +476,9 @@ def _bench(args: argparse.Namespace) -> int:
         from lakehouse.session import build_spark, ml_overrides
 
         if args.psv_dir is None:
-            raise LakehouseError("bench training needs --psv-dir", fix="--psv-dir ../shared/data/physionet2019/training_setA.tar.gz")
+            raise LakehouseError(
+                "bench training needs --psv-dir", fix="--psv-dir ../shared/data/physionet2019/training_setA.tar.gz"
+            )
         fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
         spark = build_spark(cfg, "lakehouse-bench-training", ml_overrides(cfg), persistent_catalog=False)
         result = ml_bench.run(spark, cfg, args.psv_dir, fractions, progress=say)
@@ -846,8 +849,12 @@ def build_parser() -> argparse.ArgumentParser:
                        " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest; training: feature and GBT"
                        " training time and peak memory at fractions of a PhysioNet archive vs a logistic regression on the same rows;"
                        " encryption: bronze rows appended and read with and without Parquet encryption of the payload")  # fmt: skip
-    bench.add_argument("--psv-dir", type=Path, default=None, help="training: PhysioNet archive (.tar.gz or folder of .psv)")
-    bench.add_argument("--fractions", default="0.1,0.5,1.0", help="training: shares of the archive's patients (default 0.1,0.5,1.0)")
+    bench.add_argument(
+        "--psv-dir", type=Path, default=None, help="training: PhysioNet archive (.tar.gz or folder of .psv)"
+    )
+    bench.add_argument(
+        "--fractions", default="0.1,0.5,1.0", help="training: shares of the archive's patients (default 0.1,0.5,1.0)"
+    )
     bench.add_argument(
         "--versions",
         type=int,
@@ -856,7 +863,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     bench.add_argument(
-        "--messages", type=int, default=400_000,
+        "--messages",
+        type=int,
+        default=400_000,
         help="ingest: messages to push through; encryption: rows per table (default 400000)",
     )
     bench.add_argument(
@@ -906,24 +915,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def guarded(job: Callable[[], int]) -> int:
-    """Run an entry point: a :class:`LakehouseError` prints one clear message (no traceback) and exits non-zero."""
+def guarded(job: Callable[[], int], on_end: Callable[[int, str | None], None] | None = None) -> int:
+    """Run an entry point: a :class:`LakehouseError` prints one clear message (no traceback) and exits non-zero.
+
+    ``on_end`` (if given) hears the exit code and the error message (None on success) when the job ends, however
+    it ends; an unexpected exception is re-raised after it."""
+    code, error = 1, None
     try:
-        return int(job())
+        code = int(job())
+        return code
     except LakehouseError as exc:
         from lakehouse.observability import logs
 
         logs.failure(exc)
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code, error = exc.exit_code, str(exc)
+        return code
     except Exception as exc:
         from lakehouse.observability import logs
 
         logs.failure(exc)
+        error = f"{type(exc).__name__}: {exc}"
         raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        code, error = 130, "interrupted"
+        return code
+    finally:
+        if on_end is not None:
+            on_end(code, error)
+
+
+def run_job(job: str, argv: Sequence[str], body: Callable[[], int]) -> int:
+    """Run the entry point ``jobs/<job>.py`` (as Airflow and spark-submit run it) through :func:`guarded`, and record
+    the run in the ops.audit_log of the primary in force (``job.run``: :func:`lakehouse.audit.record_job_run`).
+    Recording never changes the job's outcome; it writes to stderr only (a task's last stdout line is its XCom)."""
+    from lakehouse import audit
+
+    started = time.monotonic()
+    return guarded(body, lambda code, error: audit.record_job_run(job, argv, code, time.monotonic() - started, error))
+
+
+def job_main(job: str, command: Sequence[str], argv: Sequence[str]) -> int:
+    """Entry point of ``jobs/<job>.py`` that runs the CLI's ``command`` with the job's arguments ``argv``: as
+    :func:`main`, and recorded as :func:`run_job` records."""
+    args = build_parser().parse_args([*command, *argv])
+    return run_job(job, argv, lambda: int(args.func(args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

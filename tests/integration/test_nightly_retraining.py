@@ -4,6 +4,7 @@ to MLflow, register `sepsis_risk` and promote. A run whose first task fails fail
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,8 +83,6 @@ def test_it_produced_an_mlflow_run_and_a_promoted_model_version(stack: Config, r
 
 def test_the_gate_decision_is_in_the_audit_log(stack: Config, retrained: DagRun, spark: SparkSession) -> None:
     """Who decided (the promote task of this DAG run), about which version, with what outcome and evidence."""
-    import json
-
     from mlflow import MlflowClient
     from pyspark.sql import functions as F
 
@@ -92,13 +91,28 @@ def test_the_gate_decision_is_in_the_audit_log(stack: Config, retrained: DagRun,
     client = MlflowClient(stack.mlflow.tracking_uri, registry_uri=stack.mlflow.tracking_uri)
     challenger = client.get_model_version_by_alias(stack.ml.model_name, "challenger")
     log = spark.read.format("delta").load(tables.uri(stack.primary, audit.TABLE))
-    rows = log.where(F.col("actor") == f"airflow:{DAG_ID}/{retrained.run_id}/promote").collect()
+    rows = log.where(F.col("actor") == f"airflow:{DAG_ID}/{retrained.run_id}/promote")
+    rows = rows.where(F.col("action") == "model.promotion_gate").collect()
     assert len(rows) == 1, rows
     row = rows[0]
     assert row["action"] == "model.promotion_gate" and row["target"] == f"{stack.ml.model_name}/{challenger.version}"
     promoted = challenger.tags["gate.promoted"] == "True"
     assert row["outcome"] == ("promoted" if promoted else "kept_champion") and row["region"] == stack.primary.name
     assert json.loads(row["detail"])["challenger"] == int(challenger.version)
+
+
+def test_every_task_that_ran_a_job_is_in_the_audit_log(stack: Config, retrained: DagRun) -> None:
+    """Each task of the run runs a jobs/ entry point, which records itself (job.run): rows by each task that ran
+    (its actor; one per attempt), the last succeeded with exit code 0; none by a task that was skipped."""
+    from lakehouse import audit
+
+    prefix = f"airflow:{DAG_ID}/{retrained.run_id}/"
+    rows = [r for r in audit.read(stack.primary, "job.run") if r["actor"].startswith(prefix)]  # oldest first
+    last = {r["actor"].removeprefix(prefix): r for r in rows}
+    assert set(last) == {t for t, state in retrained.tasks.items() if state == "success"} and last, rows
+    assert all(r["outcome"] == "succeeded" and json.loads(r["detail"])["exit_code"] == 0 for r in last.values())
+    promote = last["promote"]
+    assert promote["target"] == "train promote" and promote["region"] == stack.primary.name
 
 
 def test_the_champion_scored_the_feature_rows_and_drift_was_checked(
@@ -133,7 +147,6 @@ def test_every_model_monitoring_panel_has_data_from_the_run(stack: Config, retra
     """The model panels' producer is this DAG: evaluate, promote, score and drift push their metrics through
     the Pushgateway; every PromQL query of the model-monitoring dashboard, as Grafana would send it, returns
     a series for the model in the real Prometheus."""
-    import json
     import time
     import urllib.parse
     import urllib.request
@@ -162,6 +175,15 @@ def test_a_failing_task_fails_the_run(stack: Config) -> None:
     assert failed.state == "failed"
     assert failed.tasks["features"] == "failed"
     assert {failed.tasks[t] for t in TASKS - {"features"}} == {"upstream_failed"}
+    # the job's failure, in the audit log: the exit code of a missing input (not retried) and the one-line reason
+    from lakehouse import audit
+
+    (row,) = [
+        r for r in audit.read(stack.primary, "job.run") if r["actor"].startswith(f"airflow:{DAG_ID}/{failed.run_id}/")
+    ]
+    assert (row["actor"].rsplit("/", 1)[1], row["outcome"]) == ("features", "failed")
+    detail = json.loads(row["detail"])
+    assert detail["exit_code"] == 66 and "/nonexistent/physionet.tar.gz" in detail["error"], detail
 
 
 def test_no_secret_in_the_repository_dags_task_logs_or_mlflow(stack: Config, retrained: DagRun) -> None:
@@ -169,7 +191,6 @@ def test_no_secret_in_the_repository_dags_task_logs_or_mlflow(stack: Config, ret
     and session key are nowhere in the repository, the DAG sources, the run's task logs or MLflow's params and
     tags. A task log that does leak the password is found (the scan reads the real logs and knows the real
     secrets), and the scan is clean again once it is gone."""
-    import json
 
     from lakehouse.orchestration.services import airflow_home
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -73,3 +74,59 @@ def test_a_denial_is_still_raised_when_the_audit_table_cannot_be_written(tmp_pat
     blocked.write_text("a file where the warehouse should be")
     region = replace(region, hdfs=replace(region.hdfs, namenode_uri=blocked.as_uri()), lakehouse_root="lh")
     assert audit.try_record(region, audit.entry("fencing.write", "asia", "asia", "denied", {})) is False
+
+
+def _local_region(tmp_path: Path) -> Any:
+    from lakehouse.config import load_config
+
+    region = load_config().primary
+    return replace(region, hdfs=replace(region.hdfs, namenode_uri=tmp_path.as_uri()), lakehouse_root="lh")
+
+
+def test_every_job_run_is_recorded_with_its_outcome_and_never_changes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jobs/ entry points run through lakehouse.cli.run_job: one job.run row per run, succeeded or failed (with the
+    exit code and the one-line error), a crash re-raised after it; a run that cannot be recorded keeps its outcome."""
+    from lakehouse import cli
+    from lakehouse.errors import InputError
+
+    for key in ("AIRFLOW_CTX_DAG_ID", "AIRFLOW_CTX_DAG_RUN_ID", "AIRFLOW_CTX_TASK_ID"):
+        monkeypatch.delenv(key, raising=False)
+    region = _local_region(tmp_path)
+    monkeypatch.setattr(audit, "_primary_in_force", lambda: region)
+
+    def missing() -> int:
+        raise InputError("archive /nope.tar.gz does not exist", fix="pass --psv PATH")
+
+    assert cli.run_job("train", ["promote", "--region", "asia"], lambda: 0) == 0
+    assert cli.run_job("build_features", ["--psv", "/nope.tar.gz"], missing) == InputError("x").exit_code
+    with pytest.raises(ZeroDivisionError):
+        cli.run_job("score", ["drift", "--hours", "24"], lambda: 1 // 0)
+    rows = audit.read(region, "job.run")
+    assert [(r["target"], r["outcome"]) for r in rows] == [
+        ("train promote", "succeeded"), ("build_features", "failed"), ("score drift", "failed"),
+    ]  # fmt: skip
+    assert all(r["actor"].startswith(("user:", "uid:")) and r["region"] == region.name for r in rows)
+    ok, bad, crash = (json.loads(r["detail"]) for r in rows)
+    assert ok["args"] == ["promote", "--region", "asia"] and ok["exit_code"] == 0 and "error" not in ok
+    assert bad["exit_code"] == 66 and "archive /nope.tar.gz does not exist" in bad["error"]
+    assert crash["exit_code"] == 1 and crash["error"].startswith("ZeroDivisionError")
+
+    def unreachable() -> Any:
+        raise OSError("HDFS does not answer")
+
+    monkeypatch.setattr(audit, "_primary_in_force", unreachable)
+    assert cli.run_job("maintenance", [], lambda: 0) == 0
+    assert cli.run_job("build_features", [], missing) == 66
+    assert len(audit.read(region, "job.run")) == 3
+
+
+def test_every_jobs_entry_point_is_recorded() -> None:
+    """Each jobs/*.py runs through run_job or job_main (so Airflow's and spark-submit's runs are all audited)."""
+    from lakehouse.config import PROJECT_ROOT
+
+    for path in sorted((PROJECT_ROOT / "jobs").glob("*.py")):
+        source = path.read_text()
+        assert f'run_job("{path.stem}"' in source or f'job_main("{path.stem}"' in source, path.name
+        assert "guarded(" not in source, path.name
