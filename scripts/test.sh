@@ -22,7 +22,7 @@ OWN_STACK=("$IT/test_stack_lifecycle.py")
 LANE1=("$IT/test_airflow.py" "$IT/test_analyst.py" "$IT/test_nightly_retraining.py" "$IT/test_observability.py"
   "$IT/test_services.py")  # test_observability reads what the earlier ones left in Prometheus
 LANE2=("$IT/test_interop.py" "$IT/test_pipeline.py" "$IT/test_quality.py" "$IT/test_replication.py"
-  "$IT/test_scoring.py")  # test_interop and test_pipeline share one filled sandbox
+  "$IT/test_scoring.py" "$IT/test_secure_pipeline.py")  # test_interop and test_pipeline share one filled sandbox
 ALONE=("$IT/test_failover.py")
 
 # every integration module is in exactly one group: a new one must be placed

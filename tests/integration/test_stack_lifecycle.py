@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,43 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse.config import CONF_DIR
 from lakehouse.stack import process
 from tests.conftest import run_cli
+from tests.isolated import PORT_SHIFT, env_for, write_isolated_config
 
 pytestmark = pytest.mark.integration
 
-# below the kernel's ephemeral range (32768-60999 here): a +20000 shift put mlflow on 35000, where a client
-# socket of another process (here a Spark JVM) may sit by chance; 3000-17999 is clear of it and of the
-# default stack's own ports (15000-15002, 18080, 19xxx, 29xxx)
-PORT_SHIFT = -12000
 SUBSET = ["kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia", "mlflow"]
 AIRFLOW = ["airflow-api-server", "airflow-dag-processor", "airflow-scheduler"]  # one port: the api-server's
 LIFECYCLE = SUBSET + AIRFLOW
-
-
-def _shift(node: Any, key: str = "") -> Any:
-    if isinstance(node, dict):
-        return {k: _shift(v, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_shift(v, key) for v in node]
-    if isinstance(node, int) and key.endswith("_port"):
-        return node + PORT_SHIFT
-    if isinstance(node, str):
-        return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{int(m.group(1)) + PORT_SHIFT}", node)
-    return node
-
-
-def write_isolated_config(state: Path, **stack: Any) -> Path:
-    """A copy of conf/local.yaml with every port shifted and its own state folder."""
-    data = _shift(yaml.safe_load((CONF_DIR / "local.yaml").read_text()))
-    data["state_dir"] = str(state)
-    # `make test` runs this module beside the integration tests (scripts/test.sh): both cores are busy, so a
-    # service may need longer than the default 120 s to answer (a test of the timeout itself sets its own)
-    data["stack"].update({"ready_timeout_s": 360, **stack})
-    path = state.parent / f"{state.name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def processes_of(state: Path) -> list[int]:
@@ -63,10 +34,6 @@ def processes_of(state: Path) -> list[int]:
         for p in Path("/proc").iterdir()
         if p.name.isdigit() and process.is_alive(int(p.name)) and str(state) in process.cmdline(int(p.name))
     ]
-
-
-def env_for(config: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "LAKEHOUSE_ENV": str(config), **extra}
 
 
 def services_args(names: list[str]) -> list[str]:
