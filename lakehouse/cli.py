@@ -915,7 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def guarded(job: Callable[[], int], on_end: Callable[[int, str | None], None] | None = None) -> int:
+def guarded(job: Callable[[], int], on_end: Callable[[int, str | None], object] | None = None) -> int:
     """Run an entry point: a :class:`LakehouseError` prints one clear message (no traceback) and exits non-zero.
 
     ``on_end`` (if given) hears the exit code and the error message (None on success) when the job ends, however

@@ -590,7 +590,8 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             embedded=_get(mlflow, "embedded", bool, "mlflow", False),
             username=_mlflow_user(_get(mlflow, "username", str, "mlflow", "admin")),
             password_file=(
-                _path(mlflow_pw, root) if (mlflow_pw := _get(mlflow, "password_file", str, "mlflow", ""))
+                _path(mlflow_pw, root)
+                if (mlflow_pw := _get(mlflow, "password_file", str, "mlflow", ""))
                 else state_dir / "secrets" / "mlflow-admin-password"
             ),
             auth_cache_ttl_s=_auth_cache_ttl(_get(mlflow, "auth_cache_ttl_s", int, "mlflow", 60)),

@@ -96,7 +96,9 @@ def _with_replay_labels(
 
     bronze = spark.read.format("delta").load(tables.uri(region, "bronze.telemetry"))
     # a record is ingested at or after its event (future-dated events are quarantined, not labelled)
-    found = fx.labels_from_bronze(bronze.where(F.col("ingest_date") >= F.lit(start.date()))).where(fx.hour_range_sql(start, end))
+    found = fx.labels_from_bronze(bronze.where(F.col("ingest_date") >= F.lit(start.date()))).where(
+        fx.hour_range_sql(start, end)
+    )
     found = pseudonyms.pseudonymize(found, key).cache()
     count = found.count()
     if count == 0:

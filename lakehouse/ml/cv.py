@@ -48,11 +48,7 @@ def cross_validate(
     if len(records) < folds:
         raise LakehouseError(f"{len(records)} patients in {archive}: fewer than {folds} folds", fix="check the path")
     progress(f"cv: {len(records)} patients of {archive.name}, {folds} folds by patient; building features")
-    rows = (
-        fx.labelled_rows(spark, records)
-        .withColumn("fold", fx.fold_of(F.col("patient_ref"), folds))
-        .cache()
-    )
+    rows = fx.labelled_rows(spark, records).withColumn("fold", fx.fold_of(F.col("patient_ref"), folds)).cache()
     hours = rows.count()
     prepared_s = time.monotonic() - t0
     per_fold: list[dict[str, Any]] = []

@@ -48,7 +48,9 @@ def write_private(path: Path, data: bytes, exclusive: bool = False) -> bool:
     return True
 
 
-def read_secret(path: Path, what: str = "the secret file", fix: str = "mount the secret there (see the profile)") -> str:
+def read_secret(
+    path: Path, what: str = "the secret file", fix: str = "mount the secret there (see the profile)"
+) -> str:
     """The stripped text of the secret file ``path``; a clear error naming ``what`` when it is missing or empty."""
     try:
         value = path.read_text(encoding="utf-8").strip()

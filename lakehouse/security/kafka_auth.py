@@ -92,7 +92,9 @@ def ensure_material(auth: KafkaAuth) -> None:
         .sign(key, hashes.SHA256())
     )  # fmt: skip
     pkcs8 = serialization.PrivateFormat.PKCS8
-    credentials.write_private(key_file, key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption()))
+    credentials.write_private(
+        key_file, key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+    )
     credentials.write_private(auth.ca_file, cert.public_bytes(serialization.Encoding.PEM))
 
 

@@ -65,7 +65,9 @@ def test_a_cluster_profile_reads_the_mounted_password_and_keeps_an_operators_own
     mounted = tmp_path / "mlflow_lakehouse_password"
     cfg: Config = load_config(str(_profile(tmp_path, "cluster", password_file=str(mounted))))
     assert USER not in os.environ and PASSWORD not in os.environ  # nothing mounted: nothing exported
-    with pytest.raises(LakehouseError, match=r"MLflow password of user .lakehouse. \(.*mlflow_lakehouse_password\) cannot be read"):
+    with pytest.raises(
+        LakehouseError, match=r"MLflow password of user .lakehouse. \(.*mlflow_lakehouse_password\) cannot be read"
+    ):
         credentials.mlflow_password(cfg)
     mounted.write_text("from-the-secret\n")
     credentials.export_mlflow_client_env(cfg)
@@ -90,7 +92,7 @@ def test_private_files_are_owner_only_even_when_they_existed_with_a_wider_mode(t
     path.parent.mkdir()
     path.write_text("old")
     path.chmod(0o644)
-    assert credentials.write_private(path, b"sasl.jaas.config=... password=\"s3cret\";")
+    assert credentials.write_private(path, b'sasl.jaas.config=... password="s3cret";')
     assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
     assert not credentials.write_private(path, b"other", exclusive=True)  # exclusive: the first writer wins
     assert "s3cret" in path.read_text()

@@ -83,7 +83,9 @@ def test_other_tables_stay_plaintext(spark: SparkSession, tmp_path: Path) -> Non
     assert values == ["pt-1"]
 
 
-def test_the_key_file_is_generated_once_and_checked(cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_file_is_generated_once_and_checked(
+    cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import dataclasses
 
     sandbox = dataclasses.replace(cfg, state_dir=tmp_path / "state")

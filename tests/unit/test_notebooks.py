@@ -17,8 +17,16 @@ NOTEBOOKS = notebook.notebooks()
 
 def test_there_is_a_notebook_per_question() -> None:
     names = [p.stem for p in NOTEBOOKS]
-    for topic in ("catalog", "patients_at_risk", "alerts", "device_completeness", "time_travel", "data_quality",
-                  "model_monitoring", "dr_status"):
+    for topic in (
+        "catalog",
+        "patients_at_risk",
+        "alerts",
+        "device_completeness",
+        "time_travel",
+        "data_quality",
+        "model_monitoring",
+        "dr_status",
+    ):
         assert any(topic in n for n in names), topic
 
 
