@@ -562,12 +562,24 @@ def _replicate(args: argparse.Namespace) -> int:
         raise LakehouseError("give exactly one of --once or --continuous", fix="lakehouse replicate --once")
     _log_job(cfg, "replicate", args.target)
     rep = replicator.replicator(cfg, args.source or cfg.primary.name, args.target, progress=say)
+
+    def model() -> None:  # the champion too, on a full pass (a pass of chosen tables is about those tables)
+        from lakehouse.replication import models
+
+        if not cfg.replication.models or args.table:
+            return
+        if not models.registry_answers(cfg):
+            say(f"model {cfg.ml.model_name}: the MLflow registry does not answer; not replicated this pass")
+            return
+        say(f"{rep.source.name} -> {rep.target.name}  {models.replicate_champion(cfg, rep.target).line()}")
+
     if args.continuous:
         interval = args.interval or cfg.replication.interval_s
         say(f"replicating {rep.source.name} -> {rep.target.name} every {interval:g}s (Ctrl-C stops)")
-        replicator.run_continuous(rep, interval)
+        replicator.run_continuous(rep, interval, after=model)
         return 0
     result = rep.run_pass(args.table)
+    model()
     say(
         f"pass {result.source} -> {result.target}: {len(result.tables)} tables, "
         f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s" + ("" if result.ok else " (some tables FAILED)")

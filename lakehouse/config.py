@@ -256,6 +256,7 @@ class ReplicationConfig:
     interval_s: float
     parallelism: int
     tables: Mapping[str, str]  # table name -> residency policy, in replication order
+    models: bool = True  # each full pass also replicates the champion of ml.model_name (lakehouse.replication.models)
 
 
 @dataclass(frozen=True)
@@ -510,6 +511,7 @@ def _parse_replication(data: Mapping[str, Any]) -> ReplicationConfig:
         interval_s=_get(data, "interval_s", float, where, 10.0),
         parallelism=_get(data, "parallelism", int, where, 4),
         tables={str(k): str(v) for k, v in tables.items()},
+        models=_get(data, "models", bool, where, True),
     )
     if cfg.interval_s <= 0 or cfg.parallelism < 1:
         raise ConfigError(f"{where}: interval_s must be > 0 and parallelism >= 1")

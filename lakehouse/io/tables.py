@@ -13,7 +13,7 @@ from lakehouse.errors import LakehouseError
 # user's alone, not even its group's.
 FOLDER_MODES: dict[str, int] = {
     "bronze": 0o750, "silver": 0o750, "gold": 0o755, "dq": 0o750, "ops": 0o750, "_checkpoints": 0o750,
-    "restricted": 0o700,
+    "restricted": 0o700, "models": 0o750,
 }  # fmt: skip
 
 

@@ -54,16 +54,42 @@ class Champion:
 
 class ChampionWatcher:
     """The registry's current champion; :meth:`current` asks the registry each time and reloads the model only
-    when the alias has moved to another version (a cheap REST call otherwise)."""
+    when the alias has moved to another version (a cheap REST call otherwise). Given the ``region`` it scores
+    in, it falls back to the champion replicated into that region (lakehouse.replication.models) while the
+    registry does not answer (a region lost with it)."""
 
-    def __init__(self, cfg: Config, progress: Progress = print) -> None:
+    def __init__(self, cfg: Config, progress: Progress = print, region: RegionConfig | None = None) -> None:
         self._cfg = cfg
         self._progress = progress
+        self._region = region
         self._current: Champion | None = None
+
+    def _from_replica(self, region: RegionConfig) -> Champion:
+        from lakehouse.replication import models
+
+        name = self._cfg.ml.model_name
+        manifest = models.read_champion(region, name)
+        version = int(manifest["version"])
+        if self._current is not None and self._current.version == version:
+            return self._current
+        threshold = self._cfg.ml.alert_threshold
+        if threshold is None:
+            threshold = float(manifest["metrics"].get("threshold", 0.5))
+        model = models.load_champion_model(region, manifest)
+        self._current = Champion(name, version, str(manifest["run_id"]), threshold, model)
+        self._progress(
+            f"scorer: the MLflow registry at {self._cfg.mlflow.tracking_uri} does not answer; champion of {name} is"
+            f" version {version} as replicated into {region.name} (alert threshold {threshold:.3f})"
+        )
+        return self._current
 
     def current(self) -> Champion:
         import mlflow.spark as mlspark
 
+        from lakehouse.replication import models
+
+        if self._region is not None and not models.registry_answers(self._cfg):
+            return self._from_replica(self._region)
         mlflow = train._mlflow(self._cfg)
         client = mlflow.MlflowClient()
         name = self._cfg.ml.model_name
@@ -249,7 +275,7 @@ def batch_score(
     replaces the scores; alert episodes are the live scorer's and stay as they were; no alerts are raised)."""
     if end <= start:
         raise LakehouseError(f"empty range: end {end} is not after start {start}", fix="give --start < --end")
-    champion = ChampionWatcher(cfg, progress).current()
+    champion = ChampionWatcher(cfg, progress, region).current()
     tables.ensure_all(spark, region)
     features_uri = tables.uri(region, "gold.features_hourly")
     features = spark.read.format("delta").load(features_uri).where(fx.hour_range(start, end))
@@ -355,7 +381,7 @@ def start_scorer(
     """Start the live scorer over silver.vitals (availableNow when ``once``, else every ``ml.scorer_trigger_s``).
     Fails at once, before any batch, when the registry has no champion."""
     tables.ensure_all(spark, region)
-    watcher = ChampionWatcher(cfg, progress)
+    watcher = ChampionWatcher(cfg, progress, region)
     watcher.current()
 
     def each(batch: DataFrame, batch_id: int) -> None:

@@ -22,7 +22,7 @@ from lakehouse import audit, pipeline
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import Hdfs, copy_file
-from lakehouse.replication import deltalog, fencing, state
+from lakehouse.replication import deltalog, fencing, models, state
 from lakehouse.replication.replicator import Replicator
 
 Progress = Callable[[str], None]
@@ -153,6 +153,8 @@ def failover(
             bad = [t.line() for t in final.tables if t.status not in ("replicated", "up_to_date", "absent")]
             raise LakehouseError("final replication pass failed; not promoting:\n  " + "\n  ".join(bad))
         report.rpo = [TableRpo(t.table, t.lag_versions, t.lag_seconds) for t in final.tables if t.status != "absent"]
+        if cfg.replication.models and models.registry_answers(cfg):  # the champion, so the new primary scores
+            _step(report, progress, started, models.replicate_champion(cfg, target).line())
         _step(
             report,
             progress,

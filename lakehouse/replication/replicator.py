@@ -365,11 +365,16 @@ def replicator(cfg: Config, source: str, target: str, progress: Callable[[str], 
     )
 
 
-def run_continuous(rep: Replicator, interval_s: float, passes: int | None = None) -> None:
-    """A pass every ``interval_s`` (measured start to start) until killed, or ``passes`` passes."""
+def run_continuous(
+    rep: Replicator, interval_s: float, passes: int | None = None, after: Callable[[], None] | None = None
+) -> None:
+    """A pass every ``interval_s`` (measured start to start) until killed, or ``passes`` passes; ``after`` runs
+    after each (the model's replication)."""
     done = 0
     while passes is None or done < passes:
         started = time.monotonic()
         rep.run_pass()
+        if after is not None:
+            after()
         done += 1
         time.sleep(max(0.0, interval_s - (time.monotonic() - started)))

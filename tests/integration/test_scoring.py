@@ -169,6 +169,46 @@ def test_a_newly_promoted_champion_is_picked_up_without_a_restart(served: Served
     assert before == {served.first} and after == {served.second}, (before, after)
 
 
+def test_the_champion_replicates_to_the_secondary_and_scores_there_without_the_registry(
+    served: Served, spark: SparkSession
+) -> None:
+    """The champion (files, manifest, alias) lands on europe's HDFS once; with the MLflow registry unreachable, a
+    scorer in europe loads it from there and scores exactly as the registry's champion; a region without a replica
+    says what to do."""
+    from dataclasses import replace
+
+    from lakehouse.errors import LakehouseError
+    from lakehouse.replication import models
+
+    cfg, europe = served.cfg, served.cfg.regions["europe"]
+    first = models.replicate_champion(cfg, europe)
+    assert (first.status, first.version) == ("replicated", served.second) and first.files > 0 and first.bytes > 0
+    again = models.replicate_champion(cfg, europe)
+    assert (again.status, again.version, again.files) == ("up_to_date", served.second, 0)
+    manifest = models.read_champion(europe, cfg.ml.model_name)
+    assert manifest["run_id"] == served.run_id and any(f["path"].startswith("sparkml/") for f in manifest["files"])
+
+    offline = replace(cfg, mlflow=replace(cfg.mlflow, tracking_uri="http://127.0.0.1:9"))  # nothing listens there
+    assert models.registry_answers(cfg) and not models.registry_answers(offline)
+    replica = scoring.ChampionWatcher(offline, print, europe).current()
+    registry = scoring.ChampionWatcher(cfg, print).current()
+    assert (replica.version, replica.run_id, replica.threshold) == (
+        registry.version,
+        registry.run_id,
+        registry.threshold,
+    )
+    rows = _read(spark, cfg, "gold.features_hourly").orderBy("patient_ref", "hour_start").limit(300).cache()
+    scored = [
+        sorted(
+            tuple(r) for r in scoring.score_rows(rows, c).select("patient_ref", "hour_start", "risk_score").collect()
+        )
+        for c in (replica, registry)
+    ]
+    assert scored[0] == scored[1] and len(scored[0]) == 300
+    with pytest.raises(LakehouseError, match="no replica of model"):
+        scoring.ChampionWatcher(offline, print, cfg.primary).current()
+
+
 def test_every_risk_alert_episode_was_announced_once_on_the_alerts_topic(served: Served, spark: SparkSession) -> None:
     scores = _read(spark, served.cfg, "gold.risk_scores")
     above = scores.where("above_threshold")
