@@ -110,6 +110,8 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         data["spark_connect"]["region"] = "mars"
     elif change == "auth_cache_negative":
         data["mlflow"]["auth_cache_ttl_s"] = -1
+    elif change == "models_not_bool":
+        data["replication"]["models"] = "yes"
     path = tmp_path / f"{change}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -133,6 +135,7 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("metastore_bad_database", r"regions\.asia\.metastore\.database must be letters, digits and underscores"),
         ("connect_not_sc", r"spark_connect\.url must be sc://host:port"),
         ("connect_unknown_region", r"spark_connect\.region 'mars' is not one of the regions"),
+        ("models_not_bool", r"replication\.models must be bool, got str"),
         ("auth_cache_negative", r"mlflow\.auth_cache_ttl_s must be >= 0"),
     ],
 )
