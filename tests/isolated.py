@@ -19,21 +19,21 @@ from lakehouse.config import CONF_DIR
 PORT_SHIFT = -12000
 
 
-def _shift(node: Any, key: str = "") -> Any:
+def _shift(node: Any, by: int, key: str = "") -> Any:
     if isinstance(node, dict):
-        return {k: _shift(v, k) for k, v in node.items()}
+        return {k: _shift(v, by, k) for k, v in node.items()}
     if isinstance(node, list):
-        return [_shift(v, key) for v in node]
+        return [_shift(v, by, key) for v in node]
     if isinstance(node, int) and key.endswith("_port"):
-        return node + PORT_SHIFT
+        return node + by
     if isinstance(node, str):
-        return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{int(m.group(1)) + PORT_SHIFT}", node)
+        return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{int(m.group(1)) + by}", node)
     return node
 
 
-def write_isolated_config(state: Path, **stack: Any) -> Path:
-    """A copy of conf/local.yaml with every port shifted and its own state folder."""
-    data = _shift(yaml.safe_load((CONF_DIR / "local.yaml").read_text()))
+def write_isolated_config(state: Path, shift: int = PORT_SHIFT, **stack: Any) -> Path:
+    """A copy of conf/local.yaml with every port shifted by ``shift`` and its own state folder."""
+    data = _shift(yaml.safe_load((CONF_DIR / "local.yaml").read_text()), shift)
     data["state_dir"] = str(state)
     # `make test` runs this module beside the integration tests (scripts/test.sh): both cores are busy, so a
     # service may need longer than the default 120 s to answer (a test of the timeout itself sets its own)

@@ -1,5 +1,5 @@
 """The whole pipeline on a secure Kafka: a broker with SASL_SSL only, SCRAM users and ACLs (`kafka_security.enabled`,
-started by `lakehouse stack up` on the isolated stack's ports, tests/isolated.py), the shared stack's HDFS and
+started by `lakehouse stack up` on ports of its own, tests/isolated.py), the shared stack's HDFS and
 metastore. Devices produce as `device`, the pipeline reads telemetry and publishes alerts as `pipeline`, a clinical
 system reads the alerts as `clinical`; the counts reconcile exactly as on the plaintext broker."""
 
@@ -26,6 +26,7 @@ from tests.conftest import run_cli
 from tests.isolated import env_for, write_isolated_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+SHIFT = -13000  # ports of its own: test_stack_lifecycle.py (the other lane) uses the default isolated shift
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     """The isolated stack's kafka-asia in secure mode (certificates, users, topics and ACLs made by `stack up`);
     its profile's data (never loaded here: loading a profile re-points this process's MLflow clients)."""
     state = tmp_path_factory.mktemp("secure") / "state"
-    path = write_isolated_config(state)
+    path = write_isolated_config(state, shift=SHIFT)
     data = yaml.safe_load(path.read_text())
     data["kafka_security"] = {"enabled": True}
     path.write_text(yaml.safe_dump(data))
