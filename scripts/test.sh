@@ -14,7 +14,9 @@ unit_log=.state/logs/unit-tests.log
 # The second lane: lint first (ruff and mypy, ~3 min of one core on a fresh cache, overlapping the stack's
 # start), then the unit tests, then the integration modules that bring up a stack of their own (own ports and
 # state folder, never the shared one): test_stack_lifecycle.py mostly waits for its services to start and stop.
-OWN_STACK=(tests/integration/test_stack_lifecycle.py)
+# test_secure_pipeline.py runs a secure broker of its own (own ports and state) and the shared stack's HDFS, which
+# the integration lane's session has brought up by then (the module waits for it, never starts it).
+OWN_STACK=(tests/integration/test_stack_lifecycle.py tests/integration/test_secure_pipeline.py)
 ( "${VENV:-.venv}/bin/ruff" check lakehouse jobs dags tests && "${VENV:-.venv}/bin/mypy" \
     && "$PYTHON" -m pytest tests/unit "${OWN_STACK[@]}" "$@" ) >"$unit_log" 2>&1 &
 unit_pid=$!

@@ -6,6 +6,7 @@ system reads the alerts as `clinical`; the counts reconcile exactly as on the pl
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.security import kafka_auth
-from lakehouse.stack import probes
+from lakehouse.stack import manager, probes
 from lakehouse.tables import uri
 from tests.conftest import run_cli
 from tests.isolated import env_for, write_isolated_config
@@ -51,11 +52,25 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 
 
 @pytest.fixture(scope="module")
+def shared_hdfs(cfg: Config) -> Config:
+    """The shared stack's HDFS and metastore of asia. `make test` runs this module in its second lane (after lint and
+    the unit tests, scripts/test.sh) while the integration lane's session brings the stack up: it waits for them,
+    never starts them (two `stack up` at once would race), and fails after 15 minutes."""
+    needed = ["hdfs-namenode-asia", "hdfs-datanode-asia", "metastore-asia"]
+    deadline = time.monotonic() + 900
+    while not all(s.healthy for s in manager.status(cfg, needed)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{', '.join(needed)} not healthy after 15 min: run `lakehouse stack up`", pytrace=False)
+        time.sleep(5)
+    return cfg
+
+
+@pytest.fixture(scope="module")
 def secure_cfg(
-    stack: Config, secure_broker: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    shared_hdfs: Config, secure_broker: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Config, str]:
     """A sandbox of the shared stack whose Kafka is the secure broker (its standard topics: the ACLs name them)."""
-    path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("profiles"), "secure")
+    path = write_sandbox_profile(shared_hdfs.source, tmp_path_factory.mktemp("profiles"), "secure")
     data = yaml.safe_load(path.read_text())
     bootstrap = secure_broker["regions"]["asia"]["kafka"]["bootstrap_servers"]
     for region in data["regions"].values():
