@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.config import ENV_VAR, Config, load_config
+from lakehouse.config import ENV_VAR, Config, RegionConfig, load_config
 from lakehouse.errors import LakehouseError
 
 
@@ -958,14 +958,19 @@ def guarded(job: Callable[[], int], on_end: Callable[[int, str | None], object] 
             on_end(code, error)
 
 
-def run_job(job: str, argv: Sequence[str], body: Callable[[], int]) -> int:
+def run_job(
+    job: str, argv: Sequence[str], body: Callable[[], int], into: Callable[[], RegionConfig] | None = None
+) -> int:
     """Run the entry point ``jobs/<job>.py`` (as Airflow and spark-submit run it) through :func:`guarded`, and record
-    the run in the ops.audit_log of the primary in force (``job.run``: :func:`lakehouse.audit.record_job_run`).
-    Recording never changes the job's outcome; it writes to stderr only (a task's last stdout line is its XCom)."""
+    the run in the ops.audit_log of ``into()``, by default the primary in force (``job.run``:
+    :func:`lakehouse.audit.record_job_run`). Recording never changes the job's outcome; it writes to stderr only (a
+    task's last stdout line is its XCom)."""
     from lakehouse import audit
 
     started = time.monotonic()
-    return guarded(body, lambda code, error: audit.record_job_run(job, argv, code, time.monotonic() - started, error))
+    return guarded(
+        body, lambda code, error: audit.record_job_run(job, argv, code, time.monotonic() - started, error, into)
+    )
 
 
 def job_main(job: str, command: Sequence[str], argv: Sequence[str]) -> int:

@@ -94,15 +94,15 @@ def test_every_job_run_is_recorded_with_its_outcome_and_never_changes_it(
     for key in ("AIRFLOW_CTX_DAG_ID", "AIRFLOW_CTX_DAG_RUN_ID", "AIRFLOW_CTX_TASK_ID"):
         monkeypatch.delenv(key, raising=False)
     region = _local_region(tmp_path)
-    monkeypatch.setattr(audit, "_primary_in_force", lambda: region)
+    into = lambda: region
 
     def missing() -> int:
         raise InputError("archive /nope.tar.gz does not exist", fix="pass --psv PATH")
 
-    assert cli.run_job("train", ["promote", "--region", "asia"], lambda: 0) == 0
-    assert cli.run_job("build_features", ["--psv", "/nope.tar.gz"], missing) == InputError("x").exit_code
+    assert cli.run_job("train", ["promote", "--region", "asia"], lambda: 0, into) == 0
+    assert cli.run_job("build_features", ["--psv", "/nope.tar.gz"], missing, into) == InputError("x").exit_code
     with pytest.raises(ZeroDivisionError):
-        cli.run_job("score", ["drift", "--hours", "24"], lambda: 1 // 0)
+        cli.run_job("score", ["drift", "--hours", "24"], lambda: 1 // 0, into)
     rows = audit.read(region, "job.run")
     assert [(r["target"], r["outcome"]) for r in rows] == [
         ("train promote", "succeeded"), ("build_features", "failed"), ("score drift", "failed"),
@@ -116,9 +116,8 @@ def test_every_job_run_is_recorded_with_its_outcome_and_never_changes_it(
     def unreachable() -> Any:
         raise OSError("HDFS does not answer")
 
-    monkeypatch.setattr(audit, "_primary_in_force", unreachable)
-    assert cli.run_job("maintenance", [], lambda: 0) == 0
-    assert cli.run_job("build_features", [], missing) == 66
+    assert cli.run_job("maintenance", [], lambda: 0, unreachable) == 0
+    assert cli.run_job("build_features", [], missing, unreachable) == 66
     assert len(audit.read(region, "job.run")) == 3
 
 
