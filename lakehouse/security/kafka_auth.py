@@ -3,7 +3,8 @@
 Four SCRAM users, each allowed only its part (Kafka's ``StandardAuthorizer``, deny by default):
 
 - ``device``: writes the telemetry topic (the producers of `lakehouse simulate` and `replay`);
-- ``pipeline``: reads telemetry, writes alerts (the streaming jobs, the scorer, the exporter's offsets);
+- ``pipeline``: reads telemetry, writes alerts and reads them back (gold.alerts is built from the topic: the
+  streaming jobs, the scorer, the exporter's offsets);
 - ``clinical``: reads alerts only (clinical systems; consumer groups named ``clinical*``);
 - ``admin``: the broker's own user and the only super user; creates topics and ACLs at `lakehouse stack up`.
 
@@ -172,6 +173,7 @@ def acl_bindings(topics: TopicsConfig) -> list[Any]:
         allow(DEVICE, op.WRITE, R.TOPIC, t), allow(DEVICE, op.DESCRIBE, R.TOPIC, t),
         allow(PIPELINE, op.READ, R.TOPIC, t), allow(PIPELINE, op.DESCRIBE, R.TOPIC, t),
         allow(PIPELINE, op.WRITE, R.TOPIC, a), allow(PIPELINE, op.DESCRIBE, R.TOPIC, a),
+        allow(PIPELINE, op.READ, R.TOPIC, a),  # the alerts stream builds gold.alerts from the topic
         allow(PIPELINE, op.READ, R.GROUP, SPARK_GROUPS, prefixed=True),
         allow(CLINICAL, op.READ, R.TOPIC, a), allow(CLINICAL, op.DESCRIBE, R.TOPIC, a),
         allow(CLINICAL, op.READ, R.GROUP, CLINICAL_GROUPS, prefixed=True),

@@ -185,7 +185,7 @@ def test_secure_kafka_authenticates_encrypts_and_gives_each_user_only_its_part(
         as_device.send(topics.alerts, b"forged alert").get(timeout=30)
     as_device.close()
 
-    # the pipeline reads telemetry (kafka-python and Spark's Kafka source over SASL_SSL) and writes alerts only
+    # the pipeline reads telemetry (kafka-python and Spark's Kafka source over SASL_SSL), writes alerts, not telemetry
     assert sum(kafka.end_offsets(region, topics.telemetry).values()) == 5
     rows = kafka.read_kafka(spark, region, topics.telemetry, streaming=False).collect()
     assert sorted(bytes(r.value) for r in rows) == sorted(v for _, v in readings)

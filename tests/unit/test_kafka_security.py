@@ -63,7 +63,12 @@ def test_the_acls_give_devices_telemetry_the_pipeline_both_and_clinicians_alerts
     writes = {(p, t) for p, op, t in grants if op == "WRITE"}
     reads = {(p, t) for p, op, t in grants if op == "READ" and t in (topics.telemetry, topics.alerts)}
     assert writes == {("User:device", topics.telemetry), ("User:pipeline", topics.alerts)}
-    assert reads == {("User:pipeline", topics.telemetry), ("User:clinical", topics.alerts)}
+    # the pipeline reads its own alert events back: the alerts stream builds gold.alerts from the topic
+    assert reads == {
+        ("User:pipeline", topics.telemetry),
+        ("User:pipeline", topics.alerts),
+        ("User:clinical", topics.alerts),
+    }
 
 
 def test_broker_refusals_become_denied_audit_rows() -> None:
