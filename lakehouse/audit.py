@@ -10,6 +10,8 @@ What is recorded (action: outcomes):
 - ``dq.gate``: passed | blocked, the validation job's verdict; blocked, a streaming batch stopped
 - ``pipeline.run``: target ``once``: succeeded | failed (a catch-up run); ``continuous``: started | stopped |
   failed (``pipeline start``, a promoted standby included)
+- ``hdfs.access``, ``kafka.access``, ``mlflow.access``, ``airflow.access``: denied, a request a service refused
+  (its own log, forwarded by the lakehouse exporter: :mod:`lakehouse.security.refusals`)
 - ``job.run``: succeeded | failed, every run of an entry point of ``jobs/`` (what Airflow and spark-submit run);
   target ``<job>`` or ``<job> <step>``, detail its arguments, exit code, seconds and error; in the primary in force
 

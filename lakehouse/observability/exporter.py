@@ -270,9 +270,10 @@ class LakehouseCollector(Collector):
 
 def run_exporter(cfg: Config, home: Path, poll_s: float = 5.0) -> None:
     """Serve the lakehouse exporter on ``observability.exporter_url`` until killed; every ``poll_s`` seconds,
-    append the accesses the local NameNodes, MLflow and (secure) Kafka brokers refused to ops.audit_log
-    (``security.hdfs_audit``, ``security.mlflow_audit``, ``security.kafka_audit``)."""
-    from lakehouse.security import hdfs_audit, kafka_audit, mlflow_audit, refusals
+    append the accesses the local NameNodes, MLflow, Airflow's api-server and (secure) Kafka brokers refused to
+    ops.audit_log (``security.hdfs_audit``, ``security.mlflow_audit``, ``security.airflow_audit``,
+    ``security.kafka_audit``)."""
+    from lakehouse.security import airflow_audit, hdfs_audit, kafka_audit, mlflow_audit, refusals
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LakehouseCollector(cfg))
@@ -284,5 +285,6 @@ def run_exporter(cfg: Config, home: Path, poll_s: float = 5.0) -> None:
         into = refusals.primary_in_force(cfg)  # looked up at most once per poll
         hdfs_audit.forward_all(cfg, home, into)
         mlflow_audit.forward_local(cfg, home, into)
+        airflow_audit.forward_local(cfg, home, into)
         kafka_audit.forward_all(cfg, home, into)
         time.sleep(poll_s)

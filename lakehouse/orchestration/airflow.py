@@ -32,9 +32,11 @@ class AirflowError(LakehouseError):
     """The Airflow API refused a request (unknown DAG, bad conf, authentication) or a run did not succeed."""
 
 
-def read_password(cfg: AirflowConfig) -> str:
-    """The admin's password: ``password_file`` is the simple auth manager's JSON ``{user: password}`` (the
-    local stack writes it) or a file holding only the password (a container secret)."""
+def read_password(cfg: AirflowConfig, user: str | None = None) -> str:
+    """The password of ``user`` (default the admin): ``password_file`` is the simple auth manager's JSON
+    ``{user: password}`` (the local stack writes it) or a file holding only the admin's password (a container
+    secret)."""
+    user = user or cfg.username
     try:
         text = cfg.password_file.read_text(encoding="utf-8").strip()
     except OSError:
@@ -47,9 +49,9 @@ def read_password(cfg: AirflowConfig) -> str:
     except ValueError:
         return text
     if isinstance(parsed, dict):
-        if cfg.username not in parsed:
-            raise AirflowError(f"{cfg.password_file} has no password for user {cfg.username!r}")
-        return str(parsed[cfg.username])
+        if user not in parsed:
+            raise AirflowError(f"{cfg.password_file} has no password for user {user!r}")
+        return str(parsed[user])
     return text
 
 
@@ -85,9 +87,10 @@ class AirflowClient:
         self._token: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config, timeout_s: float = 15.0) -> AirflowClient:
-        """A client of the profile's Airflow as its admin user."""
-        return cls(cfg.airflow.url, cfg.airflow.username, read_password(cfg.airflow), timeout_s)
+    def from_config(cls, cfg: Config, timeout_s: float = 15.0, user: str | None = None) -> AirflowClient:
+        """A client of the profile's Airflow as ``user`` (default its admin)."""
+        user = user or cfg.airflow.username
+        return cls(cfg.airflow.url, user, read_password(cfg.airflow, user), timeout_s)
 
     # ------------------------------------------------------------------ transport
 

@@ -21,10 +21,13 @@ from urllib.parse import urlparse
 
 from lakehouse.config import PROJECT_ROOT, Config
 from lakehouse.errors import LakehouseError
+from lakehouse.security.airflow_denials import DENIALS_ENV
 from lakehouse.stack import probes
 from lakehouse.stack.services import Service
 
 DAGS_DIR = PROJECT_ROOT / "dags"
+PLUGINS_DIR = Path(__file__).parent / "airflow_plugins"  # the api-server's refusal log (security.airflow_denials)
+VIEWER = "viewer"  # a read-only user of the simple auth manager (role viewer): sees DAGs and runs, triggers none
 
 
 def airflow_home(cfg: Config) -> Path:
@@ -45,15 +48,31 @@ def _secrets(cfg: Config) -> dict[str, str]:
     return loaded
 
 
+def users(cfg: Config) -> dict[str, str]:
+    """The simple auth manager's users and their roles: the profile's admin and the read-only ``viewer``."""
+    return {cfg.airflow.username: "admin", VIEWER: "viewer"}
+
+
 def ensure_password(cfg: Config) -> None:
-    """Write the simple auth manager's password file with a random admin password unless it exists."""
+    """Give every user of :func:`users` a random password in the simple auth manager's password file (mode 600),
+    keeping the ones it has. Airflow would generate missing ones itself, but print them into its log."""
     path = cfg.airflow.password_file
-    if path.exists():
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = {user: secrets.token_urlsafe(16) for user in users(cfg) if user not in known}
+    if not missing:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({cfg.airflow.username: secrets.token_urlsafe(16)}, fh)
+        json.dump({**known, **missing}, fh)
+    fresh.replace(path)
+
+
+def denials_file(cfg: Config) -> Path:
+    """The requests the local api-server refused (401/403), one JSON line each (:mod:`lakehouse.security.denials`)."""
+    return airflow_home(cfg) / "logs" / "api-denials.jsonl"
 
 
 def airflow_env(cfg: Config) -> dict[str, str]:
@@ -70,13 +89,15 @@ def airflow_env(cfg: Config) -> dict[str, str]:
             "LAKEHOUSE_ENV": str(cfg.source),
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
+            DENIALS_ENV: str(denials_file(cfg)),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": af.executor,
             "AIRFLOW__CORE__PARALLELISM": str(af.parallelism),
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{af.username}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in users(cfg).items()),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(af.password_file),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{af.url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": af.database_uri,

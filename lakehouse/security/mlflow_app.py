@@ -9,19 +9,13 @@ permissions and the admin's bootstrap from ``MLFLOW_AUTH_ADMIN_PASSWORD``, is ML
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakehouse.security.denials import append, denial
+
 DENIALS_ENV = "LAKEHOUSE_MLFLOW_DENIALS"
-
-
-def denial(status: int, user: str | None, method: str, path: str, ip: str | None) -> dict[str, Any]:
-    """One refused request, as written to the denials file."""
-    return {"time": datetime.now(UTC).isoformat(), "status": status, "user": user, "method": method,
-            "path": path, "ip": ip}  # fmt: skip
 
 
 def create_app() -> Any:
@@ -36,10 +30,8 @@ def create_app() -> Any:
     def record_denial(response: Response) -> Response:
         if path is not None and response.status_code in (401, 403):
             auth = request.authorization
-            line = denial(response.status_code, auth.username if auth else None, request.method, request.path,
-                          request.remote_addr)  # fmt: skip
-            with path.open("a", encoding="utf-8") as fh:  # one short write per line: appends do not interleave
-                fh.write(json.dumps(line) + "\n")
+            append(path, denial(response.status_code, auth.username if auth else None, request.method, request.path,
+                                request.remote_addr))  # fmt: skip
         return response
 
     app.after_request(record_denial)

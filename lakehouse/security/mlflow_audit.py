@@ -1,42 +1,24 @@
 """Refused MLflow requests into ops.audit_log: the local tracking server's app (:mod:`.mlflow_app`) writes one
-JSON line per 401/403; each becomes an ``mlflow.access`` / ``denied`` row (actor ``mlflow:<user>``, or
-``mlflow:anonymous`` when no user was given; target ``<METHOD> <path>``; the HTTP status and client address as
-detail), recorded by :mod:`.refusals` in the audit log of the primary in force.
+JSON line per 401/403 (:mod:`.denials`); each becomes an ``mlflow.access`` / ``denied`` row (actor
+``mlflow:<user>``, or ``mlflow:anonymous`` when no user was given; target ``<METHOD> <path>``; the HTTP status and
+client address as detail), recorded by :mod:`.refusals` in the audit log of the primary in force.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.security import refusals
-
-log = logging.getLogger(__name__)
 
 ACTION = "mlflow.access"
 
 
 def rows(lines: list[str], region: str) -> list[dict[str, Any]]:
     """ops.audit_log rows for the denial lines (a line that is not a denial record is logged and skipped)."""
-    out = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-            status, method, path = int(d["status"]), str(d["method"]), str(d["path"])
-            moment = datetime.fromisoformat(str(d["time"]))
-        except (ValueError, KeyError, TypeError):
-            log.warning(f"not an MLflow denial record, skipped: {line[:200]!r}")
-            continue
-        detail = {"status": status, "ip": d.get("ip")}
-        row = audit.entry(ACTION, f"{method} {path}", region, "denied", detail, now=moment)
-        out.append({**row, "actor": f"mlflow:{d.get('user') or 'anonymous'}"})
-    return out
+    return refusals.denial_rows(lines, region, ACTION, "mlflow")
 
 
 def forward_local(cfg: Config, home: Path, into: Callable[[], RegionConfig] | None = None) -> None:

@@ -2,15 +2,17 @@
 the last poll, turn its refusal lines into audit rows, append them to the audit log of the primary in force,
 then advance a position file (so a restart neither repeats nor skips a line, and a failed write is retried).
 
-The sources: the NameNodes' audit log (:mod:`.hdfs_audit`), the MLflow server's denials file
-(:mod:`.mlflow_audit`) and, in Kafka's secure mode, the brokers' authorizer log (:mod:`.kafka_audit`). The
-lakehouse exporter of the local stack polls them.
+The sources: the NameNodes' audit log (:mod:`.hdfs_audit`), the denials files of the MLflow server
+(:mod:`.mlflow_audit`) and of Airflow's api-server (:mod:`.airflow_audit`) and, in Kafka's secure mode, the
+brokers' authorizer log (:mod:`.kafka_audit`). The lakehouse exporter of the local stack polls them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,25 @@ def read_new(log_file: Path, position_file: Path) -> tuple[list[str], int]:
         data = fh.read(MAX_READ)
     end = data.rfind(b"\n") + 1  # a partial last line waits for the next poll
     return data[:end].decode("utf-8", errors="replace").splitlines(), start + end
+
+
+def denial_rows(lines: list[str], region: str, action: str, service: str) -> list[dict[str, Any]]:
+    """ops.audit_log rows for the lines of a denials file (:mod:`.denials`): ``action`` / ``denied``, actor
+    ``<service>:<user>`` (``<service>:anonymous`` when the client gave no name), target ``<METHOD> <path>``,
+    the HTTP status and client address as detail. A line that is not a denial record is logged and skipped."""
+    out = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+            status, method, path = int(d["status"]), str(d["method"]), str(d["path"])
+            moment = datetime.fromisoformat(str(d["time"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning(f"not a {service} denial record, skipped: {line[:200]!r}")
+            continue
+        detail = {"status": status, "ip": d.get("ip")}
+        row = audit.entry(action, f"{method} {path}", region, "denied", detail, now=moment)
+        out.append({**row, "actor": f"{service}:{d.get('user') or 'anonymous'}"})
+    return out
 
 
 def primary_in_force(cfg: Config) -> Callable[[], RegionConfig]:

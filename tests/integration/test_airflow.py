@@ -1,9 +1,13 @@
-"""Airflow on the real local stack: the api-server authenticates with JWTs from /auth/token, the scheduler and
-the dag-processor report heartbeats, and `lakehouse dags` talks to them through the REST API."""
+"""Airflow on the real local stack: the api-server authenticates with JWTs from /auth/token, a read-only user
+cannot trigger, every refusal reaches ops.audit_log, the scheduler and the dag-processor report heartbeats, and
+`lakehouse dags` talks to them through the REST API."""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,6 +27,30 @@ def test_api_issues_tokens_to_the_admin_only_and_reports_heartbeats(stack: Confi
         AirflowClient(stack.airflow.url, stack.airflow.username, "not-the-password").dags()
     client._token = "forged"  # refused (401): the client fetches a fresh token once and goes on
     assert isinstance(client.dags(), list) and client._token != "forged"
+
+
+def test_a_viewer_cannot_trigger_and_every_refusal_reaches_the_audit_log(stack: Config) -> None:
+    from lakehouse import audit
+    from lakehouse.orchestration.services import VIEWER
+
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    viewer = AirflowClient.from_config(stack, user=VIEWER)
+    assert {d["dag_id"] for d in viewer.dags()} >= {"nightly_retraining", "region_failover"}  # reading is allowed
+    with pytest.raises(AirflowError, match="HTTP 403"):
+        viewer.trigger("region_failover", {"target_region": "europe", "mode": "planned"})
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(AirflowError, match="refused the credentials"):
+        AirflowClient(stack.airflow.url, stranger, "guess").dags()
+
+    # the api-server writes each refusal down, the lakehouse exporter appends it to the primary's ops.audit_log
+    deadline, seen = time.monotonic() + 90, []
+    while time.monotonic() < deadline and not ({"airflow:viewer", f"airflow:{stranger}"} <= {r["actor"] for r in seen}):
+        time.sleep(3)
+        seen = [r for r in audit.read(stack.primary, "airflow.access") if r["event_time"] >= started]
+    mine = {(r["actor"], r["target"], json.loads(r["detail"])["status"]) for r in seen}
+    assert ("airflow:viewer", "POST /api/v2/dags/region_failover/dagRuns", 403) in mine
+    assert (f"airflow:{stranger}", "POST /auth/token", 401) in mine
+    assert {r["outcome"] for r in seen} == {"denied"}
 
 
 def test_dags_list_shows_the_parsed_dags_without_import_errors(stack: Config) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from lakehouse.security import mlflow_app, mlflow_audit
+from lakehouse.security import mlflow_audit
+from lakehouse.security.denials import denial
 
 
 def test_each_denial_line_becomes_one_denied_row_with_its_user_or_anonymous() -> None:
-    reader = mlflow_app.denial(403, "reader-1", "POST", "/api/2.0/mlflow/runs/delete", "127.0.0.1")
-    anonymous = mlflow_app.denial(401, None, "GET", "/api/2.0/mlflow/experiments/search", "10.0.0.7")
+    reader = denial(403, "reader-1", "POST", "/api/2.0/mlflow/runs/delete", "127.0.0.1")
+    anonymous = denial(401, None, "GET", "/api/2.0/mlflow/experiments/search", "10.0.0.7")
     rows = mlflow_audit.rows([json.dumps(reader), "not json {", json.dumps({"status": 401}), json.dumps(anonymous)],
                              "asia")  # fmt: skip
     assert [(r["actor"], r["target"], r["outcome"], r["action"]) for r in rows] == [
