@@ -3,7 +3,7 @@ writes one JSON line per 401/403; each becomes an ``airflow.access`` / ``denied`
 the name the client gave, or ``airflow:anonymous``; target ``<METHOD> <path>``; the HTTP status and client
 address as detail), recorded by :mod:`.refusals` in the audit log of the primary in force.
 
-The actor differs from a DAG task's (``airflow:<dag>/<run id>/<task>``): a user name has no slash.
+A DAG task's actor looks alike (``airflow:<dag>/<run id>/<task>``); the action tells them apart.
 """
 
 from __future__ import annotations
