@@ -136,8 +136,8 @@ class AirflowClient:
             try:
                 return self._send(method, path, body)
             except _HttpError as exc:
-                if exc.status not in (401, 403):
-                    raise
+                if not (exc.status == 401 or (exc.status == 403 and "Invalid JWT token" in exc.message)):
+                    raise  # a permission refusal ("Forbidden") is final: a new token would only be refused again
                 self._token = None  # expired or rejected ("Invalid JWT token" is a 403): fetch a new one, once
                 return self._send(method, path, body)
         except _HttpError as exc:

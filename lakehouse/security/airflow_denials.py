@@ -13,12 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from lakehouse.security.denials import append, denial
+
+log = logging.getLogger(__name__)
 
 DENIALS_ENV = "LAKEHOUSE_AIRFLOW_DENIALS"
 LOGIN_PATH = "/auth/token"
@@ -94,5 +97,5 @@ class DenialLog:
         try:
             append(self.file, denial(status, user, str(scope.get("method", "")), str(scope.get("path", "")),
                                      str(client[0]) if client else None))  # fmt: skip
-        except OSError:  # a full disk must not turn a refusal into a server error; the server logs stay
-            pass
+        except OSError as exc:  # a full disk must not turn a refusal into a server error: say it in the server log
+            log.error(f"refused request not recorded in {self.file}: {exc}")

@@ -49,6 +49,7 @@ def test_a_viewer_cannot_trigger_and_every_refusal_reaches_the_audit_log(stack: 
         seen = [r for r in audit.read(stack.primary, "airflow.access") if r["event_time"] >= started]
     mine = {(r["actor"], r["target"], json.loads(r["detail"])["status"]) for r in seen}
     assert ("airflow:viewer", "POST /api/v2/dags/region_failover/dagRuns", 403) in mine
+    assert len([r for r in seen if r["actor"] == "airflow:viewer"]) == 1, "a refused trigger is not retried"
     assert (f"airflow:{stranger}", "POST /auth/token", 401) in mine
     assert {r["outcome"] for r in seen} == {"denied"}
 
