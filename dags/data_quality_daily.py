@@ -16,7 +16,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from lakehouse.config import CONF_DIR
-from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
+from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task, region_param
 
 # the tables with a suite in the repository (file names only: nothing is parsed at DAG-parse time)
 TABLES = sorted(p.stem for p in (CONF_DIR / "quality").glob("*.yaml"))
@@ -30,8 +30,13 @@ with DAG(
     catchup=False,
     default_args=DEFAULT_ARGS,
     params={
-        "region": Param("", type="string", description="region (empty: the primary)"),
-        "date": Param("", type="string", description="partition date YYYY-MM-DD (empty: the day before the run)"),
+        "region": region_param("", "region (empty: the primary)"),
+        "date": Param(
+            "",
+            type="string",
+            pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+            description="partition date YYYY-MM-DD (empty: the day before the run)",
+        ),
         "tables": Param(
             [],
             type="array",

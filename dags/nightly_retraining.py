@@ -22,7 +22,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
+from lakehouse.orchestration.dags import DEFAULT_ARGS, NO_QUOTE, job_task, region_param
 
 REGION = "{{ params.region }}"
 INTERVAL = "{{ data_interval_start }}"  # the train step tags its MLflow run with it; later steps find the run by it
@@ -38,8 +38,13 @@ with DAG(
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params={
-        "region": Param("", type="string", description="region (empty: the primary)"),
-        "psv": Param("", type="string", description="PhysioNet .tar.gz/.psv folder to backfill from (empty: silver)"),
+        "region": region_param("", "region (empty: the primary)"),
+        "psv": Param(
+            "",
+            type="string",
+            pattern=NO_QUOTE,
+            description="PhysioNet .tar.gz/.psv folder to backfill from (empty: silver)",
+        ),
         "patients": Param(0, type="integer", minimum=0, description="with psv: only the first N patients (0: all)"),
         "max_iter": Param(0, type="integer", minimum=0, description="GBT trees of this run (0: the profile's)"),
     },

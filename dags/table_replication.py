@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task
+from lakehouse.orchestration.dags import DEFAULT_ARGS, job_task, region_param
 
 with DAG(
     dag_id="table_replication",
@@ -21,7 +21,7 @@ with DAG(
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["dr", "replication"],
-    params={"source": "asia", "target": "europe"},
+    params={"source": region_param("asia", "the source region"), "target": region_param("europe", "the replica's")},
 ) as dag:
     replicate = job_task(
         "replicate", "replicate", "--source", "{{ params.source }}", "--target", "{{ params.target }}", "--once"

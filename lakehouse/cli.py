@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.config import ENV_VAR, Config, RegionConfig, load_config
+from lakehouse.config import ENV_VAR, SANDBOX_VAR, Config, RegionConfig, load_config
 from lakehouse.errors import LakehouseError
 
 
@@ -637,7 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakehouse",
         description="Healthcare IoT lakehouse: device telemetry -> Kafka -> Delta tables on HDFS.",
-        epilog=f"The profile comes from ${ENV_VAR} (default: local, the embedded stack).",
+        epilog=f"The profile comes from ${ENV_VAR} (default: local, the embedded stack); ${SANDBOX_VAR}, when set,"
+        " selects a sandbox of it (<state_dir>/sandboxes/<name>.yaml, e.g. a DR drill's).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -22,6 +22,9 @@ from lakehouse.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 ENV_VAR = "LAKEHOUSE_ENV"
+# a sandbox of the selected profile to run on instead (a DR drill's, a test's): <state_dir>/sandboxes/<name>.yaml
+SANDBOX_VAR = "LAKEHOUSE_SANDBOX"
+SANDBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 DEFAULT_PROFILE = "local"
 REGION_ROLES = ("primary", "secondary")
 
@@ -663,9 +666,49 @@ def write_sandbox_profile(source: Path, folder: Path, name: str) -> Path:
     return path
 
 
+def sandbox_dir(cfg: Config) -> Path:
+    """Where the sandbox profiles of ``cfg`` live, the ones ``$LAKEHOUSE_SANDBOX`` may name."""
+    return cfg.state_dir / "sandboxes"
+
+
+def sandbox_path(cfg: Config, name: str) -> Path:
+    """The sandbox profile ``name`` of ``cfg`` (a bare name: no folders, nothing outside :func:`sandbox_dir`)."""
+    if not SANDBOX_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{SANDBOX_VAR}={name!r} is not a sandbox name",
+            fix="letters, digits, '.', '_' and '-' only (the file name of a profile in the sandboxes folder,"
+            " without .yaml)",
+        )
+    path = sandbox_dir(cfg) / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"{SANDBOX_VAR}={name!r}: no sandbox profile {path}",
+            fix=f"write one with lakehouse.config.write_sandbox_profile into {sandbox_dir(cfg)}, or unset {SANDBOX_VAR}",
+        )
+    return path
+
+
 def load_config(selector: str | None = None) -> Config:
-    """Load and validate the selected profile; every problem is a :class:`ConfigError` naming file and key."""
-    path = config_path(selector)
+    """Load and validate the selected profile; every problem is a :class:`ConfigError` naming file and key.
+
+    Without ``selector``, a non-empty ``$LAKEHOUSE_SANDBOX`` selects that sandbox of the profile instead
+    (:func:`sandbox_path`): how a DAG run is pointed at a DR drill's tables without a second Airflow."""
+    cfg = _load_file(config_path(selector))
+    sandbox = os.environ.get(SANDBOX_VAR, "").strip() if selector is None else ""
+    if sandbox:
+        cfg = _load_file(sandbox_path(cfg, sandbox))
+    # the process's HDFS identity (simple auth) is the profile's pipeline user, whatever the HDFS client: Spark's
+    # JVM, WebHDFS, and the deltalake package (hdfs-native), which would otherwise act as the OS user and be
+    # refused by the permission checks on the lakehouse folders
+    os.environ.setdefault("HADOOP_USER_NAME", cfg.primary.hdfs.user)
+    from lakehouse.security.credentials import export_mlflow_client_env  # imports this module
+
+    export_mlflow_client_env(cfg)
+    return cfg
+
+
+def _load_file(path: Path) -> Config:
+    """One profile file, parsed and validated (no side effects on the process)."""
     if not path.is_file():
         profiles = ", ".join(sorted(p.stem for p in CONF_DIR.glob("*.yaml")))
         raise ConfigError(
@@ -685,11 +728,4 @@ def load_config(selector: str | None = None) -> Config:
         cfg = parse_config(data, path)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}", fix=exc.fix or "compare with conf/local.yaml") from None
-    # the process's HDFS identity (simple auth) is the profile's pipeline user, whatever the HDFS client: Spark's
-    # JVM, WebHDFS, and the deltalake package (hdfs-native), which would otherwise act as the OS user and be
-    # refused by the permission checks on the lakehouse folders
-    os.environ.setdefault("HADOOP_USER_NAME", cfg.primary.hdfs.user)
-    from lakehouse.security.credentials import export_mlflow_client_env  # imports this module
-
-    export_mlflow_client_env(cfg)
     return cfg

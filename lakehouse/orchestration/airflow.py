@@ -245,6 +245,11 @@ class AirflowClient:
         tis = self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances?limit=1000")
         return {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task instance's XCom value (a job task's: the last line its job printed, as a string)."""
+        path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/xcomEntries/{_q(key)}"
+        return self.request("GET", path)["value"]
+
     def wait(
         self, dag_id: str, run_id: str, timeout_s: float = 1800.0, poll_s: float = 3.0, progress: Progress | None = None
     ) -> DagRun:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
-from lakehouse.config import PROJECT_ROOT
+from lakehouse.config import PROJECT_ROOT, SANDBOX_NAME, SANDBOX_VAR
 
 JOBS_DIR = PROJECT_ROOT / "jobs"
 
@@ -49,13 +51,48 @@ def job_command(job: str, *args: str) -> str:
 
 SKIP_EXIT_CODE = 99  # BashOperator's skip_on_exit_code: the task ends as skipped
 
+# A string param rendered into a task's command lands inside single quotes (job_command's shlex quoting): each
+# one carries a pattern without "'", so no value a user triggers with can end the quoting (Airflow refuses the
+# run: "Invalid input for param")
+NO_QUOTE = r"^[^'\n]*$"
+REGION_PATTERN = r"^([a-z][a-z0-9_-]{0,63})?$"
 
-def job_task(task_id: str, job: str, *args: str, run_if: str | None = None, **kwargs: Any) -> JobOperator:
+
+def region_param(default: str, description: str) -> Param:
+    """A region-name param (empty allowed where the job reads it as "the primary")."""
+    return Param(default, type="string", pattern=REGION_PATTERN, description=description)
+
+
+def sandbox_param() -> Param:
+    """The ``sandbox`` param of a job_task(..., sandboxed=True) DAG: run on that sandbox profile of the
+    deployment (``$LAKEHOUSE_SANDBOX``, lakehouse.config.sandbox_path) instead of the deployment itself."""
+    return Param(
+        "", type="string", pattern=f"^({SANDBOX_NAME.pattern})?$",
+        description="a sandbox profile of this deployment to run on (<state_dir>/sandboxes/<name>.yaml: a DR drill);"
+        " empty: the deployment itself",
+    )  # fmt: skip
+
+
+def job_task(
+    task_id: str,
+    job: str,
+    *args: str,
+    run_if: str | None = None,
+    flags: Mapping[str, str] | None = None,
+    sandboxed: bool = False,
+    **kwargs: Any,
+) -> JobOperator:
     """A task running ``jobs/<job>.py args`` with the worker's environment (``LAKEHOUSE_ENV`` included).
 
     ``run_if``: a Jinja condition (e.g. on ``params``) rendered with the command; when it is false the task
-    ends as skipped without starting the job (no Python, no JVM)."""
+    ends as skipped without starting the job (no Python, no JVM). ``flags``: a flag of the job -> the Jinja
+    condition under which it is passed. ``sandboxed``: the DAG's ``sandbox`` param (:func:`sandbox_param`)
+    reaches the job as ``$LAKEHOUSE_SANDBOX``, in the environment, never through the shell."""
     command = job_command(job, *args)
+    for flag, condition in (flags or {}).items():
+        command += f"{{% if {condition} %}} {shlex.quote(flag)}{{% endif %}}"
+    if sandboxed:
+        kwargs["env"] = {**kwargs.get("env", {}), SANDBOX_VAR: "{{ params.sandbox }}"}
     if run_if is not None:
         command = f"{{% if {run_if} %}}{command}{{% else %}}exit {SKIP_EXIT_CODE}{{% endif %}}"
     return JobOperator(

@@ -1,7 +1,9 @@
-"""Region failover for real on the local stack: `lakehouse failover --mode planned` stops nothing it does not own,
-replicates the last commits (RPO 0), fences asia with a new epoch, starts the pipeline in europe on europe's
-Kafka and sees it commit; a stale asia writer is fenced; `lakehouse failback` archives (and reports) a commit
-asia made behind the fence's back, resynchronises asia and makes it the primary again."""
+"""Region failover for real on the local stack, triggered as ops trigger it: the `region_failover` and
+`region_failback` DAGs run by the real Airflow scheduler, on a sandbox profile of the stack (the DAGs' ``sandbox``
+param, a DR drill beside the stack's own tables). A planned failover replicates the last commits (RPO 0), fences
+asia with a new epoch, starts the pipeline in europe on europe's Kafka and sees it commit; a stale asia writer is
+fenced; a failback archives (and reports) a commit asia made behind the fence's back, resynchronises asia and makes
+it the primary again; a disaster failover runs with asia's Kafka and HDFS killed (the CLI fails back after it)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 import yaml
 
 from lakehouse import audit, pipeline
-from lakehouse.config import PROJECT_ROOT, Config, RegionConfig, load_config, write_sandbox_profile
+from lakehouse.config import PROJECT_ROOT, Config, RegionConfig, load_config, sandbox_dir, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.io.hdfs import Hdfs
 from lakehouse.io.tables import table_uri
+from lakehouse.orchestration.airflow import AirflowClient, task_log_dir
 from lakehouse.replication import fencing
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs a pipeline pass
@@ -46,6 +50,26 @@ def cli(sandbox: Sandbox, *args: str, timeout: float = 600) -> subprocess.Comple
     )  # fmt: skip
 
 
+def run_dag(sandbox: Sandbox, dag_id: str, **conf: Any) -> dict[str, Any]:
+    """Trigger ``dag_id`` on the sandbox through Airflow's REST API, wait for the scheduler to run it, and return
+    the report its one task's job printed (the task's XCom); a failed run fails with the task's log."""
+    client = AirflowClient.from_config(sandbox.cfg)
+    client.wait_for_dag(dag_id, timeout_s=120)
+    triggered = time.monotonic()
+    run = client.trigger_and_unpause(dag_id, {**conf, "sandbox": sandbox.path.stem})
+    try:
+        done = client.wait(dag_id, run.run_id, timeout_s=900, poll_s=2, progress=print)
+    finally:
+        client.set_paused(dag_id, True)  # as found
+    (task,) = done.tasks
+    if done.state != "success":
+        logs = sorted((task_log_dir(sandbox.cfg) / f"dag_id={dag_id}" / f"run_id={done.run_id}").rglob("*.log"))
+        pytest.fail(f"{dag_id} {done.state}: {done.tasks}\n" + "".join(p.read_text()[-4000:] for p in logs))
+    report: dict[str, Any] = json.loads(client.xcom(dag_id, done.run_id, task))
+    report["dag_run_id"], report["dag_seconds"] = done.run_id, time.monotonic() - triggered
+    return report
+
+
 def append(uri: str, start: int, n: int = 100) -> None:
     from deltalake import write_deltalake
 
@@ -53,8 +77,9 @@ def append(uri: str, start: int, n: int = 100) -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox(stack: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("profiles"), "failover")
+def sandbox(stack: Config) -> Iterator[Sandbox]:
+    # where the scheduler's tasks find it by name ($LAKEHOUSE_SANDBOX)
+    path = write_sandbox_profile(stack.source, sandbox_dir(stack), "failover")
     data = yaml.safe_load(path.read_text())
     data["replication"]["tables"] = dict.fromkeys(TABLES, "allowed")
     path.write_text(yaml.safe_dump(data))
@@ -66,6 +91,7 @@ def sandbox(stack: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield sb
     for region in cfg.regions.values():
         pipeline.stop_background(cfg, region)
+    path.unlink()
 
 
 def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> None:
@@ -85,12 +111,9 @@ def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> N
         cfg, 3, rate=10, seconds=5, region="europe", seed=9, realtime=False, prefix="dr", progress=lambda _: None
     )
 
-    result = cli(
-        sandbox, "failover", "--target-region", "europe", "--mode", "planned", "--json", "--flowing-timeout", "300"
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    print(f"planned failover: RTO {report['rto_s']:.1f}s; {report['steps']}")
+    report = run_dag(sandbox, "region_failover", target_region="europe", mode="planned", flowing_timeout=300)
+    print(f"planned failover: RTO {report['rto_s']:.1f}s ({report['dag_seconds']:.1f}s from the DAG's trigger to its"
+          f" end); {report['steps']}")  # fmt: skip
     assert report["epoch"] == 1 and report["target"] == "europe" and report["flowing"] is True
     assert report["rpo_versions"] == 0 and {r["table"] for r in report["rpo"]} == set(TABLES)
     assert report["rto_s"] > 0
@@ -118,6 +141,9 @@ def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> N
     assert json.loads(promoted["detail"])["epoch"] == 1 and json.loads(promoted["detail"])["mode"] == "planned"
     denied = audit.read(europe, "fencing.write")
     assert [(d["target"], d["outcome"]) for d in denied] == [("asia", "denied")] * 2, denied
+    (task,) = [r for r in audit.read(europe, "job.run") if r["actor"].startswith("airflow:region_failover/")]
+    assert task["actor"] == f"airflow:region_failover/{report['dag_run_id']}/failover", task
+    assert task["outcome"] == "succeeded"
 
 
 def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: Sandbox) -> None:
@@ -126,9 +152,7 @@ def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: San
     pipeline.stop_background(cfg, europe)
     append(table_uri(europe, TABLES[1]), 7000)  # the new primary moves on
     append(table_uri(asia, TABLES[1]), 9000, n=7)  # a stale asia writer, behind the fence's back
-    result = cli(sandbox, "failback", "--no-pipeline", "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
+    report = run_dag(sandbox, "region_failback", pipeline=False)
     archived = {a["table"]: a for a in report["archived"]}
     assert set(archived) == {TABLES[1]} and archived[TABLES[1]]["rows_added"] == 7
     a = Hdfs(asia)
@@ -196,13 +220,9 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
 
     _kill_minus_9(stack, ASIA_DATA_SERVICES)
     try:
-        result = cli(
-            sandbox, "failover", "--target-region", "europe", "--mode", "disaster", "--json",
-            "--flowing-timeout", "300",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        report = json.loads(result.stdout)
-        print(f"disaster failover: RTO {report['rto_s']:.1f}s, RPO {report['rpo_seconds']:.1f}s; {report['steps']}")
+        report = run_dag(sandbox, "region_failover", target_region="europe", mode="disaster", flowing_timeout=300)
+        print(f"disaster failover: RTO {report['rto_s']:.1f}s ({report['dag_seconds']:.1f}s from the DAG's trigger"
+              f" to its end), RPO {report['rpo_seconds']:.1f}s; {report['steps']}")  # fmt: skip
         assert report["mode"] == "disaster" and report["target"] == "europe" and report["flowing"] is True
         assert any("standby pipeline promoted in europe" in step for step in report["steps"]), report["steps"]
         assert report["epoch"] == before.epoch + 1

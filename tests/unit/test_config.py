@@ -70,6 +70,37 @@ def test_env_var_selects_profile_by_name_or_path(monkeypatch: pytest.MonkeyPatch
     assert load_config().profile == "local"
 
 
+def test_sandbox_var_selects_a_sandbox_of_the_profile_by_bare_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$LAKEHOUSE_SANDBOX (how a DR DAG run is pointed at a drill): a name in <state_dir>/sandboxes, nothing else."""
+    from lakehouse.config import SANDBOX_VAR, sandbox_dir, write_sandbox_profile
+
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        yaml.safe_dump({**yaml.safe_load((CONF_DIR / "local.yaml").read_text()), "state_dir": str(tmp_path)})
+    )
+    monkeypatch.setenv("LAKEHOUSE_ENV", str(base))
+    cfg = load_config()
+    drill = write_sandbox_profile(base, sandbox_dir(cfg), "drill")
+    monkeypatch.setenv(SANDBOX_VAR, drill.stem)
+    chosen = load_config()
+    assert chosen.source == drill and chosen.primary.lakehouse_root == f"/sandbox/{drill.stem}"
+    assert load_config(str(base)).source == base  # an explicit selector is taken as given
+    monkeypatch.setenv(SANDBOX_VAR, "")
+    assert load_config().source == base
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text(drill.read_text())
+    for name in ("../elsewhere", str(outside), "a/b", "-x", "x" * 129):
+        monkeypatch.setenv(SANDBOX_VAR, name)
+        with pytest.raises(ConfigError, match="is not a sandbox name"):
+            load_config()
+    monkeypatch.setenv(SANDBOX_VAR, "nosuch")
+    with pytest.raises(ConfigError, match="no sandbox profile") as err:
+        load_config()
+    assert str(sandbox_dir(cfg)) in (err.value.fix or "")
+
+
 def test_unknown_profile_names_the_choices() -> None:
     with pytest.raises(ConfigError, match=r"does not exist") as err:
         load_config("staging")

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import jinja2
+import jsonschema
 import pytest
 
 from lakehouse.config import CONF_DIR, PROJECT_ROOT
@@ -35,7 +36,9 @@ print(json.dumps({
     "errors": {k: str(v)[-2000:] for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"file": d.fileloc, "tasks": sorted(d.task_ids), "catchup": d.catchup,
                         "schedule": str(d.schedule),
-                        "commands": {t.task_id: str(getattr(t, "bash_command", "")) for t in d.tasks}} for d in bag.dags.values()},
+                        "commands": {t.task_id: str(getattr(t, "bash_command", "")) for t in d.tasks},
+                        "env": {t.task_id: getattr(t, "env", None) for t in d.tasks},
+                        "params": {k: d.params.get_param(k).schema for k in d.params}} for d in bag.dags.values()},
 }))
 """
 
@@ -153,3 +156,47 @@ def test_nightly_retraining_scores_and_checks_drift_over_the_hours_the_features_
             assert argv[argv.index(flag) + 1] == features[features.index(flag) + 1], flag
     train = shlex.split(jinja2.Template(dag["commands"]["train"]).render(params={"region": "", "max_iter": 10}))
     assert train[1].endswith("/jobs/train.py") and train[train.index("--max-iter") + 1] == "10"
+
+
+HOSTILE = "x'; touch /tmp/pwned; echo '"
+
+
+def test_no_param_value_can_break_out_of_a_commands_quoting(parsed: dict[str, Any]) -> None:
+    """A param rendered into a command lands inside shell single quotes: each one's schema (what Airflow checks a
+    triggered run's conf against) refuses a value with a quote; one that is not a string is typed."""
+    import re
+
+    for dag_id, dag in parsed["dags"].items():
+        rendered = {m for c in dag["commands"].values() for m in re.findall(r"\{\{[^}]*params\.(\w+)", c)}
+        assert rendered <= set(dag["params"]), (dag_id, rendered)
+        for name in rendered:
+            schema = dag["params"][name]
+            if schema.get("type") in ("string", None) and "enum" not in schema:
+                with pytest.raises(jsonschema.ValidationError):
+                    jsonschema.validate(HOSTILE, schema)
+            else:
+                assert schema.get("type") in ("integer", "number", "boolean") or "enum" in schema, (dag_id, name)
+
+
+def test_region_dags_run_on_a_named_sandbox_through_the_environment(parsed: dict[str, Any]) -> None:
+    """region_failover and region_failback pass their sandbox param as $LAKEHOUSE_SANDBOX (never through the
+    shell), a bare name only; failback's pipeline param drops the pipeline start; failover's timeout reaches it."""
+    for dag_id in ("region_failover", "region_failback"):
+        dag = parsed["dags"][dag_id]
+        (task,) = dag["tasks"]
+        assert dag["env"][task] == {"LAKEHOUSE_SANDBOX": "{{ params.sandbox }}"}
+        schema = dag["params"]["sandbox"]
+        jsonschema.validate("", schema)
+        jsonschema.validate("failover-1a2b3c4d", schema)
+        for bad in ("../../etc/x", "/abs/path", HOSTILE, "a/b"):
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate(bad, schema)
+    failback = parsed["dags"]["region_failback"]["commands"]["failback"]
+    assert shlex.split(jinja2.Template(failback).render(params={"pipeline": False}))[2:] == ["--json", "--no-pipeline"]
+    assert shlex.split(jinja2.Template(failback).render(params={"pipeline": True}))[2:] == ["--json"]
+    failover = parsed["dags"]["region_failover"]["commands"]["failover"]
+    argv = shlex.split(
+        jinja2.Template(failover).render(params={"target_region": "europe", "mode": "disaster", "flowing_timeout": 300})
+    )
+    assert argv[1].endswith("/jobs/failover.py")
+    assert argv[2:] == ["--target-region", "europe", "--mode", "disaster", "--flowing-timeout", "300", "--json"]
