@@ -133,10 +133,20 @@ class Hdfs:
     def publish_new(self, path: str, data: bytes, mtime_ms: int | None = None) -> bool:
         """Like :meth:`publish`, but never replaces: False when ``path`` already exists (a Delta commit is
         written once; HDFS rename refuses an existing target, so two writers cannot both win)."""
+        return self.commit_staged(self.stage(path, data, mtime_ms), path)
+
+    def stage(self, path: str, data: bytes, mtime_ms: int | None = None) -> str:
+        """The first half of :meth:`publish_new`: ``data`` in the hidden temporary of ``path``, with its time;
+        returns the temporary's path (staged ahead, e.g. while other files copy)."""
         tmp = temp_name(path)
         self.client.write(tmp, data=data, overwrite=True)
         if mtime_ms is not None:
             self.client.set_times(tmp, modification_time=mtime_ms)
+        return tmp
+
+    def commit_staged(self, tmp: str, path: str) -> bool:
+        """The second half of :meth:`publish_new`: rename ``tmp`` to ``path`` unless ``path`` exists (then the
+        temporary is deleted and the answer is False)."""
         try:
             self.client.rename(tmp, path)
         except HdfsError:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import posixpath
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,6 +30,7 @@ from lakehouse.replication.policy import ResidencyViolation, check_residency
 
 LOG = "_delta_log"
 MAX_VERSIONS_PER_PASS = 1000  # a long backlog is caught up over several passes
+LIST_FROM = 4  # a replica folder receiving this many files of a pass is listed once instead of a status per file
 
 
 class DivergedReplica(LakehouseError):
@@ -196,13 +198,16 @@ class Replicator:
 
             sizes = {p: size for c in commits for p, size in c.sizes.items()}
 
+            listed = self._listed_folders(dst_table, needed)
+
             def copy(rel: str) -> tuple[int, int]:
                 src_path, dst_path = posixpath.join(src_table, rel), posixpath.join(dst_table, rel)
                 known = sizes.get(rel)  # the log records the size (and time) of data and change files
                 if known is None:
                     st = self.src.status(src_path)
                     known = None if st is None else (st.length, st.mtime_ms)
-                have = self.dst.status(dst_path)
+                folder, name = posixpath.split(rel)
+                have = listed[folder].get(name) if folder in listed else self.dst.status(dst_path)
                 if known is not None and have is not None and have.length == known[0]:
                     return 0, 0
                 try:
@@ -217,9 +222,18 @@ class Replicator:
                     fix="check the source table (lakehouse replicate verify) before replicating it",
                 )
 
-            # copies run ahead in the pool; each commit is published as soon as every file it references
-            # (and every earlier commit's) has landed, so publishing overlaps the copies of later versions
-            futures = {rel: pool.submit(copy, rel) for rel in needed}
+            # copies run ahead in the pool, each commit's log entry staged (written under its temporary name) right
+            # after its files; a commit is published (renamed) as soon as every file it references (and every
+            # earlier commit's) has landed, so publishing overlaps the copies of later versions
+            futures: dict[str, Future[tuple[int, int]]] = {}
+            staged: dict[int, Future[str]] = {}
+            for c in commits:
+                for rel in c.files:
+                    if rel not in futures:
+                        futures[rel] = pool.submit(copy, rel)
+                name = deltalog.commit_name(c.version)
+                path, mtime = posixpath.join(dst_log, name), src_listing[name].mtime_ms
+                staged[c.version] = pool.submit(self.dst.stage, path, raw[c.version], mtime)
 
             def landed(files: Iterable[str]) -> None:
                 for rel in files:
@@ -235,8 +249,7 @@ class Replicator:
             for c in commits:
                 landed(c.files)
                 name = deltalog.commit_name(c.version)
-                mtime = src_listing[name].mtime_ms
-                published = self.dst.publish_new(posixpath.join(dst_log, name), raw[c.version], mtime)
+                published = self.dst.commit_staged(staged.pop(c.version).result(), posixpath.join(dst_log, name))
                 if not published and self.dst.read(posixpath.join(dst_log, name)) != raw[c.version]:
                     raise DivergedReplica(f"{table}: another writer published a different version {c.version}")
                 result.bytes += len(raw[c.version])
@@ -258,6 +271,16 @@ class Replicator:
         if vacuumed:
             result.pruned = self._prune(src_table, dst_table)
         result.status = "replicated"
+
+    def _listed_folders(self, table_path: str, files: list[str]) -> dict[str, dict[str, FileStatus]]:
+        """The replica's folders (relative to the table) that hold at least LIST_FROM of ``files``, listed once:
+        one call instead of a status call per file to find what a killed pass already copied."""
+        per_folder = Counter(posixpath.dirname(rel) for rel in files)
+        return {
+            folder: self.dst.list(posixpath.join(table_path, folder) if folder else table_path)
+            for folder, n in per_folder.items()
+            if n >= LIST_FROM
+        }
 
     def _configuration_at(self, table: str, version: int) -> dict[str, str]:
         from deltalake import DeltaTable
