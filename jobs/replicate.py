@@ -1,7 +1,7 @@
 """Entry point: replicate the configured tables between regions, or verify a replica (docs/dr.md).
 
 python jobs/replicate.py --source asia --target europe --once
-python jobs/replicate.py --source asia --target europe --continuous --interval 10
+python jobs/replicate.py --source asia --target europe --continuous --interval 5
 python jobs/replicate.py verify --source asia --target europe
 """
 
