@@ -558,6 +558,12 @@ def _replicate(args: argparse.Namespace) -> int:
             failed += not checked.ok
         say(f"verify {source.name} -> {target.name}: " + ("OK" if not failed else f"{failed} table(s) FAILED"))
         return 1 if failed else 0
+    if args.action == "restore-model":
+        from lakehouse.replication import models
+
+        _log_job(cfg, "replicate-restore-model", args.target)
+        say(models.restore_champion(cfg, cfg.region(args.target)).line())
+        return 0
     if args.once == (args.continuous is not None and args.continuous):
         raise LakehouseError("give exactly one of --once or --continuous", fix="lakehouse replicate --once")
     _log_job(cfg, "replicate", args.target)
@@ -794,8 +800,10 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Copy each table of replication.tables from --source to --target on Delta's"
                           " log protocol (replica version N = source version N), or `verify` a replica version by"
                           " version. Residency policies are enforced; state goes to ops.replication_state.")  # fmt: skip
-    repl.add_argument("action", nargs="?", choices=["run", "verify"], default="run",
-                      help="run (default): replicate; verify: compare the replica with the source")  # fmt: skip
+    repl.add_argument("action", nargs="?", choices=["run", "verify", "restore-model"], default="run",
+                      help="run (default): replicate; verify: compare the replica with the source; restore-model:"
+                      " register the champion replicated into --target in this profile's MLflow registry (a"
+                      " region's own server, after the primary's registry is lost) and set its champion alias")  # fmt: skip
     repl.add_argument("--source", default=None, help="region replicated from (default: the primary)")
     repl.add_argument("--target", required=True, help="region holding the replica, e.g. europe")
     repl.add_argument("--once", action="store_true", help="one pass over every table, then exit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,13 @@ CLI = [sys.executable, "-m", "lakehouse"]
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the `lakehouse` CLI in a fresh process and capture its output."""
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a test's own server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def with_ml_settings(profile: Path, **settings: Any) -> Config:

@@ -187,6 +187,10 @@ def failover(
         report.flowing = wait_flowing(cfg, target, baseline, flowing_timeout_s)
         _step(report, progress, started, "data flowing in the new primary" if report.flowing else "NOT flowing yet")
     report.rto_s = time.monotonic() - started
+    if mode == "disaster" and cfg.replication.models and not models.registry_answers(cfg):  # after the RTO
+        _step(report, progress, started, f"the MLflow registry at {cfg.mlflow.tracking_uri} does not answer: scorers"
+              f" in {target.name} serve the champion replicated there; give the region a registry with `lakehouse"
+              f" replicate restore-model --target {target.name}` (docs/dr.md)")  # fmt: skip
     audit.record(target, audit.entry("region.failover", f"{source.name} -> {target.name}", target.name, "promoted",
                                      report.as_dict()))  # fmt: skip
     return report

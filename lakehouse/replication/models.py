@@ -10,6 +10,11 @@ Layout in a region's lakehouse root (folder ``models``, the pipeline user's alon
 A version's files land first (each published atomically), then its manifest, then the alias, so a reader that
 finds the alias finds a whole model. Idempotent: a version whose manifest exists is not copied again; a kill at
 any point leaves a version without manifest, which the next pass copies again.
+
+The replica also rebuilds a registry: :func:`restore_champion` registers the replicated champion in the MLflow
+registry of the selected profile (a region's own server after the primary's is lost): the files checked against
+the manifest, logged as a run's artifacts with the manifest's metrics, a model version with its tags and
+``replica.of``, and the champion alias, so the registry's clients (scorer, ``models:/<model>@champion``) work there.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from lakehouse.io.hdfs import Hdfs
 
 FOLDER = "models"
 ALIAS = "champion"
+REPLICA_TAG = "replica.of"  # on a restored run and version: "<model>/v<version>@<run id>" of the source registry
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,78 @@ def read_champion(region: RegionConfig, model: str) -> dict[str, Any]:
                 fix="replicate it again from the primary: lakehouse replicate --once",
             )
     return manifest
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What :func:`restore_champion` did: ``restored`` (a new version) or ``up_to_date`` (the version existed)."""
+
+    model: str
+    source_version: int
+    version: int
+    status: str
+    registry: str
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"model {self.model} v{self.source_version} (replica) -> {self.registry}: {self.status} as version"
+            f" {self.version}, alias {ALIAS} set, in {self.seconds:.1f}s"
+        )
+
+
+def restore_champion(cfg: Config, region: RegionConfig) -> RestoreResult:
+    """Register the champion replicated into ``region`` in ``cfg``'s MLflow registry and point its champion alias
+    at it; a version that already carries the same ``replica.of`` is reused (idempotent)."""
+    from lakehouse.ml import train
+
+    started = time.monotonic()
+    name = cfg.ml.model_name
+    manifest = read_champion(region, name)
+    origin = f"{name}/v{manifest['version']}@{manifest['run_id']}"
+    mlflow = train._mlflow(cfg)
+    client = mlflow.MlflowClient()
+    try:
+        found = [v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get(REPLICA_TAG) == origin]
+    except Exception as exc:  # noqa: BLE001 - MlflowException or a connection error: say which registry
+        raise LakehouseError(
+            f"the MLflow registry at {cfg.mlflow.tracking_uri} does not answer ({type(exc).__name__})",
+            fix="point the profile's mlflow.tracking_uri at the region's own server and start it",
+        ) from None
+    status = "up_to_date"
+    if found:
+        version = int(found[0].version)
+    else:
+        hdfs, base = Hdfs(region), model_path(region, name)
+        with tempfile.TemporaryDirectory(prefix="model-restore-") as tmp:
+            local = Path(tmp) / "model"
+            for entry in manifest["files"]:
+                data = hdfs.read(f"{base}/v{manifest['version']}/{entry['path']}")
+                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise LakehouseError(
+                        f"replica of model {name!r} v{manifest['version']} in region {region.name}: {entry['path']}"
+                        " does not match its manifest's SHA-256",
+                        fix="replicate it again from the primary (lakehouse replicate --once) before restoring",
+                    )
+                target = local / entry["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            tags = {REPLICA_TAG: origin, "replica.region": region.name}
+            with mlflow.start_run(run_name=f"replica of {origin}", tags=tags) as run:
+                mlflow.log_metrics({k: float(v) for k, v in manifest["metrics"].items()})
+                mlflow.log_artifacts(str(local), artifact_path="model")
+        version_tags = {**{k: str(v) for k, v in manifest["tags"].items()}, REPLICA_TAG: origin}
+        created = mlflow.register_model(f"runs:/{run.info.run_id}/model", name, tags=version_tags)  # creates the model
+        version, status = int(created.version), "restored"
+    client.set_registered_model_alias(name, ALIAS, str(version))
+    result = RestoreResult(
+        name, int(manifest["version"]), version, status, cfg.mlflow.tracking_uri, time.monotonic() - started
+    )
+    from lakehouse import audit
+
+    detail = {"registry": result.registry, "version": version, "replica_of": origin, "champion": True}
+    audit.record(region, audit.entry("model.restore", f"{name}/{version}", region.name, status, detail))
+    return result
 
 
 def load_champion_model(region: RegionConfig, manifest: dict[str, Any]) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ from lakehouse.ml import build, drift, scoring, train
 from lakehouse.replication import replicator
 from lakehouse.security import encryption, pseudonyms
 from lakehouse.tables import DATABASES, uri
-from tests.conftest import run_cli, with_ml_settings
+from tests.conftest import free_port, run_cli, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs two pipeline passes
 
@@ -97,12 +96,6 @@ def _model_and_replica(spark: SparkSession, path: Path) -> Config:
     return cfg
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _own_state_profile(profile: Path, folder: Path, **changes: Any) -> dict[str, str]:
     """The environment of `lakehouse stack` for a service of the sandbox's own: a copy of its profile with its
     own state folder (so the service's home, pid file and data never meet the shared stack's), the deployment's
@@ -122,7 +115,7 @@ def metastore(stack: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     path = write_sandbox_profile(stack.source, tmp_path_factory.mktemp("analyst"), "analyst")
     primary = load_config(str(path)).primary.name
     data = yaml.safe_load(path.read_text())
-    data["regions"][primary]["metastore"]["derby_port"] = _free_port()
+    data["regions"][primary]["metastore"]["derby_port"] = free_port()
     path.write_text(yaml.safe_dump(data))
     env = _own_state_profile(path, tmp_path_factory.mktemp("metastore"))
     service = f"metastore-{primary}"
@@ -310,7 +303,7 @@ def test_refused_queries_become_one_line_errors(spark: SparkSession, query: str,
 def connect_url(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Spark Connect server over the sandbox's catalog, started by `lakehouse stack up --service spark-connect`
     (its own state folder and a free port, so it never meets a regular server), stopped at the end."""
-    url = f"sc://127.0.0.1:{_free_port()}"
+    url = f"sc://127.0.0.1:{free_port()}"
     connect = {**yaml.safe_load(sandbox.path.read_text())["spark_connect"], "url": url}
     env = _own_state_profile(sandbox.path, tmp_path_factory.mktemp("connect"), spark_connect=connect)
     up = run_cli("stack", "up", "--service", "spark-connect", env=env)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from lakehouse.observability.exporter import replicated_tables
 from lakehouse.stack import manager, process
 from lakehouse.tables import SPECS, uri
 from tests.browser import visit
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -279,14 +278,8 @@ def test_the_browser_check_catches_console_errors_and_broken_images(tmp_path: Pa
     assert any("boom" in e for e in page.errors) and any("gone.png" in e for e in page.errors), page.errors
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_dashboards_publish_fails_clearly_without_grafana(stack: Config) -> None:
-    nothing = run_cli("dashboards", "publish", "--url", f"http://127.0.0.1:{_free_port()}")
+    nothing = run_cli("dashboards", "publish", "--url", f"http://127.0.0.1:{free_port()}")
     assert nothing.returncode == 2 and "does not answer" in nothing.stderr and "Traceback" not in nothing.stderr
     not_grafana = run_cli("dashboards", "publish", "--url", stack.observability.prometheus_url)
     assert not_grafana.returncode == 2, not_grafana.stderr
@@ -296,7 +289,7 @@ def test_dashboards_publish_fails_clearly_without_grafana(stack: Config) -> None
 def test_a_job_that_cannot_start_says_why_in_one_json_log_line(stack: Config, tmp_path: Path) -> None:
     data = yaml.safe_load(stack.source.read_text())
     data["state_dir"] = str(tmp_path / "state")
-    data["regions"]["asia"]["kafka"]["bootstrap_servers"] = [f"127.0.0.1:{_free_port()}"]
+    data["regions"]["asia"]["kafka"]["bootstrap_servers"] = [f"127.0.0.1:{free_port()}"]
     profile = tmp_path / "broken.yaml"
     profile.write_text(yaml.safe_dump(data))
     result = run_cli("pipeline", "start", env={**os.environ, "LAKEHOUSE_ENV": str(profile)})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -28,7 +29,7 @@ from lakehouse.io import kafka
 from lakehouse.ml import build, scoring, train
 from lakehouse.ml import features as fx
 from lakehouse.security import pseudonyms
-from tests.conftest import run_cli, with_ml_settings
+from tests.conftest import free_port, run_cli, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -207,6 +208,59 @@ def test_the_champion_replicates_to_the_secondary_and_scores_there_without_the_r
     assert scored[0] == scored[1] and len(scored[0]) == 300
     with pytest.raises(LakehouseError, match="no replica of model"):
         scoring.ChampionWatcher(offline, print, cfg.primary).current()
+
+
+def test_a_lost_registry_is_rebuilt_in_the_regions_own_mlflow_from_the_replica(
+    served: Served, spark: SparkSession, tmp_path: Path
+) -> None:
+    """europe's own MLflow registry: a second real tracking server (`lakehouse stack up --service mlflow` of a profile
+    with its own state folder and port), empty. `replicate restore-model --target europe` registers the champion
+    replicated into europe there (files checked against the manifest, the run's metrics, the version's tags,
+    `replica.of`) and points the champion alias at it, once (a rerun finds it); a scorer on that registry loads
+    `models:/...` from it and scores exactly as the primary's champion; the restore is in europe's audit log."""
+    from lakehouse import audit
+    from lakehouse.config import load_config
+    from lakehouse.replication import models
+
+    cfg, europe = served.cfg, served.cfg.regions["europe"]
+    models.replicate_champion(cfg, europe)  # idempotent: the replica the previous test made, or made now
+    data = yaml.safe_load(cfg.source.read_text())
+    data["state_dir"] = str(tmp_path / "state")
+    data["mlflow"] = {**data["mlflow"], "tracking_uri": f"http://127.0.0.1:{free_port()}"}
+    profile = tmp_path / "europe-registry.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "LAKEHOUSE_ENV": str(profile)}
+    up = run_cli("stack", "up", "--service", "mlflow", env=env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        first = run_cli("replicate", "restore-model", "--target", "europe", env=env)
+        assert first.returncode == 0 and "restored as version 1" in first.stdout, first.stdout + first.stderr
+        again = run_cli("replicate", "restore-model", "--target", "europe", env=env)
+        assert again.returncode == 0 and "up_to_date as version 1" in again.stdout, again.stdout + again.stderr
+
+        own = load_config(str(profile))
+        client = train._mlflow(own).MlflowClient()
+        version = client.get_model_version_by_alias(own.ml.model_name, train.CHAMPION)
+        assert version.version == "1" and version.tags[models.REPLICA_TAG].endswith(f"@{served.run_id}")
+        assert len(client.search_model_versions(f"name = '{own.ml.model_name}'")) == 1
+        restored = scoring.ChampionWatcher(own, print).current()
+        primary = scoring.ChampionWatcher(cfg, print).current()
+        assert restored.threshold == primary.threshold and restored.version == 1
+        rows = _read(spark, cfg, "gold.features_hourly").orderBy("patient_ref", "hour_start").limit(200).cache()
+        scored = [
+            sorted(tuple(r) for r in scoring.score_rows(rows, c).select("patient_ref", "risk_score").collect())
+            for c in (restored, primary)
+        ]
+        assert scored[0] == scored[1] and len(scored[0]) == 200
+        (row, *_) = [r for r in audit.read(europe, "model.restore") if r["outcome"] == "restored"][-1:]
+        assert (
+            row["target"] == f"{own.ml.model_name}/1"
+            and json.loads(row["detail"])["registry"] == own.mlflow.tracking_uri
+        )
+    finally:
+        down = run_cli("stack", "down", "--service", "mlflow", env=env)
+        assert down.returncode == 0, down.stderr
+        train._mlflow(cfg)  # this module's registry again for the tests after this one
 
 
 def test_every_risk_alert_episode_was_announced_once_on_the_alerts_topic(served: Served, spark: SparkSession) -> None:
