@@ -799,7 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
     repl = sub.add_parser("replicate", help="DR: replicate the configured tables to another region, or verify a replica",
                           description="Copy each table of replication.tables from --source to --target on Delta's"
                           " log protocol (replica version N = source version N), or `verify` a replica version by"
-                          " version. Residency policies are enforced; state goes to ops.replication_state.")  # fmt: skip
+                          " version, or `restore-model`: register the champion replicated into --target in this profile's MLflow"
+                          " registry. Residency policies are enforced; state goes to ops.replication_state.")  # fmt: skip
     repl.add_argument("action", nargs="?", choices=["run", "verify", "restore-model"], default="run",
                       help="run (default): replicate; verify: compare the replica with the source; restore-model:"
                       " register the champion replicated into --target in this profile's MLflow registry (a"
