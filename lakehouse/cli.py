@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.config import ENV_VAR, SANDBOX_VAR, Config, RegionConfig, load_config
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import LakehouseError, StackError
 
 
 def _log_job(cfg: Config, job: str, region: str | None) -> None:
@@ -26,6 +28,15 @@ def _stack(args: argparse.Namespace) -> int:
     from lakehouse.stack import manager
 
     cfg = load_config()
+    if args.spark_cluster:
+        from lakehouse.stack.services import spark_cluster_services
+
+        cluster = [s.name for s in spark_cluster_services(cfg)]
+        if not cluster:
+            raise StackError(f"the profile {cfg.source} has no spark_cluster section", fix="see conf/local.yaml")
+        # up: the stack and the cluster; down and status: the cluster (and the services named)
+        base = args.service or ([s.name for s in manager.select(cfg)] if args.action == "up" else [])
+        args.service = [*base, *(n for n in cluster if n not in base)]
     if args.action == "up":
         print(f"stack up ({cfg.profile} profile, state in {cfg.state_dir})", flush=True)
         rows = manager.up(cfg, args.service, progress=lambda m: print(m, flush=True))
@@ -48,6 +59,26 @@ def _stack(args: argparse.Namespace) -> int:
         total = sum(r.rss_mb or 0 for r in rows)
         print(f"{sum(r.healthy for r in rows)}/{len(rows)} healthy; {total:.0f} MiB resident in the stack's processes")
     return 0 if healthy else 1
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from lakehouse import session
+
+    cfg = load_config()
+    job_args = list(args.job_args)
+    if job_args[:1] == ["--"]:
+        job_args = job_args[1:]
+    command = session.submit_command(cfg, args.job, job_args, args.master)
+    if args.print_only:
+        lines, rest = [shlex.quote(command[0])], command[1:]
+        while rest:  # one option and its value per line
+            n = 2 if rest[0].startswith("--") and len(rest) > 1 else 1
+            lines.append(" ".join(shlex.quote(a) for a in rest[:n]))
+            rest = rest[n:]
+        print(" \\\n  ".join(lines))
+        return 0
+    print(f"submit: jobs/{args.job}.py on {command[command.index('--master') + 1]}", file=sys.stderr, flush=True)
+    return subprocess.run(command, env=session.submit_env(cfg), cwd=cfg.state_dir, check=False).returncode
 
 
 def _dags(args: argparse.Namespace) -> int:
@@ -660,8 +691,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="act on this service only (repeatable), e.g. kafka-asia, hdfs-namenode-europe, mlflow",
     )
+    stack.add_argument("--spark-cluster", action="store_true", help="up: also start the Spark standalone master"
+                       " and workers of spark_cluster (for `lakehouse submit --master cluster`); down, status: those")  # fmt: skip
     stack.add_argument("--json", action="store_true", help="status: print one JSON object")
     stack.set_defaults(func=_stack)
+
+    submit = sub.add_parser(
+        "submit",
+        help="run a job of jobs/ through spark-submit on a Spark master (the standalone cluster, k8s, ...)",
+        description="Compose and run `spark-submit --master M --deploy-mode client --conf ... jobs/JOB.py ARGS`"
+        " with every setting the job's own session has (jars, catalog, encryption, driver options). The job's"
+        " exit code is this command's.",
+        epilog="examples: lakehouse stack up --spark-cluster; lakehouse submit --master cluster pipeline -- --once;"
+        " lakehouse submit --master k8s://https://api:6443 --print pipeline -- --region asia (docs/scale-out.md)",
+    )
+    submit.add_argument("job", help="a job of jobs/ without .py: pipeline, train, build_features, replicate, ...")
+    submit.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's own arguments, after --")
+    submit.add_argument("--master", default=None, help="cluster (the profile's spark_cluster), spark://host:port,"
+                        " k8s://https://host:port, local[N] (default: the profile's spark.master)")  # fmt: skip
+    submit.add_argument("--print", dest="print_only", action="store_true",
+                        help="print the spark-submit command (one argument per line) instead of running it")  # fmt: skip
+    submit.set_defaults(func=_submit)
 
     dags = sub.add_parser("dags", help="Airflow: list the DAGs, trigger one (and wait for it) through the REST API")
     dags.add_argument("action", choices=["list", "trigger"], help="list: DAGs with paused state and next run, and"
@@ -808,7 +858,12 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("--source", default=None, help="region replicated from (default: the primary)")
     repl.add_argument("--target", required=True, help="region holding the replica, e.g. europe")
     repl.add_argument("--once", action="store_true", help="one pass over every table, then exit")
-    repl.add_argument("--continuous", action="store_true", default=None, help="a pass every --interval until killed")
+    repl.add_argument(
+        "--continuous",
+        action="store_true",
+        default=None,
+        help="a pass every --interval until killed, or until a failover makes another region the primary",
+    )
     repl.add_argument(
         "--interval", type=float, default=None, help="seconds between passes (default replication.interval_s)"
     )

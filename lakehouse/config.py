@@ -196,6 +196,25 @@ class SparkConnectConfig:
 
 
 @dataclass(frozen=True)
+class SparkClusterConfig:
+    """A Spark standalone cluster the jobs are submitted to (`lakehouse submit`, docs/scale-out.md): a master
+    and ``workers`` workers of ``worker_cores`` cores and ``worker_memory`` each; every executor of a job gets
+    ``executor_memory``. ``embedded``: `lakehouse stack up --spark-cluster` runs the master and workers of
+    pyspark's own distribution on loopback (plain `stack up` never does); worker ``i`` (from 1) listens on
+    ``worker_port + i`` and serves its web UI on ``worker_web_port + i``."""
+
+    master_url: str
+    web_url: str
+    embedded: bool
+    workers: int
+    worker_cores: int
+    worker_memory: str
+    executor_memory: str
+    worker_port: int = 0
+    worker_web_port: int = 0
+
+
+@dataclass(frozen=True)
 class TopicsConfig:
     """Kafka topic names and shape, the same in every region."""
 
@@ -289,6 +308,7 @@ class Config:
     airflow: AirflowConfig
     ml: MlConfig
     spark_connect: SparkConnectConfig
+    spark_cluster: SparkClusterConfig | None  # None: the profile names no standalone cluster
     topics: TopicsConfig
     stack: StackConfig
     pipeline: PipelineConfig
@@ -539,6 +559,34 @@ def _mlflow_user(name: str) -> str:
     return name
 
 
+def _parse_spark_cluster(raw: Mapping[str, Any]) -> SparkClusterConfig:
+    where = "spark_cluster"
+    cluster = SparkClusterConfig(
+        master_url=_get(raw, "master_url", str, where),
+        web_url=_get(raw, "web_url", str, where),
+        embedded=_get(raw, "embedded", bool, where, False),
+        workers=_get(raw, "workers", int, where, 2),
+        worker_cores=_get(raw, "worker_cores", int, where, 1),
+        worker_memory=_get(raw, "worker_memory", str, where, "2g"),
+        executor_memory=_get(raw, "executor_memory", str, where, "1g"),
+        worker_port=_get(raw, "worker_port", int, where, 0),
+        worker_web_port=_get(raw, "worker_web_port", int, where, 0),
+    )
+    if not cluster.master_url.startswith("spark://"):
+        raise ConfigError(f"spark_cluster.master_url must be spark://host:port, got {cluster.master_url!r}")
+    _port_of(cluster.master_url, "spark_cluster.master_url")
+    _port_of(cluster.web_url, "spark_cluster.web_url")
+    if cluster.workers < 1 or cluster.worker_cores < 1:
+        raise ConfigError("spark_cluster.workers and spark_cluster.worker_cores must be at least 1")
+    for key in ("worker_memory", "executor_memory"):
+        if not re.fullmatch(r"[1-9][0-9]*[mg]", getattr(cluster, key)):
+            raise ConfigError(f"spark_cluster.{key} must be a size such as 512m or 2g, got {getattr(cluster, key)!r}")
+    if cluster.embedded and not (cluster.worker_port and cluster.worker_web_port):
+        raise ConfigError("spark_cluster: an embedded cluster needs worker_port and worker_web_port (worker i uses"
+                          " port + i)")  # fmt: skip
+    return cluster
+
+
 def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     """Build a :class:`Config` from the parsed YAML of ``source``; relative paths resolve against ``root``."""
     if not isinstance(data, dict):
@@ -577,6 +625,9 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
         )
     return Config(
         profile=_get(data, "profile", str, where),
+        spark_cluster=_parse_spark_cluster(cluster)
+        if (cluster := _get(data, "spark_cluster", dict, where, {}))
+        else None,
         source=source,
         state_dir=state_dir,
         jars_dir=_path(_get(data, "jars_dir", str, where, ".jars"), root),

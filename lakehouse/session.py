@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import CONF_DIR, Config, RegionConfig
+from lakehouse.config import CONF_DIR, PROJECT_ROOT, Config, RegionConfig
+from lakehouse.errors import ConfigError
 from lakehouse.security import encryption
 from lakehouse.stack import cds, jvm
 
 DERBY_CLIENT_JARS = ("derbyclient",)  # the metastore client driver; derby, derbyshared, derbytools ship with pyspark
+SUBMITTED_VAR = "PYSPARK_GATEWAY_PORT"  # set by spark-submit for the Python driver it launched (never by pyspark's
+# own in-process launch): that driver's JVM already runs with the submit command's master and driver settings
+ML_JOBS = ("build_features", "train", "score", "validate_features")  # submitted with ml_overrides
+
+
+def submitted() -> bool:
+    """Whether this process is a Python driver that spark-submit launched (`lakehouse submit`, or a platform's
+    own spark-submit): its master is the submit command's, not the profile's."""
+    return SUBMITTED_VAR in os.environ
+
+
+def loopback_master(master: str) -> bool:
+    """Whether a job on ``master`` runs on this machine's loopback only (local mode, or a cluster on 127.0.0.1):
+    its driver then binds to 127.0.0.1, where the executors reach it."""
+    if master.startswith("local"):
+        return True
+    return urlparse(master).hostname in ("127.0.0.1", "localhost")
 
 
 def catalog_conf(cfg: Config, region: RegionConfig) -> dict[str, str]:
@@ -81,7 +101,7 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         # Parquet modular encryption of the tables that opt in (their PHI columns), keys from the KMS client
         **encryption.spark_conf(cfg),
     }
-    if cfg.spark.master.startswith("local"):
+    if loopback_master(cfg.spark.master):
         # the embedded profile stays on loopback
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
@@ -114,6 +134,16 @@ def ml_overrides(cfg: Config) -> dict[str, str]:
     }
 
 
+def session_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What :func:`build_spark` sets on the session: :func:`spark_conf`, but in a driver that spark-submit
+    launched (:func:`submitted`) without the master: the submit command's ``--master`` decides where its
+    executors run."""
+    conf = spark_conf(cfg, app_name, overrides)
+    if submitted():
+        conf.pop("spark.master")
+    return conf
+
+
 def build_spark(
     cfg: Config,
     app_name: str,
@@ -140,8 +170,78 @@ def build_spark(
     (cfg.state_dir / "spark" / "tmp").mkdir(parents=True, exist_ok=True)
     catalog = catalog_conf(cfg, cfg.region(catalog_region)) if persistent_catalog else {}
     builder = SparkSession.builder
-    for key, value in spark_conf(cfg, app_name, {**catalog, **(overrides or {})}).items():
+    for key, value in session_conf(cfg, app_name, {**catalog, **(overrides or {})}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def resolve_master(cfg: Config, master: str | None) -> str:
+    """The master a job is submitted to: ``None`` is the profile's ``spark.master``, ``cluster`` its standalone
+    cluster (``spark_cluster.master_url``); anything else (``spark://``, ``k8s://``, ``local[...]``) as given."""
+    if master is None:
+        return cfg.spark.master
+    if master == "cluster":
+        if cfg.spark_cluster is None:
+            raise ConfigError(
+                f"--master cluster: the profile {cfg.source} has no spark_cluster section",
+                fix="add one (see conf/local.yaml) or give the master URL, e.g. --master spark://host:7077",
+            )
+        return cfg.spark_cluster.master_url
+    if not master.startswith(("spark://", "k8s://", "local", "yarn")):
+        raise ConfigError(
+            f"--master {master!r} is not a Spark master",
+            fix="cluster, spark://host:port, k8s://https://host:port, local[N] or yarn",
+        )
+    return master
+
+
+def job_script(job: str) -> Path:
+    """``jobs/<job>.py``, the spark-submit entry point of ``job``."""
+    script = PROJECT_ROOT / "jobs" / f"{job}.py"
+    if not script.is_file():
+        known = sorted(p.stem for p in (PROJECT_ROOT / "jobs").glob("*.py"))
+        raise ConfigError(f"no job {job!r} in {PROJECT_ROOT / 'jobs'}", fix=f"choose from: {', '.join(known)}")
+    return script
+
+
+def submit_command(cfg: Config, job: str, args: Sequence[str], master: str | None = None) -> list[str]:
+    """The spark-submit command that runs ``jobs/<job>.py args`` in client mode on ``master`` (see
+    :func:`resolve_master`) with every setting the job's own session would have (:func:`spark_conf`, with the
+    ML jobs' driver settings for those): the driver's JVM is launched by spark-submit, so its memory, class
+    path and options must be on this command line. On the profile's standalone cluster each executor gets
+    ``spark_cluster.executor_memory``."""
+    url = resolve_master(cfg, master)
+    overrides: dict[str, str] = {"spark.master": url, "spark.pyspark.python": sys.executable,
+                                 "spark.pyspark.driver.python": sys.executable}  # fmt: skip
+    if job in ML_JOBS:
+        overrides.update(ml_overrides(cfg))
+    if cfg.spark_cluster is not None and url == cfg.spark_cluster.master_url:
+        overrides["spark.executor.memory"] = cfg.spark_cluster.executor_memory
+    conf = spark_conf(cfg, f"lakehouse-{job}", overrides)
+    if loopback_master(url):
+        conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    master_url = conf.pop("spark.master")
+    from lakehouse.stack.services import SparkConnectServer
+
+    submit = SparkConnectServer.spark_home() / "bin" / "spark-submit"
+    options = [a for key, value in conf.items() for a in ("--conf", f"{key}={value}")]
+    return [str(submit), "--master", master_url, "--deploy-mode", "client", *options, str(job_script(job)), *args]
+
+
+def submit_env(cfg: Config) -> dict[str, str]:
+    """The environment of a submitted job: pyspark's Spark home and Java, the HDFS user, the project's Python."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    from lakehouse.stack.services import SparkConnectServer
+
+    env.update(
+        {
+            "SPARK_HOME": str(SparkConnectServer.spark_home()),
+            "JAVA_HOME": str(jvm.java_home(cfg)),
+            "HADOOP_USER_NAME": cfg.primary.hdfs.user,
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+        }
+    )
+    return env

@@ -15,7 +15,7 @@ from lakehouse.stack.services import Service, services
 __all__ = ["ServiceStatus", "down", "require", "select", "services", "status", "up"]
 
 Progress = Callable[[str], None]
-JVM_KINDS = ("kafka", "hdfs-namenode", "hdfs-datanode", "metastore", "spark-connect")
+JVM_KINDS = ("kafka", "hdfs-namenode", "hdfs-datanode", "metastore", "spark-connect", "spark-master", "spark-worker")
 
 
 @dataclass(frozen=True)

@@ -207,3 +207,29 @@ def spark_connect(url: str, timeout_s: float = 5.0) -> Probe:
     except grpc.RpcError as exc:
         return Probe(False, f"Spark Connect at {target} did not answer ({exc.code().name})")
     return Probe(True, f"Spark {reply.spark_version.version} answers over Spark Connect")
+
+
+def spark_master(web_url: str, timeout_s: float = 5.0) -> Probe:
+    """A Spark standalone master answers its JSON status (``/json/``) as ALIVE, with its workers."""
+    try:
+        state = _http_json(web_url.rstrip("/") + "/json/", timeout_s)
+    except (OSError, ValueError) as exc:
+        return Probe(False, f"no Spark master answers at {web_url} ({type(exc).__name__})")
+    alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+    return Probe(
+        state.get("status") == "ALIVE",
+        f"master {state.get('status')} at {state.get('url')}, {len(alive)} worker(s) alive, "
+        f"{state.get('cores', 0)} cores",
+    )
+
+
+def spark_worker(web_url: str, host: str, port: int, timeout_s: float = 5.0) -> Probe:
+    """The Spark master lists the worker at ``host:port`` as ALIVE (it registered and sends heartbeats)."""
+    try:
+        state = _http_json(web_url.rstrip("/") + "/json/", timeout_s)
+    except (OSError, ValueError) as exc:
+        return Probe(False, f"no Spark master answers at {web_url} ({type(exc).__name__})")
+    for worker in state.get("workers", []):
+        if worker.get("host") == host and int(worker.get("port", -1)) == port and worker.get("state") == "ALIVE":
+            return Probe(True, f"registered with the master: {worker.get('cores')} cores, {worker.get('memory')} MiB")
+    return Probe(False, f"no ALIVE worker {host}:{port} at the master {web_url}")

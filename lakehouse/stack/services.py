@@ -529,6 +529,92 @@ class SparkConnectServer(Service):
         return probes.spark_connect(cfg.spark_connect.url, timeout_s)
 
 
+@dataclass(frozen=True)
+class SparkStandalone(Service):
+    """A Spark standalone master (``kind`` spark-master) or one of its workers (spark-worker), run by
+    ``bin/spark-class`` of pyspark's own distribution: the cluster ``lakehouse submit`` sends jobs to
+    (``spark_cluster`` in the profile). Worker ``index`` (from 1) offers ``worker_cores`` and ``worker_memory``."""
+
+    index: int = 0
+    web_port: int = 0
+
+    @property
+    def jar_sets(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "spark-defaults.conf"
+
+    def prepare(self, cfg: Config, java: Path) -> None:
+        (self.home / "work").mkdir(parents=True, exist_ok=True)
+        lines = [
+            "spark.master.rest.enabled false",
+            # a finished application's executor folders (its jars, logs) go once it ends: the disk stays flat
+            "spark.worker.cleanup.enabled true",
+            "spark.worker.cleanup.appDataTtl 3600",
+            f"spark.local.dir {self.home / 'work' / 'tmp'}",
+        ]
+        self.properties_file.write_text("\n".join(lines) + "\n")
+
+    def command(self, cfg: Config, java: Path) -> list[str]:
+        spark_class = str(SparkConnectServer.spark_home() / "bin" / "spark-class")
+        common = ["--host", self.host, "--port", str(self.port), "--webui-port", str(self.web_port),
+                  "--properties-file", str(self.properties_file)]  # fmt: skip
+        if self.kind == "spark-master":
+            return [spark_class, "org.apache.spark.deploy.master.Master", *common]
+        sc = cfg.spark_cluster
+        assert sc is not None  # a worker exists only for a configured cluster
+        return [
+            spark_class, "org.apache.spark.deploy.worker.Worker", *common, "--cores", str(sc.worker_cores),
+            "--memory", sc.worker_memory, "--work-dir", str(self.home / "work"), sc.master_url,
+        ]  # fmt: skip
+
+    def env(self, cfg: Config, java: Path) -> dict[str, str]:
+        env = super().env(cfg, java)
+        env["SPARK_HOME"] = str(SparkConnectServer.spark_home())
+        env["SPARK_LOCAL_IP"] = self.host
+        env["SPARK_DAEMON_MEMORY"] = "256m"  # the daemons' own heap (executors get spark_cluster.executor_memory)
+        env["SPARK_CONF_DIR"] = str(self.home)  # no spark-env.sh or log4j2 of somebody else's
+        env["PYSPARK_PYTHON"] = sys.executable  # executors' Python workers: the project's interpreter
+        return env
+
+    def probe(self, cfg: Config, timeout_s: float = 5.0) -> probes.Probe:
+        assert cfg.spark_cluster is not None
+        web = cfg.spark_cluster.web_url
+        if self.kind == "spark-master":
+            return probes.spark_master(web, timeout_s)
+        return probes.spark_worker(web, self.host, self.port, timeout_s)
+
+
+def spark_cluster_services(cfg: Config) -> list[Service]:
+    """The standalone master and its workers (optional: `lakehouse stack up --spark-cluster` starts them). On a
+    cluster profile they are the platform's: only the master's health is checked."""
+    sc = cfg.spark_cluster
+    if sc is None:
+        return []
+    home = cfg.state_dir / "services"
+    master_port, web_port = _port(sc.master_url), _port(sc.web_url)
+    out: list[Service] = [
+        SparkStandalone(
+            name="spark-master", kind="spark-master", region=None, port=master_port,
+            ports=(master_port, web_port) if sc.embedded else (), managed=sc.embedded, home=home / "spark-master",
+            optional=True, web_port=web_port,
+        )
+    ]  # fmt: skip
+    if not sc.embedded:
+        return out
+    for i in range(1, sc.workers + 1):
+        out.append(
+            SparkStandalone(
+                name=f"spark-worker-{i}", kind="spark-worker", region=None, port=sc.worker_port + i,
+                ports=(sc.worker_port + i, sc.worker_web_port + i), managed=True, home=home / f"spark-worker-{i}",
+                optional=True, index=i, web_port=sc.worker_web_port + i,
+            )
+        )  # fmt: skip
+    return out
+
+
 def services(cfg: Config) -> list[Service]:
     """Every service of the profile, in start order (NameNodes before their DataNodes)."""
     out: list[Service] = []
@@ -591,4 +677,4 @@ def services(cfg: Config) -> list[Service]:
     from lakehouse.observability.services import observability_services
     from lakehouse.orchestration.services import airflow_services
 
-    return out + airflow_services(cfg) + observability_services(cfg)
+    return out + spark_cluster_services(cfg) + airflow_services(cfg) + observability_services(cfg)

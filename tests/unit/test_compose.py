@@ -27,6 +27,11 @@ def _endpoints() -> list[tuple[str, str]]:
     out += [("spark master", CLUSTER.spark.master), ("mlflow", CLUSTER.mlflow.tracking_uri)]
     out += [("spark connect", CLUSTER.spark_connect.url), ("airflow api", CLUSTER.airflow.url)]
     out += [("mlflow artifacts", CLUSTER.mlflow.artifacts_uri)]
+    assert CLUSTER.spark_cluster is not None
+    out += [
+        ("spark cluster master", CLUSTER.spark_cluster.master_url),
+        ("spark master ui", CLUSTER.spark_cluster.web_url),
+    ]
     obs = CLUSTER.observability
     out += [("prometheus", obs.prometheus_url), ("pushgateway", obs.pushgateway_url)]
     out += [("lakehouse exporter", obs.exporter_url)]
@@ -158,3 +163,16 @@ def test_grafana_is_provisioned_from_conf_grafana() -> None:
     datasource = yaml.safe_load((CONF_DIR / "grafana" / "datasources" / "prometheus.yaml").read_text())
     url = datasource["datasources"][0]["url"]
     assert url == CLUSTER.observability.prometheus_url
+
+
+def test_the_spark_cluster_profile_describes_the_compose_workers() -> None:
+    sc = CLUSTER.spark_cluster
+    assert sc is not None and not sc.embedded and sc.master_url == CLUSTER.spark.master
+    workers = sorted(name for name in SERVICES if name.startswith("spark-worker-"))
+    assert len(workers) == sc.workers
+    for name in workers:
+        command = SERVICES[name]["command"]
+        assert "org.apache.spark.deploy.worker.Worker" in command and sc.master_url in command
+        assert command[command.index("--cores") + 1] == str(sc.worker_cores)
+        assert command[command.index("--memory") + 1] == sc.worker_memory
+    assert CLUSTER.spark.conf["spark.executor.memory"] == sc.executor_memory

@@ -139,6 +139,14 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         data["spark_connect"]["url"] = "http://127.0.0.1:15002"
     elif change == "connect_unknown_region":
         data["spark_connect"]["region"] = "mars"
+    elif change == "cluster_not_spark":
+        data["spark_cluster"]["master_url"] = "http://127.0.0.1:17077"
+    elif change == "cluster_bad_memory":
+        data["spark_cluster"]["executor_memory"] = "lots"
+    elif change == "cluster_no_workers":
+        data["spark_cluster"]["workers"] = 0
+    elif change == "cluster_embedded_without_ports":
+        del data["spark_cluster"]["worker_port"]
     elif change == "auth_cache_negative":
         data["mlflow"]["auth_cache_ttl_s"] = -1
     elif change == "models_not_bool":
@@ -167,6 +175,10 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("connect_not_sc", r"spark_connect\.url must be sc://host:port"),
         ("connect_unknown_region", r"spark_connect\.region 'mars' is not one of the regions"),
         ("models_not_bool", r"replication\.models must be bool, got str"),
+        ("cluster_not_spark", r"spark_cluster\.master_url must be spark://host:port"),
+        ("cluster_bad_memory", r"spark_cluster\.executor_memory must be a size such as 512m or 2g"),
+        ("cluster_no_workers", r"spark_cluster\.workers and spark_cluster\.worker_cores must be at least 1"),
+        ("cluster_embedded_without_ports", r"an embedded cluster needs worker_port and worker_web_port"),
         ("auth_cache_negative", r"mlflow\.auth_cache_ttl_s must be >= 0"),
     ],
 )

@@ -52,3 +52,86 @@ def test_embedded_mlflow_caches_verified_credentials_as_configured(tmp_path: Pat
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MLFLOW_AUTH_CONFIG_PATH", str(server.auth_config))
             assert read_auth_config().auth_cache_ttl_seconds == ttl
+
+
+def test_the_spark_cluster_is_optional_and_runs_pyspark_own_master_and_workers(tmp_path: Path) -> None:
+    from lakehouse.stack import manager
+
+    cfg = replace(load_config(), state_dir=tmp_path)
+    sc = cfg.spark_cluster
+    assert sc is not None and sc.embedded
+    cluster = services.spark_cluster_services(cfg)
+    assert [s.name for s in cluster] == ["spark-master"] + [f"spark-worker-{i}" for i in range(1, sc.workers + 1)]
+    assert all(s.optional and s.managed for s in cluster)
+    assert not {s.name for s in cluster} & {s.name for s in manager.select(cfg)}  # plain `stack up` never starts it
+    master, *workers = cluster
+    command = master.command(cfg, Path("java"))
+    assert command[0].endswith("pyspark/bin/spark-class") and "org.apache.spark.deploy.master.Master" in command
+    assert command[command.index("--port") + 1] == sc.master_url.rsplit(":", 1)[1]
+    ports = set()
+    for worker in workers:
+        assert isinstance(worker, services.SparkStandalone)
+        worker.prepare(cfg, Path("java"))
+        command = worker.command(cfg, Path("java"))
+        assert "org.apache.spark.deploy.worker.Worker" in command and command[-1] == sc.master_url
+        assert command[command.index("--cores") + 1] == str(sc.worker_cores)
+        assert command[command.index("--memory") + 1] == sc.worker_memory
+        assert str(worker.home) in " ".join(command)  # the marker `stack down` finds it by
+        assert worker.properties_file.is_file()
+        ports |= set(worker.ports)
+    assert len(ports) == 2 * sc.workers and not ports & set(master.ports)
+    every = [p for s in services.services(cfg) for p in s.ports]
+    assert len(every) == len(set(every)), "two services of the profile share a port"
+
+
+def test_a_cluster_profile_checks_the_platforms_master_only() -> None:
+    from lakehouse.config import CONF_DIR
+
+    cfg = load_config(str(CONF_DIR / "cluster.yaml"))
+    (master,) = services.spark_cluster_services(cfg)
+    assert master.name == "spark-master" and not master.managed and master.ports == ()
+
+
+def test_submit_composes_spark_submit_with_the_jobs_settings_on_the_chosen_master() -> None:
+    from lakehouse import session
+    from lakehouse.config import PROJECT_ROOT
+    from lakehouse.errors import ConfigError
+
+    cfg = load_config()
+    assert cfg.spark_cluster is not None
+    command = session.submit_command(cfg, "pipeline", ["--region", "asia", "--once"], "cluster")
+    assert command[0].endswith("pyspark/bin/spark-submit")
+    assert command[command.index("--master") + 1] == cfg.spark_cluster.master_url
+    assert command[command.index("--deploy-mode") + 1] == "client"
+    assert command[-4:] == [str(PROJECT_ROOT / "jobs" / "pipeline.py"), "--region", "asia", "--once"]
+    conf = dict(command[i + 1].split("=", 1) for i, a in enumerate(command) if a == "--conf")
+    assert "spark.master" not in conf  # --master only
+    assert conf["spark.executor.memory"] == cfg.spark_cluster.executor_memory
+    assert conf["spark.driver.host"] == "127.0.0.1"  # the executors reach the driver on loopback
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension" and conf["spark.jars"]
+    assert conf["spark.driver.memory"] == cfg.spark.driver_memory
+    train = session.submit_command(cfg, "train", [], "local[2]")
+    conf = dict(train[i + 1].split("=", 1) for i, a in enumerate(train) if a == "--conf")
+    assert conf["spark.driver.memory"] == cfg.ml.driver_memory and "spark.executor.memory" not in conf
+    assert train[train.index("--master") + 1] == "local[2]"
+    k8s = session.submit_command(cfg, "pipeline", [], "k8s://https://api.example:6443")
+    assert k8s[k8s.index("--master") + 1] == "k8s://https://api.example:6443"
+    with pytest.raises(ConfigError, match="no job 'nope'") as err:
+        session.submit_command(cfg, "nope", [], "cluster")
+    assert err.value.fix is not None and "pipeline" in err.value.fix
+    with pytest.raises(ConfigError, match="is not a Spark master"):
+        session.submit_command(cfg, "pipeline", [], "http://127.0.0.1:17077")
+    no_cluster = replace(cfg, spark_cluster=None)
+    with pytest.raises(ConfigError, match="no spark_cluster section"):
+        session.submit_command(no_cluster, "pipeline", [], "cluster")
+
+
+def test_a_driver_spark_submit_launched_keeps_the_submit_commands_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse import session
+
+    cfg = load_config()
+    monkeypatch.delenv(session.SUBMITTED_VAR, raising=False)
+    assert session.session_conf(cfg, "x")["spark.master"] == cfg.spark.master
+    monkeypatch.setenv(session.SUBMITTED_VAR, "12345")
+    conf = session.session_conf(cfg, "x")
+    assert "spark.master" not in conf and conf["spark.app.name"] == "x"
