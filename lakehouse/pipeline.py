@@ -34,6 +34,7 @@ from lakehouse.tables import SPECS, ensure_all, register_existing, uri
 
 Starter = Callable[[SparkSession, Config, RegionConfig, bool], StreamingQuery]
 Progress = Callable[[str], None]
+STANDBY_RESCAN_S = 10.0  # a waiting standby looks for replicas that arrived since its last look this often
 
 STARTERS: tuple[tuple[str, Starter], ...] = (
     ("gold.news2", news2_job.start_news2),
@@ -81,16 +82,26 @@ def prepare(spark: SparkSession, cfg: Config, region: RegionConfig, registered: 
 
 
 def await_promotion(
-    spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print, poll_s: float = 1.0
+    spark: SparkSession,
+    cfg: Config,
+    region: RegionConfig,
+    progress: Progress = print,
+    poll_s: float = 1.0,
+    rescan_s: float = STANDBY_RESCAN_S,
 ) -> set[str]:
     """Warm standby: with Spark up, put the replicas the region holds in its catalog (no table is created or
     altered: a replica's versions come from its primary alone), then wait until the region's own fencing
-    state names it the primary (a failover wrote it there; a lost primary is never asked). Returns the
-    tables registered."""
+    state names it the primary (a failover wrote it there; a lost primary is never asked). Replicas that
+    arrive while it waits (a table replicated for the first time) join the catalog within ``rescan_s``, so a
+    promotion finds every replica registered. Returns the tables registered."""
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     registered = set(register_existing(spark, region))
     spark.range(10_000).selectExpr("sum(id)").collect()  # the executor's first task, before it counts
-    progress(f"pipeline ({region.name}): standby, {len(registered)} replicas in the catalog; waiting for promotion")
+    names = "".join(f" {n}," for n in sorted(registered))
+    progress(
+        f"pipeline ({region.name}): standby, {len(registered)} replicas in the catalog:{names} waiting for promotion"
+    )
+    scanned = time.monotonic()
     while True:
         try:
             state = fencing.read_region(region)
@@ -100,6 +111,17 @@ def await_promotion(
         if state is not None and state.primary == region.name:
             progress(f"pipeline ({region.name}): promoted at epoch {state.epoch}; starting the queries")
             return registered
+        if time.monotonic() - scanned >= rescan_s:
+            try:
+                arrived = register_existing(spark, region, skip=registered)
+            except Exception as exc:  # noqa: BLE001 -- the next scan (or the promotion's ensure_all) catches up
+                progress(f"pipeline ({region.name}): standby could not look for new replicas ({exc}); retrying")
+                arrived = []
+            if arrived:
+                registered |= set(arrived)
+                progress(f"pipeline ({region.name}): standby, {len(arrived)} new replicas in the catalog: "
+                         + ", ".join(sorted(arrived)))  # fmt: skip
+            scanned = time.monotonic()
         time.sleep(poll_s)
 
 
@@ -259,7 +281,9 @@ def start_background(cfg: Config, region: RegionConfig, standby: bool = False) -
     pid_file, log_file = _files(cfg, region)
     return process.spawn(
         [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name] + (["--standby"] * standby),
-        env=dict(os.environ), log_file=log_file, pid_file=pid_file, cwd=cfg.state_dir,
+        # a submitted driver's gateway variables name its own JVM: the new process launches its own
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY_")},
+        log_file=log_file, pid_file=pid_file, cwd=cfg.state_dir,
     )  # fmt: skip
 
 

@@ -324,18 +324,18 @@ def _ensure_databases(spark: SparkSession, region: RegionConfig) -> None:
         delta.ensure_database(spark, database, f"{region.warehouse_uri}/{database}", comment)
 
 
-def register_existing(spark: SparkSession, region: RegionConfig) -> list[str]:
+def register_existing(spark: SparkSession, region: RegionConfig, skip: Collection[str] = ()) -> list[str]:
     """Catalog entries for the tables ``region`` already holds (a standby's replicas), without creating a table
-    or committing to one (comments are left as replicated); returns their names."""
-    _ensure_databases(spark, region)
-    _mark(spark, "")  # the catalog's entries change outside ensure_all: its next call checks every table again
-    found = []
-    for spec in SPECS.values():
-        location = uri(region, spec.name)
-        if DeltaTable.isDeltaTable(spark, location):
-            delta.register(spark, spec, location, comments=False)
-            found.append(spec.name)
-    return found
+    or committing to one (comments are left as replicated); returns their names. The ``skip``ped tables (already
+    registered by an earlier call) are not looked at again."""
+    if not skip:
+        _ensure_databases(spark, region)
+    found = [s for s in SPECS.values() if s.name not in skip and DeltaTable.isDeltaTable(spark, uri(region, s.name))]
+    if found or not skip:
+        _mark(spark, "")  # the catalog's entries change outside ensure_all: its next call checks every table again
+    for spec in found:
+        delta.register(spark, spec, uri(region, spec.name), comments=False)
+    return [spec.name for spec in found]
 
 
 def uri(region: RegionConfig, name: str) -> str:

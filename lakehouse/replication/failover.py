@@ -23,6 +23,7 @@ from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import Hdfs, copy_file
 from lakehouse.replication import deltalog, fencing, models, state
+from lakehouse.replication.lock import PassLock
 from lakehouse.replication.replicator import Replicator
 
 Progress = Callable[[str], None]
@@ -135,49 +136,60 @@ def failover(
         f"{mode} failover {source.name} -> {target.name} (epoch {current.epoch} -> {current.epoch + 1})",
     )
     tables = list(cfg.replication.tables)
-    if mode == "planned":
-        if not reached.get(source.name):
-            raise LakehouseError(
-                f"the primary {source.name} does not answer: a planned failover needs it",
-                fix=f"lakehouse failover --target-region {target.name} --mode disaster",
+    held: PassLock | None = None  # the target's replication lock, from the final pass until the new epoch is written
+    try:
+        if mode == "planned":
+            if not reached.get(source.name):
+                raise LakehouseError(
+                    f"the primary {source.name} does not answer: a planned failover needs it",
+                    fix=f"lakehouse failover --target-region {target.name} --mode disaster",
+                )
+            stopped = pipeline.stop_background(cfg, source)
+            _step(
+                report,
+                progress,
+                started,
+                f"primary pipeline stopped (pid {stopped})" if stopped else "no primary pipeline ran",
             )
-        stopped = pipeline.stop_background(cfg, source)
-        _step(
-            report,
-            progress,
-            started,
-            f"primary pipeline stopped (pid {stopped})" if stopped else "no primary pipeline ran",
-        )
-        final = _replicator(cfg, source, target, lambda _m: None).run_pass()
-        if not final.ok:
-            bad = [t.line() for t in final.tables if t.status not in ("replicated", "up_to_date", "absent")]
-            raise LakehouseError("final replication pass failed; not promoting:\n  " + "\n  ".join(bad))
-        report.rpo = [TableRpo(t.table, t.lag_versions, t.lag_seconds) for t in final.tables if t.status != "absent"]
-        if cfg.replication.models and models.registry_answers(cfg):  # the champion, so the new primary scores
-            _step(report, progress, started, models.replicate_champion(cfg, target).line())
-        _step(
-            report,
-            progress,
-            started,
-            f"final replication pass: {final.bytes / 1e6:.1f} MB, RPO {report.rpo_versions} versions",
-        )
-    else:
-        rows = {str(r["table"]): r for r in state.read(target) if r["source"] == source.name}
-        now = datetime.now(UTC)
-        for table in tables:
-            row = rows.get(table)
-            if row is None or row["status"] == "absent":
-                continue
-            passed = row["pass_time"]
-            since = (now - passed).total_seconds() if isinstance(passed, datetime) else 0.0
-            lag_s = float(str(row["lag_seconds"]))
-            versions = int(str(row["lag_versions"]))
-            # commits after the last pass are lost too: bounded by the time since that pass
-            report.rpo.append(TableRpo(table, versions, (lag_s + since) if versions or since else 0.0))
-        _step(report, progress, started, f"promoting with what was replicated: RPO up to {report.rpo_seconds:.1f}s")
-    new = current.advanced(target.name, f"{mode} failover from {source.name}")
-    written = fencing.write(cfg, new)
-    _step(report, progress, started, f"fenced: epoch {new.epoch} written to {', '.join(written)}")
+            rep = _replicator(cfg, source, target, lambda _m: None)
+            # held until the new epoch is written: a continuous replicator's pass cannot slip in between
+            held = rep.lock
+            held.acquire()
+            final = rep.run_pass()
+            if not final.ok:
+                bad = [t.line() for t in final.tables if t.status not in ("replicated", "up_to_date", "absent")]
+                raise LakehouseError("final replication pass failed; not promoting:\n  " + "\n  ".join(bad))
+            report.rpo = [
+                TableRpo(t.table, t.lag_versions, t.lag_seconds) for t in final.tables if t.status != "absent"
+            ]
+            if cfg.replication.models and models.registry_answers(cfg):  # the champion, so the new primary scores
+                _step(report, progress, started, models.replicate_champion(cfg, target).line())
+            _step(
+                report,
+                progress,
+                started,
+                f"final replication pass: {final.bytes / 1e6:.1f} MB, RPO {report.rpo_versions} versions",
+            )
+        else:
+            rows = {str(r["table"]): r for r in state.read(target) if r["source"] == source.name}
+            now = datetime.now(UTC)
+            for table in tables:
+                row = rows.get(table)
+                if row is None or row["status"] == "absent":
+                    continue
+                passed = row["pass_time"]
+                since = (now - passed).total_seconds() if isinstance(passed, datetime) else 0.0
+                lag_s = float(str(row["lag_seconds"]))
+                versions = int(str(row["lag_versions"]))
+                # commits after the last pass are lost too: bounded by the time since that pass
+                report.rpo.append(TableRpo(table, versions, (lag_s + since) if versions or since else 0.0))
+            _step(report, progress, started, f"promoting with what was replicated: RPO up to {report.rpo_seconds:.1f}s")
+        new = current.advanced(target.name, f"{mode} failover from {source.name}")
+        written = fencing.write(cfg, new)
+        _step(report, progress, started, f"fenced: epoch {new.epoch} written to {', '.join(written)}")
+    finally:
+        if held is not None:
+            held.release()
     if start_pipeline:
         baseline = {"bronze.telemetry": _committed_versions(target, "bronze.telemetry")}
         standby = pipeline.running_pid(cfg, target)  # a warm standby starts its queries on the epoch just written

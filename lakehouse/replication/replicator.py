@@ -25,7 +25,8 @@ from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import FileStatus, Hdfs, copy_file
 from lakehouse.observability.exporter import TableVersion, replication_lag
-from lakehouse.replication import deltalog, state
+from lakehouse.replication import deltalog, fencing, state
+from lakehouse.replication.lock import LockBusy, PassLock
 from lakehouse.replication.policy import ResidencyViolation, check_residency
 
 LOG = "_delta_log"
@@ -89,6 +90,10 @@ class PassResult:
         return all(t.status in ("replicated", "up_to_date", "absent") for t in self.tables)
 
 
+class NotPrimary(LakehouseError):
+    """The source of a replication is not the primary in force (a failover moved it)."""
+
+
 class Replicator:
     """Replicates tables from ``source`` to ``target`` region, ``parallelism`` file copies at a time."""
 
@@ -109,6 +114,7 @@ class Replicator:
         self.parallelism = parallelism
         self.progress = progress or (lambda _line: None)
         self._reported: set[tuple[str, str, str | None]] = set()  # failures and denials already audited
+        self.lock = PassLock(self.dst, self.progress)  # one pass into the target at a time
 
     # ------------------------------------------------------------------ one table
 
@@ -326,15 +332,39 @@ class Replicator:
             detail=t.detail, pass_time=now,
         )  # fmt: skip
 
+    def check_direction(self) -> None:
+        """Raise :class:`NotPrimary` unless the source is the primary in force: the highest epoch either region's
+        fencing state holds (``lakehouse.replication.fencing``; regions where no failover ever ran hold none and
+        replicate as configured). Once a failover promoted the target, a pass from the old primary would write
+        into the new primary's tables, or copy a stale writer's commits there."""
+        held = [s for s in (fencing.read_region(self.source), fencing.read_region(self.target)) if s is not None]
+        if not held:
+            return
+        force = max(held, key=lambda s: s.epoch)
+        if force.primary != self.source.name:
+            raise NotPrimary(
+                f"{self.source.name} is not the primary in force (epoch {force.epoch}: {force.primary}); not "
+                f"replicating {self.source.name} -> {self.target.name}",
+                fix=f"replicate from the primary: lakehouse replicate --source {force.primary} --target ...; "
+                "`lakehouse failback` resynchronises the old primary",
+            )
+
     def run_pass(self, tables: Iterable[str] | None = None, write_state: bool = True) -> PassResult:
         """One pass over ``tables`` (default: every configured one), state written to ``ops.replication_state``.
 
-        A table that fails or is refused does not stop the others; its row says why. A pass that copied, failed
-        or was refused is recorded in the source's ops.audit_log before that table is replicated (it goes
-        last), so the pass leaves no lag of its own; an idle pass records nothing.
+        Only from the primary in force (:meth:`check_direction`), and holding the target's replication lock
+        (:mod:`lakehouse.replication.lock`: another pass into it waits). A table that fails or is refused does not stop
+        the others; its row says why. A pass that copied, failed or was refused is recorded in the source's
+        ops.audit_log before that table is replicated (it goes last), so the pass leaves no lag of its own; an
+        idle pass records nothing.
         """
         self.src.check()
         self.dst.check()
+        with self.lock.held():
+            self.check_direction()
+            return self._pass(tables, write_state)
+
+    def _pass(self, tables: Iterable[str] | None, write_state: bool) -> PassResult:
         if not self._secured:  # a replica is as private as its source: other users read gold only there too
             self.dst.secure_folders()
             self._secured = True
@@ -391,12 +421,18 @@ def replicator(cfg: Config, source: str, target: str, progress: Callable[[str], 
 def run_continuous(
     rep: Replicator, interval_s: float, passes: int | None = None, after: Callable[[], None] | None = None
 ) -> None:
-    """A pass every ``interval_s`` (measured start to start) until killed, or ``passes`` passes; ``after`` runs
-    after each (the model's replication)."""
+    """A pass every ``interval_s`` (measured start to start) until killed, ``passes`` passes, or a failover made
+    another region the primary (it says so and returns); ``after`` runs after each (the model's replication)."""
     done = 0
     while passes is None or done < passes:
         started = time.monotonic()
-        rep.run_pass()
+        try:
+            rep.run_pass()
+        except NotPrimary as exc:  # a failover moved the primary away: this direction is over
+            rep.progress(f"{exc.message}; continuous replication stops")
+            return
+        except LockBusy as exc:  # another pass held the target for minutes: say so, try again next interval
+            rep.progress(exc.message)
         if after is not None:
             after()
         done += 1

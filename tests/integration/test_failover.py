@@ -1,14 +1,17 @@
 """Region failover for real on the local stack, triggered as ops trigger it: the `region_failover` and
 `region_failback` DAGs run by the real Airflow scheduler, on a sandbox profile of the stack (the DAGs' ``sandbox``
-param, a DR drill beside the stack's own tables). A planned failover replicates the last commits (RPO 0), fences
-asia with a new epoch, starts the pipeline in europe on europe's Kafka and sees it commit; a stale asia writer is
-fenced; a failback archives (and reports) a commit asia made behind the fence's back, resynchronises asia and makes
-it the primary again; a disaster failover runs with asia's Kafka and HDFS killed (the CLI fails back after it)."""
+param, a DR drill beside the stack's own tables). A planned failover runs while asia's pipeline streams devices'
+data into its medallion tables: it stops that pipeline, replicates the last commits (RPO 0: europe holds every
+version asia wrote), fences asia with a new epoch, promotes europe's warm standby on europe's Kafka and sees it
+commit; a stale asia writer is fenced; a failback archives (and reports) a commit asia made behind the fence's back,
+resynchronises asia and makes it the primary again; a disaster failover runs with asia's Kafka and HDFS killed (the
+CLI fails back after it)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,10 +33,11 @@ from lakehouse.io.hdfs import Hdfs
 from lakehouse.io.tables import table_uri
 from lakehouse.orchestration.airflow import AirflowClient, task_log_dir
 from lakehouse.replication import fencing
+from lakehouse.replication.failover import wait_flowing
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs a pipeline pass
 
-TABLES = ("ops.dr_a", "ops.dr_b")
+TABLES = ("ops.dr_a", "ops.dr_b")  # written by the tests themselves (deltalake)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,42 @@ def run_dag(sandbox: Sandbox, dag_id: str, **conf: Any) -> dict[str, Any]:
     return report
 
 
+def spawn(sandbox: Sandbox, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`lakehouse ARGS` on the sandbox in the background, its output into ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lakehouse", *args], env=sandbox.env, cwd=PROJECT_ROOT, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def wait_for_line(log: Path, offset: int, pattern: str, timeout_s: float = 300) -> None:
+    """Wait until a line matching ``pattern`` (a regular expression) appears in ``log`` past ``offset`` (a
+    background pipeline's log, appended to)."""
+
+    def tail() -> str:
+        if not log.exists():
+            return ""
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    deadline = time.monotonic() + timeout_s
+    while not re.search(pattern, tail()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert re.search(pattern, tail()), f"{pattern!r} not in {log}:\n{tail()[-3000:]}"
+
+
+def log_size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def present(region: RegionConfig, tables: Any) -> set[str]:
+    """The tables among ``tables`` that have a Delta log in ``region``."""
+    hdfs = Hdfs(region)
+    return {t for t in tables if hdfs.status(hdfs.table_path(t) + "/_delta_log") is not None}
+
+
 def append(uri: str, start: int, n: int = 100) -> None:
     from deltalake import write_deltalake
 
@@ -81,7 +121,10 @@ def sandbox(stack: Config) -> Iterator[Sandbox]:
     # where the scheduler's tasks find it by name ($LAKEHOUSE_SANDBOX)
     path = write_sandbox_profile(stack.source, sandbox_dir(stack), "failover")
     data = yaml.safe_load(path.read_text())
-    data["replication"]["tables"] = dict.fromkeys(TABLES, "allowed")
+    # the drill tables and every replicated table of the deployment but the audit log (each region keeps its own
+    # here, so the assertions below know which log holds which decision)
+    replicated = [*TABLES, *(t for t in stack.replication.tables if t != "ops.audit_log")]
+    data["replication"]["tables"] = dict.fromkeys(replicated, "allowed")
     path.write_text(yaml.safe_dump(data))
     cfg = load_config(str(path))
     env = {**os.environ, "LAKEHOUSE_ENV": str(path), "PYTHONPATH": str(PROJECT_ROOT)}
@@ -94,34 +137,84 @@ def sandbox(stack: Config) -> Iterator[Sandbox]:
     path.unlink()
 
 
-def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> None:
+def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_standby(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     cfg = sandbox.cfg
     asia, europe = cfg.regions["asia"], cfg.regions["europe"]
-    once = cli(sandbox, "replicate", "--target", "europe", "--once")
-    assert once.returncode == 0, once.stdout + once.stderr
-    guard = fencing.Guard(cfg, asia)  # a writer of the old primary, started under epoch 0
-    append(table_uri(asia, TABLES[0]), 5000)  # committed after the last pass: the final pass must carry it
+    logs = {r: cfg.state_dir / "pipeline" / r / "pipeline.log" for r in ("asia", "europe")}
+    offsets = {r: log_size(log) for r, log in logs.items()}
 
-    # devices of europe send to europe's Kafka: the promoted pipeline has data to commit
-    fleet = simulator.make_fleet(3, seed=9, prefix="dr")
-    register_assignments(
-        cfg, europe, simulator.fleet_assignments(fleet, datetime.now(UTC) - timedelta(hours=1), "europe")
-    )
-    simulator.simulate(
-        cfg, 3, rate=10, seconds=5, region="europe", seed=9, realtime=False, prefix="dr", progress=lambda _: None
-    )
+    # asia streams: its pipeline runs on its processing-time triggers while devices keep sending to asia's Kafka
+    # (in real time, through the whole drill: devices do not know of failovers); europe stands by warm (Spark up,
+    # the replicas in its catalog as they arrive), the replicator keeps it current as production does
+    for region, flags in (("asia", ()), ("europe", ("--standby",))):
+        started = cli(sandbox, "pipeline", "start", "--region", region, *flags)
+        assert started.returncode == 0, started.stdout + started.stderr
+    devices = ("simulate", "--devices", "3", "--rate", "5", "--seconds", "900", "--region", "asia", "--prefix", "dra")
+    background = {
+        "devices": spawn(sandbox, tmp_path / "devices.log", *devices),
+        "replicator": spawn(sandbox, tmp_path / "replicator.log", "replicate", "--target", "europe", "--continuous"),
+    }
+    try:
+        wait_for_line(logs["asia"], offsets["asia"], "queries running")
+        assert wait_flowing(cfg, asia, {}, timeout_s=300), "asia's pipeline never committed data to bronze"
+        wait_for_line(logs["europe"], offsets["europe"], "waiting for promotion")
+        guard = fencing.Guard(cfg, asia)  # a writer of the old primary, started under epoch 0
+        append(table_uri(asia, TABLES[0]), 5000)  # committed after a pass: the replicator or the final pass carries it
 
-    report = run_dag(sandbox, "region_failover", target_region="europe", mode="planned", flowing_timeout=300)
+        # devices of europe (registered at the primary, so the registry replicates them) send to europe's Kafka:
+        # the promoted pipeline has data to commit
+        fleet = simulator.make_fleet(3, seed=9, prefix="dr")
+        register_assignments(
+            cfg, asia, simulator.fleet_assignments(fleet, datetime.now(UTC) - timedelta(hours=1), "europe")
+        )
+        simulator.simulate(
+            cfg, 3, rate=10, seconds=5, region="europe", seed=9, realtime=False, prefix="dr", progress=lambda _: None
+        )
+        for name, proc in background.items():
+            assert proc.poll() is None, f"{name} ended early: {(tmp_path / f'{name}.log').read_text()[-3000:]}"
+        # the standby started before most tables were replicated: it registers replicas as they arrive
+        wait_for_line(logs["europe"], offsets["europe"], r"replicas in the catalog: [^\n]*bronze\.telemetry")
+
+        report = run_dag(sandbox, "region_failover", target_region="europe", mode="planned", flowing_timeout=300)
+        # the continuous replicator sees the new epoch at its next pass and stops by itself
+        assert background.pop("replicator").wait(timeout=120) == 0
+        replicated = (tmp_path / "replicator.log").read_text()
+        assert "asia is not the primary in force (epoch 1: europe)" in replicated, replicated[-3000:]
+    finally:
+        for proc in background.values():
+            proc.terminate()
+            proc.wait(timeout=30)
     print(f"planned failover: RTO {report['rto_s']:.1f}s ({report['dag_seconds']:.1f}s from the DAG's trigger to its"
           f" end); {report['steps']}")  # fmt: skip
     assert report["epoch"] == 1 and report["target"] == "europe" and report["flowing"] is True
-    assert report["rpo_versions"] == 0 and {r["table"] for r in report["rpo"]} == set(TABLES)
+    assert any("] primary pipeline stopped (pid " in step for step in report["steps"]), report["steps"]
+    assert any("standby pipeline promoted in europe" in step for step in report["steps"]), report["steps"]
+    streamed = present(asia, cfg.replication.tables)
+    assert {"bronze.telemetry", "silver.vitals", "gold.news2", *TABLES} <= streamed
+    assert report["rpo_versions"] == 0 and {r["table"] for r in report["rpo"]} == streamed
     assert report["rto_s"] > 0
+
+    # RPO 0: europe holds every version asia committed, byte for byte, and asia's last version of each table
+    # reads back in europe with asia's rows
+    from deltalake import DeltaTable
+
     a, e = Hdfs(asia), Hdfs(europe)
-    for table in TABLES:
-        assert e.list(e.table_path(table) + "/_delta_log").keys() >= {
-            n for n in a.list(a.table_path(table) + "/_delta_log") if n.endswith(".json")
-        }
+    for table in sorted(streamed):
+        commits = {n: a.read(f"{a.table_path(table)}/_delta_log/{n}") for n in a.list(a.table_path(table) + "/_delta_log")
+                   if n.endswith(".json")}  # fmt: skip
+        replica = e.list(e.table_path(table) + "/_delta_log")
+        assert replica.keys() >= commits.keys(), table
+        for name, raw in commits.items():
+            assert e.read(f"{e.table_path(table)}/_delta_log/{name}") == raw, (table, name)
+        last = DeltaTable(table_uri(asia, table))
+        rows = last.to_pyarrow_dataset().count_rows()
+        assert DeltaTable(table_uri(europe, table), version=last.version()).to_pyarrow_dataset().count_rows() == rows
+    bronze = DeltaTable(table_uri(asia, "bronze.telemetry")).to_pyarrow_dataset().count_rows()
+    assert bronze > 0
+    print(f"planned failover while streaming: asia's bronze had {bronze} rows, all of them in europe")
+
     state, reached = fencing.current(cfg)
     assert (state.epoch, state.primary) == (1, "europe") and all(reached.values())
     with pytest.raises(fencing.Fenced):
@@ -132,15 +225,19 @@ def test_planned_failover_fences_asia_and_flows_in_europe(sandbox: Sandbox) -> N
     status = cli(sandbox, "failover", "--status")
     assert json.loads(status.stdout)["primary"] == "europe"
 
-    # the audit trail: both passes in asia's log (it was the primary), the promotion and the refused writers in
-    # europe's (the primary now)
-    passes = audit.read(asia, "replication.pass")
-    assert len(passes) == 2 and json.loads(passes[-1]["detail"])[TABLES[0]]["status"] == "replicated", passes
+    # the audit trail: asia's pipeline stopped cleanly and both passes in asia's log (it was the primary); the
+    # promotion, the refused writers and the standby's run in europe's (the primary now)
+    runs = audit.read(asia, "pipeline.run")
+    assert [(r["target"], r["outcome"]) for r in runs[-2:]] == [("continuous", "started"), ("continuous", "stopped")]
+    passes = [json.loads(p["detail"]) for p in audit.read(asia, "replication.pass")]
+    assert len(passes) >= 2 and any(p.get(TABLES[0], {}).get("status") == "replicated" for p in passes[1:]), passes
     (promoted,) = audit.read(europe, "region.failover")
     assert (promoted["target"], promoted["region"], promoted["outcome"]) == ("asia -> europe", "europe", "promoted")
     assert json.loads(promoted["detail"])["epoch"] == 1 and json.loads(promoted["detail"])["mode"] == "planned"
     denied = audit.read(europe, "fencing.write")
     assert [(d["target"], d["outcome"]) for d in denied] == [("asia", "denied")] * 2, denied
+    (promoted_run,) = audit.read(europe, "pipeline.run")
+    assert promoted_run["outcome"] == "started" and json.loads(promoted_run["detail"])["standby"] is True
     (task,) = [r for r in audit.read(europe, "job.run") if r["actor"].startswith("airflow:region_failover/")]
     assert task["actor"] == f"airflow:region_failover/{report['dag_run_id']}/failover", task
     assert task["outcome"] == "succeeded"
@@ -198,19 +295,10 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
     before, _ = fencing.current(cfg)
     assert before.primary == "asia", "runs after the failback test"
     log = cfg.state_dir / "pipeline" / "europe" / "pipeline.log"
-    offset = log.stat().st_size if log.exists() else 0  # the log is appended to: read this run's part
-
-    def this_run() -> str:
-        with open(log, "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-
+    offset = log_size(log)
     standby = cli(sandbox, "pipeline", "start", "--region", "europe", "--standby")  # warm: Spark up, replicas known
     assert standby.returncode == 0 and "standing by" in standby.stdout, standby.stdout + standby.stderr
-    deadline = time.monotonic() + 300
-    while "waiting for promotion" not in this_run() and time.monotonic() < deadline:
-        time.sleep(1)
-    assert "waiting for promotion" in this_run(), this_run()[-3000:]
+    wait_for_line(log, offset, "waiting for promotion")
     once = cli(sandbox, "replicate", "--target", "europe", "--once")  # the last pass before the disaster
     assert once.returncode == 0, once.stdout + once.stderr
     append(table_uri(asia, TABLES[0]), 20000, n=11)  # after the last pass: this commit is the disaster's loss
@@ -227,7 +315,7 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
         assert any("standby pipeline promoted in europe" in step for step in report["steps"]), report["steps"]
         assert report["epoch"] == before.epoch + 1
         # the commit after the last pass is unknown to europe: it shows as seconds since that pass, not versions
-        assert {r["table"] for r in report["rpo"]} == set(TABLES) and report["rpo_seconds"] > 0
+        assert {*TABLES, "bronze.telemetry"} <= {r["table"] for r in report["rpo"]} and report["rpo_seconds"] > 0
         state, reached = fencing.current(cfg)
         assert reached == {"asia": False, "europe": True}
         assert (state.epoch, state.primary) == (before.epoch + 1, "europe")

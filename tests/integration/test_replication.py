@@ -29,6 +29,7 @@ from lakehouse.ingest.registry import register_assignments
 from lakehouse.io.hdfs import Hdfs
 from lakehouse.io.tables import table_uri
 from lakehouse.replication import deltalog, state
+from lakehouse.replication.lock import HEARTBEAT_S, LockBusy, PassLock
 from lakehouse.replication.replicator import replicator
 from lakehouse.replication.verify import verify_table
 
@@ -213,12 +214,40 @@ def test_kill_minus_9_mid_pass_then_rerun_converges(spark: SparkSession, sandbox
     rerun = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert KINDS in rerun.stdout
+    assert "is gone; taking it over" in rerun.stdout  # the killed pass's lock: its pid is dead
     # every replica file is the primary's (same name, same size); the primary may hold more: files no version
     # references (orphans until a VACUUM), which replication never copies
     assert data_files(europe, KINDS).items() <= data_files(asia, KINDS).items()
     assert not [p for p in europe.walk_files(europe.table_path(KINDS)) if ".replicating" in p]
     v = verify_table(spark, cfg.regions["asia"], cfg.regions["europe"], KINDS, data_versions=7)
     assert v.ok, v.problems
+
+
+def test_one_pass_into_a_region_at_a_time(sandbox: Sandbox) -> None:
+    """A pass holds the target's replication lock: another waits for it (a second replicator in the same
+    process gives up after its timeout), runs once it is released, and the lock is refreshed while held."""
+    cfg = sandbox.cfg
+    europe = Hdfs(cfg.regions["europe"])
+    held = PassLock(europe)
+    held.acquire()
+    try:
+        with pytest.raises(LockBusy, match="holds"):
+            PassLock(Hdfs(cfg.regions["europe"])).acquire(timeout_s=1.0)
+        stamped = europe.status(held.path)
+        assert stamped is not None
+        env = {**os.environ, "LAKEHOUSE_ENV": str(sandbox.path)}
+        cmd = [sys.executable, "-m", "lakehouse", "replicate", "--target", "europe", "--once", "--table", KINDS]
+        waiting = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)  # fmt: skip
+        time.sleep(HEARTBEAT_S + 3)  # the other pass waits meanwhile
+        assert waiting.poll() is None, waiting.communicate()[0]
+        refreshed = europe.status(held.path)
+        assert refreshed is not None and refreshed.mtime_ms > stamped.mtime_ms  # the holder's heartbeat
+    finally:
+        held.release()
+    out, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0 and "waiting for the pass of" in out, out
+    assert europe.status(held.path) is None  # released by its holder
 
 
 def test_verify_detects_a_tampered_replica(spark: SparkSession, sandbox: Sandbox) -> None:

@@ -1,0 +1,121 @@
+"""One replication pass into a region at a time.
+
+Two replicators writing the same replica at once (a ``--continuous`` process and a planned failover's final pass,
+or two DAG runs) would copy the same files over each other and commit the state table concurrently. A pass
+therefore holds ``<lakehouse_root>/_dr/replication.lock`` in the target's HDFS: created with a rename that refuses
+an existing file (one writer wins), refreshed every ``HEARTBEAT_S`` while held, deleted by its holder at the end.
+A lock whose holder stopped refreshing it for ``TTL_S`` (killed), or whose holder is a dead process of this host,
+is taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from lakehouse.errors import LakehouseError
+from lakehouse.io.hdfs import Hdfs
+from lakehouse.stack import process
+
+LOCK_FILE = "_dr/replication.lock"
+HEARTBEAT_S = 5.0
+TTL_S = 30.0  # a lock not refreshed for this long belongs to a killed pass
+
+
+class LockBusy(LakehouseError):
+    """Another replication pass into the region held the lock for longer than the wait allowed."""
+
+
+class PassLock:
+    """The replication lock of one target region (reentrant within the process: a failover holds it across its
+    final pass and the fencing)."""
+
+    def __init__(self, hdfs: Hdfs, progress: Callable[[str], None] | None = None) -> None:
+        self.hdfs = hdfs
+        self.path = posixpath.join(hdfs.root, LOCK_FILE)
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "id": uuid.uuid4().hex}
+        self.progress = progress or (lambda _line: None)
+        self._depth = 0
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _holder(self) -> dict[str, object] | None:
+        try:
+            holder: dict[str, object] = json.loads(self.hdfs.read(self.path))
+            return holder
+        except Exception:  # noqa: BLE001 -- gone meanwhile, or half-written by a killed holder: no live holder
+            return None
+
+    def _stale(self) -> bool:
+        status = self.hdfs.status(self.path)
+        if status is None:
+            return False
+        if time.time() * 1000 - status.mtime_ms > TTL_S * 1000:
+            return True
+        holder = self._holder()
+        if holder is None or holder.get("host") != self.owner["host"]:
+            return holder is None
+        pid = holder.get("pid")
+        return not (isinstance(pid, int) and process.is_alive(pid))
+
+    def acquire(self, timeout_s: float = 300.0) -> None:
+        """Take the lock, waiting up to ``timeout_s`` for another pass to finish."""
+        if self._depth:
+            self._depth += 1
+            return
+        self.hdfs.makedirs(posixpath.dirname(self.path))
+        deadline = time.monotonic() + timeout_s
+        said = False
+        while not self.hdfs.publish_new(self.path, json.dumps(self.owner).encode()):
+            if self._stale():
+                self.progress(f"replication lock {self.path}: its holder {self._holder()} is gone; taking it over")
+                self.hdfs.delete(self.path)
+                continue
+            if time.monotonic() > deadline:
+                raise LockBusy(
+                    f"another replication pass into {self.hdfs.region.name} holds {self.path} ({self._holder()})",
+                    fix="wait for it to end (a pass takes seconds), or stop the other replicator",
+                )
+            if not said:
+                self.progress(f"replication lock {self.path}: waiting for the pass of {self._holder()}")
+                said = True
+            time.sleep(0.5)
+        self._depth = 1
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="replication-lock", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.hdfs.client.set_times(self.path, modification_time=int(time.time() * 1000))
+            except Exception:  # noqa: BLE001, S112 -- the next beat retries; a lapse past TTL_S loses the lock
+                continue
+
+    def release(self) -> None:
+        """Give the lock back (deleted only while it is still this holder's)."""
+        if self._depth > 1:
+            self._depth -= 1
+            return
+        self._depth = 0
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        if self._holder() == self.owner:
+            self.hdfs.delete(self.path)
+
+    @contextmanager
+    def held(self, timeout_s: float = 300.0) -> Iterator[None]:
+        """``with lock.held(): ...``"""
+        self.acquire(timeout_s)
+        try:
+            yield
+        finally:
+            self.release()
