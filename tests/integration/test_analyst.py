@@ -1,12 +1,15 @@
 """The analyst's side on the real local stack: the persistent catalog across processes and a metastore restart,
-`lakehouse sql`, every notebook executed headlessly, and gold through the Spark Connect server.
+`lakehouse sql`, every notebook executed headlessly, and gold through the Spark Connect server; and the jobs on a
+real Spark standalone cluster (`lakehouse stack up --spark-cluster`, `lakehouse submit --master cluster`).
 
 One sandbox (its own lakehouse root and topics on the shared stack, and a metastore of its own, which the catalog
 test restarts without disturbing the tests of the other lane) is filled by two catch-up passes: the first in the
-tests' warm session (a new JVM's first pass costs minutes on two cores), the second as `lakehouse pipeline run
---once` in a fresh process, which registers every table in the sandbox's persistent catalog exactly as in
-production; gold.news2 has a version before and after the second pass. Then the model's tables (a sandbox
-champion's scores and drift) and one replication pass to the secondary, for the model and DR notebooks.
+tests' warm session (a new JVM's first pass costs minutes on two cores), the second as production runs it: `lakehouse
+submit --master cluster pipeline -- --once`, spark-submit of jobs/pipeline.py on the standalone cluster (a master
+and two workers of pyspark's own distribution, started for this module and stopped after it), which registers every
+table in the sandbox's persistent catalog; gold.news2 has a version before and after the second pass. Then the
+model's tables (a sandbox champion's scores and drift) and one replication pass to the secondary, for the model and
+DR notebooks.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,7 +32,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import notebook, pipeline, sql
-from lakehouse.config import Config, load_config, write_sandbox_profile
+from lakehouse.config import Config, SparkClusterConfig, load_config, write_sandbox_profile
 from lakehouse.devices import physionet, simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.ml import build, drift, scoring, train
@@ -51,6 +55,8 @@ class Sandbox:
     last_date: date
     replay_origin: datetime  # event time of ICU hour 0 of the replayed PhysioNet patients
     replayed: int  # patients replayed
+    expected: tuple[int, int, int]  # messages accepted, quarantined, duplicate over both passes (the producers' own)
+    cluster_app: dict[str, Any]  # the standalone master's record of the second pass
 
     @property
     def env(self) -> dict[str, str]:
@@ -62,10 +68,20 @@ def count(spark: SparkSession, cfg: Config, table: str) -> int:
     return spark.read.format("delta").load(uri(cfg.primary, table)).count()
 
 
-def _pipeline_once(box_env: dict[str, str]) -> None:
-    result = run_cli("pipeline", "run", "--once", env=box_env, timeout=1500)
+def master_status(url: str) -> Any:
+    """The standalone master's (or a worker's) JSON status page."""
+    with urllib.request.urlopen(url.rstrip("/") + "/json/", timeout=10) as response:
+        return json.loads(response.read().decode())
+
+
+def _pipeline_on_the_cluster(box_env: dict[str, str], cluster: SparkClusterConfig) -> dict[str, Any]:
+    """`lakehouse submit --master cluster pipeline -- --once`; returns the master's record of the application."""
+    before = {a["id"] for a in master_status(cluster.web_url)["completedapps"]}
+    result = run_cli("submit", "--master", "cluster", "pipeline", "--", "--once", env=box_env, timeout=1500)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "balanced" in result.stdout
+    assert "balanced" in result.stdout and f"on {cluster.master_url}" in result.stderr
+    (app,) = [a for a in master_status(cluster.web_url)["completedapps"] if a["id"] not in before]
+    return dict(app)
 
 
 ML_PATIENTS = 60  # the replayed patients among them, so model risk joins NEWS2 by patient
@@ -129,7 +145,20 @@ def metastore(stack: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def sandbox(metastore: tuple[Path, dict[str, str]], spark: SparkSession) -> Sandbox:
+def cluster(stack: Config) -> Iterator[SparkClusterConfig]:
+    """The Spark standalone cluster, started as ops start it, and stopped after the module (no other one uses it)."""
+    assert stack.spark_cluster is not None
+    up = run_cli("stack", "up", "--spark-cluster", timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield stack.spark_cluster
+    finally:
+        down = run_cli("stack", "down", "--spark-cluster")
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.fixture(scope="module")
+def sandbox(metastore: tuple[Path, dict[str, str]], cluster: SparkClusterConfig, spark: SparkSession) -> Sandbox:
     path = metastore[0]
     cfg = load_config(str(path))
     env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
@@ -137,10 +166,10 @@ def sandbox(metastore: tuple[Path, dict[str, str]], spark: SparkSession) -> Sand
     records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 12))
     origin = physionet.default_origin(records)
     register_assignments(cfg, region, physionet.assignments(records, origin, region.name))
-    physionet.replay(cfg, physionet.SAMPLE_ARCHIVE, 12, speed=0, progress=lambda _: None)
+    replayed = physionet.replay(cfg, physionet.SAMPLE_ARCHIVE, 12, speed=0, progress=lambda _: None)
     first = simulator.make_fleet(12, seed=21, prefix="an1")
     register_assignments(cfg, region, simulator.fleet_assignments(first, origin, region.name))
-    simulator.simulate(
+    sim1, _ = simulator.simulate(
         cfg, 12, rate=10, seconds=120, bad_fraction=0.2, seed=21, realtime=False, prefix="an1", progress=lambda _: None
     )
     pipeline.run_once(spark, cfg, region, progress=lambda _: None)  # in-memory catalog: the CLI pass registers
@@ -149,16 +178,22 @@ def sandbox(metastore: tuple[Path, dict[str, str]], spark: SparkSession) -> Sand
     time.sleep(1.5)
     second = simulator.make_fleet(6, seed=22, prefix="an2")
     register_assignments(cfg, region, simulator.fleet_assignments(second, origin, region.name))
-    simulator.simulate(
+    sim2, _ = simulator.simulate(
         cfg, 6, rate=10, seconds=60, bad_fraction=0.1, seed=22, realtime=False, prefix="an2", progress=lambda _: None
     )
-    _pipeline_once(env)
+    app = _pipeline_on_the_cluster(env, cluster)
+    e1, e2 = sim1.expected, sim2.expected
+    expected = (
+        replayed.messages + e1.messages_accepted + e2.messages_accepted,
+        e1.messages_quarantined + e2.messages_quarantined,
+        e1.messages_duplicate + e2.messages_duplicate,
+    )
     cfg = _model_and_replica(spark, path)
     news2 = spark.read.format("delta").load(uri(region, "gold.news2"))
     span = news2.agg(F.min("observation_date"), F.max("observation_date")).first()
     assert span is not None and span[0] is not None
     today = datetime.now(UTC).date()
-    return Sandbox(path, cfg, between, span[0], max(span[1], today), origin, len(records))
+    return Sandbox(path, cfg, between, span[0], max(span[1], today), origin, len(records), expected, app)
 
 
 def test_the_feature_job_takes_labels_from_the_replayed_stream(sandbox: Sandbox, spark: SparkSession) -> None:
@@ -211,6 +246,33 @@ print(json.dumps({
     "operations": sorted({r["operation"] for r in spark.sql("DESCRIBE HISTORY gold.news2").collect()}),
 }))
 """
+
+
+def test_stack_up_spark_cluster_starts_a_master_with_its_workers(cluster: SparkClusterConfig) -> None:
+    master = master_status(cluster.web_url)
+    assert master["status"] == "ALIVE" and master["url"] == cluster.master_url
+    alive = [w for w in master["workers"] if w["state"] == "ALIVE"]
+    assert len(alive) == cluster.workers and all(w["cores"] == cluster.worker_cores for w in alive)
+    listed = run_cli("stack", "status", "--spark-cluster", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)["services"]}
+    assert set(rows) == {"spark-master", *(f"spark-worker-{i}" for i in range(1, cluster.workers + 1))}
+    assert all(r["healthy"] and r["pid"] for r in rows.values())
+
+
+def test_the_pipeline_pass_on_the_cluster_ran_executors_on_every_worker_and_counts_reconcile(
+    sandbox: Sandbox, cluster: SparkClusterConfig, spark: SparkSession
+) -> None:
+    """The second pass (submitted to the standalone cluster) finished as an application of the master, each worker
+    ran executors of it, and over both passes the counts reconcile exactly with what the producers sent."""
+    app = sandbox.cluster_app
+    assert app["name"] == f"lakehouse-pipeline-{sandbox.cfg.primary.name}" and app["state"] == "FINISHED", app
+    for i in range(1, cluster.workers + 1):
+        worker = master_status(f"http://127.0.0.1:{cluster.worker_web_port + i}")
+        ran = [e for e in worker["finishedexecutors"] + worker["executors"] if e["appid"] == app["id"]]
+        assert ran, f"worker {i} ran no executor of {app['id']}"
+    rec = pipeline.reconcile(spark, sandbox.cfg.primary)
+    assert rec.balanced and (rec.accepted, rec.quarantined, rec.duplicate) == sandbox.expected
 
 
 def test_catalog_survives_a_metastore_restart_and_serves_several_new_processes_at_once(
@@ -310,8 +372,8 @@ def connect_url(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         status = run_cli("stack", "status", "--json", env=env)
-        connect = [s for s in json.loads(status.stdout)["services"] if s["name"] == "spark-connect"]
-        assert connect and connect[0]["healthy"] and connect[0]["pid"], status.stdout
+        rows = [s for s in json.loads(status.stdout)["services"] if s["name"] == "spark-connect"]
+        assert rows and rows[0]["healthy"] and rows[0]["pid"], status.stdout
         yield url
     finally:
         down = run_cli("stack", "down", "--service", "spark-connect", env=env)
