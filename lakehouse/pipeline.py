@@ -29,6 +29,7 @@ from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
 from lakehouse.io import kafka
 from lakehouse.observability import exporter, listener
 from lakehouse.replication import fencing
+from lakehouse.session import without_gateway
 from lakehouse.stack import manager, process
 from lakehouse.tables import SPECS, ensure_all, register_existing, uri
 
@@ -281,8 +282,7 @@ def start_background(cfg: Config, region: RegionConfig, standby: bool = False) -
     pid_file, log_file = _files(cfg, region)
     return process.spawn(
         [sys.executable, "-m", "lakehouse", "pipeline", "run", "--region", region.name] + (["--standby"] * standby),
-        # a submitted driver's gateway variables name its own JVM: the new process launches its own
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY_")},
+        env=without_gateway(os.environ),
         log_file=log_file, pid_file=pid_file, cwd=cfg.state_dir,
     )  # fmt: skip
 

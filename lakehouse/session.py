@@ -27,6 +27,12 @@ def submitted() -> bool:
     return SUBMITTED_VAR in os.environ
 
 
+def without_gateway(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the gateway variables of a submitted driver (:func:`submitted`): a process started from
+    it launches a JVM of its own instead of talking to this driver's."""
+    return {k: v for k, v in env.items() if not k.startswith("PYSPARK_GATEWAY_")}
+
+
 def loopback_master(master: str) -> bool:
     """Whether a job on ``master`` runs on this machine's loopback only (local mode, or a cluster on 127.0.0.1):
     its driver then binds to 127.0.0.1, where the executors reach it."""
@@ -223,21 +229,17 @@ def submit_command(cfg: Config, job: str, args: Sequence[str], master: str | Non
     if loopback_master(url):
         conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
     master_url = conf.pop("spark.master")
-    from lakehouse.stack.services import SparkConnectServer
-
-    submit = SparkConnectServer.spark_home() / "bin" / "spark-submit"
+    submit = jvm.spark_home() / "bin" / "spark-submit"
     options = [a for key, value in conf.items() for a in ("--conf", f"{key}={value}")]
     return [str(submit), "--master", master_url, "--deploy-mode", "client", *options, str(job_script(job)), *args]
 
 
 def submit_env(cfg: Config) -> dict[str, str]:
     """The environment of a submitted job: pyspark's Spark home and Java, the HDFS user, the project's Python."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
-    from lakehouse.stack.services import SparkConnectServer
-
+    env = without_gateway(os.environ)
     env.update(
         {
-            "SPARK_HOME": str(SparkConnectServer.spark_home()),
+            "SPARK_HOME": str(jvm.spark_home()),
             "JAVA_HOME": str(jvm.java_home(cfg)),
             "HADOOP_USER_NAME": cfg.primary.hdfs.user,
             "PYSPARK_PYTHON": sys.executable,

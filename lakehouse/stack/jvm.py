@@ -32,6 +32,13 @@ def java_binary(cfg: Config) -> Path:
     return candidate
 
 
+def spark_home() -> Path:
+    """pyspark's own Spark distribution: bin/spark-submit and bin/spark-class, jars/ (Spark Connect included)."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
 def java_home(cfg: Config) -> Path:
     """The JDK home matching :func:`java_binary` (what Spark's launcher wants in ``JAVA_HOME``)."""
     return java_binary(cfg).resolve().parent.parent

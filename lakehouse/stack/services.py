@@ -491,13 +491,6 @@ class SparkConnectServer(Service):
     def prepare(self, cfg: Config, java: Path) -> None:
         (self.home / "tmp").mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def spark_home() -> Path:
-        """pyspark's own Spark distribution (bin/spark-submit, jars/ with spark-connect)."""
-        import pyspark
-
-        return Path(pyspark.__file__).parent
-
     def command(self, cfg: Config, java: Path) -> list[str]:
         from lakehouse import session
 
@@ -513,13 +506,13 @@ class SparkConnectServer(Service):
                 "spark.connect.grpc.binding.port": str(self.port),
             },
         )
-        submit = self.spark_home() / "bin" / "spark-submit"
+        submit = jvm.spark_home() / "bin" / "spark-submit"
         args = [a for key, value in conf.items() for a in ("--conf", f"{key}={value}")]
         return [str(submit), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", *args]
 
     def env(self, cfg: Config, java: Path) -> dict[str, str]:
         env = super().env(cfg, java)
-        env["SPARK_HOME"] = str(self.spark_home())
+        env["SPARK_HOME"] = str(jvm.spark_home())
         env["SPARK_LOCAL_IP"] = self.host
         env["HADOOP_USER_NAME"] = self.region_cfg.hdfs.user if self.region_cfg else "lakehouse"
         env["PYSPARK_PYTHON"] = sys.executable
@@ -558,7 +551,7 @@ class SparkStandalone(Service):
         self.properties_file.write_text("\n".join(lines) + "\n")
 
     def command(self, cfg: Config, java: Path) -> list[str]:
-        spark_class = str(SparkConnectServer.spark_home() / "bin" / "spark-class")
+        spark_class = str(jvm.spark_home() / "bin" / "spark-class")
         common = ["--host", self.host, "--port", str(self.port), "--webui-port", str(self.web_port),
                   "--properties-file", str(self.properties_file)]  # fmt: skip
         if self.kind == "spark-master":
@@ -572,7 +565,7 @@ class SparkStandalone(Service):
 
     def env(self, cfg: Config, java: Path) -> dict[str, str]:
         env = super().env(cfg, java)
-        env["SPARK_HOME"] = str(SparkConnectServer.spark_home())
+        env["SPARK_HOME"] = str(jvm.spark_home())
         env["SPARK_LOCAL_IP"] = self.host
         env["SPARK_DAEMON_MEMORY"] = "256m"  # the daemons' own heap (executors get spark_cluster.executor_memory)
         env["SPARK_CONF_DIR"] = str(self.home)  # no spark-env.sh or log4j2 of somebody else's
