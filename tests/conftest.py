@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +46,30 @@ def with_ml_settings(profile: Path, **settings: Any) -> Config:
     return load_config(str(profile))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` run after all others, in their own order. The DR drills start two pipelines, a
+    replicator and devices side by side: at the end of `make test` the second lane (unit tests, own stacks) is
+    done, so they do not share two cores with it (on CI they once waited 5 min for a pipeline to start)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable: file order otherwise
+
+
 @pytest.fixture(scope="session")
 def cfg() -> Config:
     """The embedded default profile (or whatever LAKEHOUSE_ENV selects)."""
     return load_config()
+
+
+def wait_for_services(cfg: Config, names: list[str], timeout_s: float = 900) -> None:
+    """Wait until the named services answer healthy at once, started by another process (the other lane of
+    `make test`); never start one (two `stack up` at once would race). Fails loudly after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not all(s.healthy for s in manager.status(cfg, names)):
+        if time.monotonic() > deadline:
+            down = sorted(s.name for s in manager.status(cfg, names) if not s.healthy)
+            pytest.fail(
+                f"{', '.join(down)} not healthy after {timeout_s:.0f}s: run `lakehouse stack up`", pytrace=False
+            )
+        time.sleep(5)
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,8 @@ from lakehouse.orchestration.airflow import AirflowClient, task_log_dir
 from lakehouse.replication import fencing
 from lakehouse.replication.failover import wait_flowing
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs a pipeline pass
+# the module fixture runs a pipeline pass; the drills run last (several Spark processes at once)
+pytestmark = [pytest.mark.integration, pytest.mark.last, pytest.mark.timeout(2400)]
 
 TABLES = ("ops.dr_a", "ops.dr_b")  # written by the tests themselves (deltalake)
 
@@ -83,7 +84,7 @@ def spawn(sandbox: Sandbox, log: Path, *args: str) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def wait_for_line(log: Path, offset: int, pattern: str, timeout_s: float = 300) -> None:
+def wait_for_line(log: Path, offset: int, pattern: str, timeout_s: float = 600) -> None:
     """Wait until a line matching ``pattern`` (a regular expression) appears in ``log`` past ``offset`` (a
     background pipeline's log, appended to)."""
 

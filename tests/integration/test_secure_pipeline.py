@@ -6,7 +6,6 @@ system reads the alerts as `clinical`; the counts reconcile exactly as on the pl
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +20,9 @@ from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
 from lakehouse.ingest.registry import register_assignments
 from lakehouse.security import kafka_auth
-from lakehouse.stack import manager, probes
+from lakehouse.stack import probes
 from lakehouse.tables import uri
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for_services
 from tests.isolated import env_for, write_isolated_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -56,12 +55,7 @@ def shared_hdfs(cfg: Config) -> Config:
     """The shared stack's HDFS and metastore of asia. `make test` runs this module in its second lane (after lint and
     the unit tests, scripts/test.sh) while the integration lane's session brings the stack up: it waits for them,
     never starts them (two `stack up` at once would race), and fails after 15 minutes."""
-    needed = ["hdfs-namenode-asia", "hdfs-datanode-asia", "metastore-asia"]
-    deadline = time.monotonic() + 900
-    while not all(s.healthy for s in manager.status(cfg, needed)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{', '.join(needed)} not healthy after 15 min: run `lakehouse stack up`", pytrace=False)
-        time.sleep(5)
+    wait_for_services(cfg, ["hdfs-namenode-asia", "hdfs-datanode-asia", "metastore-asia"])
     return cfg
 
 
