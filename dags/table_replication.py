@@ -1,7 +1,12 @@
-"""table_replication: one replication pass asia -> europe every minute, then a verification of the replica.
+"""table_replication: one replication pass from the primary in force to the other region every minute, then a
+verification of the replica.
 
 The continuous replicator (`lakehouse replicate --continuous`) holds the disaster RPO to its interval; this
-DAG is the scheduled catch-up and proof, and runs one at a time (a pass is idempotent and resumable).
+DAG is the scheduled catch-up and proof, and runs one at a time (a pass is idempotent and resumable). Its
+source and target params are empty by default: each run reads the region state, so after a failover to europe
+it replicates europe -> asia (and fails, loudly, while asia is down or its tables diverged: `region_failback`
+resynchronises them). A run with source and target set replicates that way (a pass from a region that is not
+the primary in force is refused).
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ with DAG(
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["dr", "replication"],
-    params={"source": region_param("asia", "the source region"), "target": region_param("europe", "the replica's")},
+    params={
+        "source": region_param("", "the source region (empty: the primary in force)"),
+        "target": region_param("", "the replica's region (empty: the other one)"),
+    },
 ) as dag:
     replicate = job_task(
         "replicate", "replicate", "--source", "{{ params.source }}", "--target", "{{ params.target }}", "--once"

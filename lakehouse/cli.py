@@ -567,6 +567,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replication_direction(cfg: Config, source: str | None, target: str | None) -> tuple[str, str]:
+    """--source and --target, the defaults from the primary in force (a scheduled DAG follows a failover)."""
+    from lakehouse.replication import fencing
+
+    primary = cfg.primary.name
+    if not source:
+        state, reached = fencing.current(cfg)
+        primary = state.primary
+        unreached = ", ".join(n for n, ok in reached.items() if not ok)
+        print(
+            f"primary in force: {primary} (epoch {state.epoch})" + (f"; not reached: {unreached}" if unreached else "")
+        )
+    for name in (source, target):
+        if name:
+            cfg.region(name)  # an unknown region: the config's one-line error
+    return fencing.direction(cfg.regions, primary, source, target)
+
+
 def _replicate(args: argparse.Namespace) -> int:
     from lakehouse.io.tables import check_table_names
     from lakehouse.replication import replicator
@@ -574,6 +592,17 @@ def _replicate(args: argparse.Namespace) -> int:
     cfg = load_config()
     check_table_names(args.table, cfg.replication.tables)  # before any region is touched
     say = lambda m: print(m, flush=True)
+    if args.action == "restore-model":
+        from lakehouse.replication import models
+
+        if not args.target:
+            raise LakehouseError(
+                "restore-model needs --target", fix="lakehouse replicate restore-model --target europe"
+            )
+        _log_job(cfg, "replicate-restore-model", args.target)
+        say(models.restore_champion(cfg, cfg.region(args.target)).line())
+        return 0
+    args.source, args.target = _replication_direction(cfg, args.source, args.target)
     if args.action == "verify":
         from lakehouse.replication.verify import verify_table
         from lakehouse.session import build_spark
@@ -589,16 +618,10 @@ def _replicate(args: argparse.Namespace) -> int:
             failed += not checked.ok
         say(f"verify {source.name} -> {target.name}: " + ("OK" if not failed else f"{failed} table(s) FAILED"))
         return 1 if failed else 0
-    if args.action == "restore-model":
-        from lakehouse.replication import models
-
-        _log_job(cfg, "replicate-restore-model", args.target)
-        say(models.restore_champion(cfg, cfg.region(args.target)).line())
-        return 0
     if args.once == (args.continuous is not None and args.continuous):
         raise LakehouseError("give exactly one of --once or --continuous", fix="lakehouse replicate --once")
     _log_job(cfg, "replicate", args.target)
-    rep = replicator.replicator(cfg, args.source or cfg.primary.name, args.target, progress=say)
+    rep = replicator.replicator(cfg, args.source, args.target, progress=say)
 
     def model() -> None:  # the champion too, on a full pass (a pass of chosen tables is about those tables)
         from lakehouse.replication import models
@@ -855,8 +878,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run (default): replicate; verify: compare the replica with the source; restore-model:"
                       " register the champion replicated into --target in this profile's MLflow registry (a"
                       " region's own server, after the primary's registry is lost) and set its champion alias")  # fmt: skip
-    repl.add_argument("--source", default=None, help="region replicated from (default: the primary)")
-    repl.add_argument("--target", required=True, help="region holding the replica, e.g. europe")
+    repl.add_argument("--source", default=None,
+                      help="region replicated from (default: the primary in force, which a failover changes)")  # fmt: skip
+    repl.add_argument("--target", default=None,
+                      help="region holding the replica, e.g. europe (default: the other region; restore-model: required)")  # fmt: skip
     repl.add_argument("--once", action="store_true", help="one pass over every table, then exit")
     repl.add_argument(
         "--continuous",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,20 +78,45 @@ def read_region(region: RegionConfig) -> RegionState | None:
     return RegionState.from_json(hdfs.read(path))
 
 
+def in_force(held: Iterable[RegionState | None], configured_primary: str) -> RegionState:
+    """The state in force among the documents ``held`` (None: a region holding none): the highest epoch; without
+    any, the configured primary at epoch 0."""
+    best = RegionState(0, configured_primary, "", "configured primary")
+    for found in held:
+        if found is not None and found.epoch > best.epoch:
+            best = found
+    return best
+
+
 def current(cfg: Config) -> tuple[RegionState, dict[str, bool]]:
-    """The state in force (highest epoch among reachable regions) and which regions answered."""
-    best = RegionState(0, cfg.primary.name, "", "configured primary")
+    """The state in force (:func:`in_force` among reachable regions) and which regions answered."""
+    held: list[RegionState | None] = []
     reached: dict[str, bool] = {}
     for region in cfg.regions.values():
         try:
-            found = read_region(region)
+            held.append(read_region(region))
             reached[region.name] = True
         except Exception:  # noqa: BLE001 - an unreachable region is what failover is for
             reached[region.name] = False
-            continue
-        if found is not None and found.epoch > best.epoch:
-            best = found
-    return best, reached
+    return in_force(held, cfg.primary.name), reached
+
+
+def direction(regions: Iterable[str], primary: str, source: str | None, target: str | None) -> tuple[str, str]:
+    """Source and target of a replication: ``source`` defaults to ``primary`` (the one in force), ``target`` to
+    the one other region (required with more than two)."""
+    names = list(regions)
+    source = source or primary
+    if not target:
+        others = [n for n in names if n != source]
+        if len(others) != 1:
+            raise LakehouseError(
+                f"which region holds the replica? {len(names)} regions are configured ({', '.join(names)})",
+                fix=f"name it: --target {others[0] if others else '<region>'}",
+            )
+        target = others[0]
+    if source == target:
+        raise LakehouseError(f"source and target are the same region ({source})", fix="--target <another region>")
+    return source, target
 
 
 def write(cfg: Config, new: RegionState, regions: list[str] | None = None) -> list[str]:

@@ -337,10 +337,7 @@ class Replicator:
         fencing state holds (``lakehouse.replication.fencing``; regions where no failover ever ran hold none and
         replicate as configured). Once a failover promoted the target, a pass from the old primary would write
         into the new primary's tables, or copy a stale writer's commits there."""
-        held = [s for s in (fencing.read_region(self.source), fencing.read_region(self.target)) if s is not None]
-        if not held:
-            return
-        force = max(held, key=lambda s: s.epoch)
+        force = fencing.in_force((fencing.read_region(self.source), fencing.read_region(self.target)), self.source.name)
         if force.primary != self.source.name:
             raise NotPrimary(
                 f"{self.source.name} is not the primary in force (epoch {force.epoch}: {force.primary}); not "

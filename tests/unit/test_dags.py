@@ -38,7 +38,8 @@ print(json.dumps({
                         "schedule": str(d.schedule),
                         "commands": {t.task_id: str(getattr(t, "bash_command", "")) for t in d.tasks},
                         "env": {t.task_id: getattr(t, "env", None) for t in d.tasks},
-                        "params": {k: d.params.get_param(k).schema for k in d.params}} for d in bag.dags.values()},
+                        "params": {k: d.params.get_param(k).schema for k in d.params},
+                        "defaults": {k: d.params.get_param(k).value for k in d.params}} for d in bag.dags.values()},
 }))
 """
 
@@ -200,3 +201,17 @@ def test_region_dags_run_on_a_named_sandbox_through_the_environment(parsed: dict
     )
     assert argv[1].endswith("/jobs/failover.py")
     assert argv[2:] == ["--target-region", "europe", "--mode", "disaster", "--flowing-timeout", "300", "--json"]
+
+
+def test_table_replication_follows_the_primary_in_force_unless_told(parsed: dict[str, Any]) -> None:
+    """The scheduled run's params are empty: the job reads the region state for its direction (after a failover
+    it replicates from europe); a triggered run's source and target reach the job as given."""
+    dag = parsed["dags"]["table_replication"]
+    assert dag["defaults"]["source"] == dag["defaults"]["target"] == ""
+    for task in ("replicate", "verify"):
+        command = dag["commands"][task]
+        argv = shlex.split(jinja2.Template(command).render(params={"source": "", "target": ""}))
+        assert argv[1].endswith("/jobs/replicate.py")
+        assert argv[argv.index("--source") + 1] == "" and argv[argv.index("--target") + 1] == ""
+        told = shlex.split(jinja2.Template(command).render(params={"source": "europe", "target": "asia"}))
+        assert told[told.index("--source") + 1] == "europe" and told[told.index("--target") + 1] == "asia"

@@ -8,7 +8,8 @@ import pytest
 
 from lakehouse.config import PSEUDONYMOUS_PROPERTY
 from lakehouse.errors import LakehouseError
-from lakehouse.replication import deltalog
+from lakehouse.replication import deltalog, fencing
+from lakehouse.replication.fencing import RegionState
 from lakehouse.replication.policy import ResidencyViolation, check_residency
 
 
@@ -91,3 +92,26 @@ def test_residency(policy: str, configuration: dict[str, str] | None, refused: b
             check_residency("silver.vitals", policy, configuration, 3)
     else:
         check_residency("silver.vitals", policy, configuration, 3)
+
+
+def _state(epoch: int, primary: str) -> RegionState:
+    return RegionState(epoch, primary, "2026-12-03T00:00:00+00:00", "test")
+
+
+def test_the_state_in_force_is_the_highest_epoch_held_else_the_configured_primary() -> None:
+    assert fencing.in_force([None, None], "asia") == RegionState(0, "asia", "", "configured primary")
+    assert fencing.in_force([_state(1, "europe"), None], "asia").primary == "europe"
+    # a region back from a disaster holds an older epoch: the newer one wins, in either order
+    held = [_state(2, "asia"), _state(3, "europe")]
+    assert fencing.in_force(held, "asia").epoch == 3 and fencing.in_force(held[::-1], "asia").primary == "europe"
+
+
+def test_replication_direction_defaults_follow_the_primary_in_force() -> None:
+    regions = ["asia", "europe"]
+    assert fencing.direction(regions, "asia", None, None) == ("asia", "europe")
+    assert fencing.direction(regions, "europe", "", "") == ("europe", "asia")  # after a failover (a DAG's empty params)
+    assert fencing.direction(regions, "europe", "asia", None) == ("asia", "europe")  # named: as asked
+    with pytest.raises(LakehouseError, match="same region"):
+        fencing.direction(regions, "asia", None, "asia")
+    with pytest.raises(LakehouseError, match="3 regions"):
+        fencing.direction([*regions, "us"], "asia", None, None)
