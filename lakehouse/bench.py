@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ def _drain(spark: Any, start: Callable[..., Any], bench: Config, region: Any) ->
     later = progress[1:]
     later_rows = sum(int(p["numInputRows"]) for p in later)
     later_s = sum(float(p["durationMs"]["triggerExecution"]) / 1000 for p in later)
+    operators = (query.recentProgress[-1].get("stateOperators") or []) if query.recentProgress else []
     return {
         "rows": rows,
         "seconds": round(seconds, 2),
@@ -93,6 +94,9 @@ def _drain(spark: Any, start: Callable[..., Any], bench: Config, region: Any) ->
         "batches": len(progress),
         "batch_seconds": [round(float(p["durationMs"]["triggerExecution"]) / 1000, 2) for p in progress],
         "steady_events_per_s": round(later_rows / later_s, 1) if later_s else None,
+        # what a stateful query keeps between batches (dedup keys, open windows) once it has read everything
+        "state_rows": sum(int(op.get("numRowsTotal", 0)) for op in operators),
+        "state_bytes": sum(int(op.get("memoryUsedBytes", 0)) for op in operators),
     }
 
 
@@ -125,6 +129,45 @@ def ingest(
         "silver_ratio_checks_on_to_off": ratio("events_per_s"),
         "silver_steady_ratio_checks_on_to_off": ratio("steady_events_per_s"),
         "target_dq_ratio": 0.80,
+    }
+
+
+STAGES = ("kafka_to_bronze", "bronze_to_silver", "kafka_to_gold_news2")
+
+
+def scaling(
+    cfg: Config, devices: Sequence[int] = (1_000, 10_000, 100_000), messages: int = 200_000, progress: Progress = print
+) -> dict[str, Any]:
+    """The ingest benchmark at each fleet size in ``devices`` (the same number of messages spread over more
+    devices, data-quality checks on): events/s of each stage beside Kafka's raw rate, and the state each stage
+    keeps. Throughput should stay flat as the fleet grows, and state grow at most linearly with it."""
+    points = []
+    for n in devices:
+        progress(f"bench scaling: {n} devices, {messages} messages")
+        run = _ingest_once(cfg, messages, n, progress, checks=True)
+        points.append({
+            "devices": n,
+            "raw_msgs_per_s": run["baseline_kafka_consumer_perf"]["msgs_per_s"],
+            **{stage: {k: run[stage][k] for k in ("events_per_s", "state_rows", "state_bytes")} for stage in STAGES},
+            **{f"{stage}_ratio_to_raw": run[f"{stage}_ratio_to_raw"] for stage in STAGES},
+        })  # fmt: skip
+    first, last = points[0], points[-1]
+    growth = last["devices"] / first["devices"]
+    return {
+        "benchmark": "scaling",
+        "machine": machine(),
+        "messages": messages,
+        "points": points,
+        # throughput at the largest fleet over the smallest (flat: about 1), and state growth over fleet growth
+        # (linear or better: at most about 1)
+        "throughput_largest_to_smallest": {
+            stage: round(last[stage]["events_per_s"] / first[stage]["events_per_s"], 3) for stage in STAGES
+        },
+        "state_growth_per_fleet_growth": {
+            stage: round(last[stage]["state_rows"] / first[stage]["state_rows"] / growth, 3)
+            for stage in STAGES
+            if first[stage]["state_rows"]
+        },
     }
 
 

@@ -484,12 +484,48 @@ def _notebook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_suite(args: argparse.Namespace) -> int:
+    from lakehouse import bench_suite
+
+    out = Path(args.out)
+    say = lambda m: print(m, file=sys.stderr, flush=True)
+    if args.kind == "report":  # redraw from the figures of a run
+        results = out / bench_suite.RESULTS
+        if not results.exists():
+            raise LakehouseError(f"no {results}", fix="lakehouse bench all --out " + str(out))
+        print(f"report written: {bench_suite.write_report(json.loads(results.read_text()), out)}")
+        return 0
+    load_config()  # the profile's errors before minutes of benchmarks
+    options = bench_suite.SuiteOptions(
+        kinds=[k.strip() for k in args.only.split(",")] if args.only else bench_suite.ORDER,
+        messages=args.messages, devices=bench_suite.parse_devices(args.devices),
+        scaling_messages=args.scaling_messages, latency_seconds=args.seconds, replication_versions=args.versions,
+        psv_dir=args.psv_dir, fractions=args.fractions,
+    )  # fmt: skip
+    unknown = [k for k in options.kinds if k not in bench_suite.ORDER]
+    if unknown:
+        raise LakehouseError(f"unknown benchmark(s): {', '.join(unknown)}", fix="--only " + ",".join(bench_suite.ORDER))
+    suite = bench_suite.run_all(options, progress=say)
+    report = bench_suite.write_report(suite, out)
+    failed = [k for k, r in suite["results"].items() if "error" in r]
+    say(f"report written: {report}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    if args.json:
+        print(json.dumps(suite))
+    return 1 if failed else 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from lakehouse import bench
 
+    if args.kind in ("all", "report"):
+        return _bench_suite(args)
     cfg = load_config()
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
-    if args.kind == "replication":
+    if args.kind == "scaling":
+        from lakehouse.bench_suite import parse_devices
+
+        result = bench.scaling(cfg, parse_devices(args.devices), messages=args.scaling_messages, progress=say)
+    elif args.kind == "replication":
         from lakehouse.replication import benchmark
 
         secondary = next(r.name for r in cfg.regions.values() if r.role == "secondary")
@@ -946,13 +982,28 @@ def build_parser() -> argparse.ArgumentParser:
     ml.set_defaults(func=_ml)
 
     bench = sub.add_parser("bench", help="benchmarks beside same-run baselines (JSON); see docs/benchmarks.md")
-    bench.add_argument("kind", choices=["ingest", "latency", "replication", "training", "encryption"], help="ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
-                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; replication: asia -> europe MB/s"
+    bench.add_argument("kind", choices=["all", "report", "ingest", "latency", "scaling", "replication", "training", "encryption"],
+                       help="all: every benchmark below, each in its own process, then report.md, PNG plots and"
+                       " results.json in --out; report: redraw --out's report from its results.json;"
+                       " ingest: Kafka->bronze, bronze->silver, Kafka->gold.news2 events/s vs Kafka's"
+                       " consumer perf tool; latency: device event -> gold.news2 / alerts.news2; scaling: ingest at each"
+                       " --devices fleet size, throughput and state size; replication: asia -> europe MB/s"
                        " vs a raw HDFS copy of the same bytes, replica lag p95 under steady ingest; training: feature and GBT"
                        " training time and peak memory at fractions of a PhysioNet archive vs a logistic regression on the same rows;"
                        " encryption: bronze rows appended and read with and without Parquet encryption of the payload")  # fmt: skip
+    bench.add_argument("--out", default="docs/benchmarks", help="all, report: where report.md, the PNGs and results.json go"
+                       " (default docs/benchmarks)")  # fmt: skip
+    bench.add_argument("--only", default=None, help="all: these benchmarks only, comma-separated (default: every one)")
+    bench.add_argument("--devices", default="1000,10000,100000",
+                       help="scaling: fleet sizes, comma-separated (1k,10k,100k allowed; default 1000,10000,100000)")  # fmt: skip
+    bench.add_argument("--scaling-messages", type=int, default=200_000,
+                       help="scaling: messages at each fleet size (default 200000)")  # fmt: skip
     bench.add_argument(
-        "--psv-dir", type=Path, default=None, help="training: PhysioNet archive (.tar.gz or folder of .psv)"
+        "--psv-dir",
+        type=Path,
+        default=None,
+        help="training: PhysioNet archive (.tar.gz or folder of .psv); all: default the full archive beside the project,"
+        " else the committed sample",
     )
     bench.add_argument(
         "--fractions", default="0.1,0.5,1.0", help="training: shares of the archive's patients (default 0.1,0.5,1.0)"
