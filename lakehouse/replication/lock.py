@@ -5,7 +5,11 @@ or two DAG runs) would copy the same files over each other and commit the state 
 therefore holds ``<lakehouse_root>/_dr/replication.lock`` in the target's HDFS: created with a rename that refuses
 an existing file (one writer wins), refreshed every ``HEARTBEAT_S`` while held, deleted by its holder at the end.
 A lock whose holder stopped refreshing it for ``TTL_S`` (killed), or whose holder is a dead process of this host,
-is taken over.
+is taken over. A holder whose pass made no progress (no file copied, no commit published: :meth:`PassLock.progressed`)
+for ``MAX_STALL_S`` is hung (e.g. on a NameNode that stopped answering) and stops refreshing: the lock lapses and
+the next pass takes it over instead of waiting for ever, while a long pass that keeps copying keeps it. Should the
+hung pass wake up, what it copies is what the new pass copies, and a commit it publishes is refused where the new
+pass published that version first (one writer wins each version).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from lakehouse.stack import process
 LOCK_FILE = "_dr/replication.lock"
 HEARTBEAT_S = 5.0
 TTL_S = 30.0  # a lock not refreshed for this long belongs to a killed pass
+MAX_STALL_S = 300.0  # a pass without progress for this long is hung: its lock is left to lapse
 
 
 class LockBusy(LakehouseError):
@@ -37,8 +42,17 @@ class PassLock:
     """The replication lock of one target region (reentrant within the process: a failover holds it across its
     final pass and the fencing)."""
 
-    def __init__(self, hdfs: Hdfs, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        hdfs: Hdfs,
+        progress: Callable[[str], None] | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        max_stall_s: float = MAX_STALL_S,
+    ) -> None:
         self.hdfs = hdfs
+        self.heartbeat_s = heartbeat_s
+        self.max_stall_s = max_stall_s
+        self._progressed = time.monotonic()
         self.path = posixpath.join(hdfs.root, LOCK_FILE)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "id": uuid.uuid4().hex}
         self.progress = progress or (lambda _line: None)
@@ -88,12 +102,23 @@ class PassLock:
                 said = True
             time.sleep(0.5)
         self._depth = 1
+        self._progressed = time.monotonic()
         self._stop.clear()
         self._beat = threading.Thread(target=self._heartbeat, name="replication-lock", daemon=True)
         self._beat.start()
 
+    def progressed(self) -> None:
+        """The pass holding the lock moved on (a file copied, a commit published): it is not hung."""
+        self._progressed = time.monotonic()
+
     def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
+        while not self._stop.wait(self.heartbeat_s):
+            if time.monotonic() - self._progressed > self.max_stall_s:
+                self.progress(
+                    f"replication lock {self.path}: no progress for {self.max_stall_s:.0f}s, so this pass looks hung;"
+                    f" no longer refreshed (another pass takes it over {TTL_S:.0f}s from now)"
+                )
+                return
             try:
                 self.hdfs.client.set_times(self.path, modification_time=int(time.time() * 1000))
             except Exception:  # noqa: BLE001, S112 -- the next beat retries; a lapse past TTL_S loses the lock

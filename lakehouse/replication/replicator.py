@@ -217,7 +217,9 @@ class Replicator:
                 if known is not None and have is not None and have.length == known[0]:
                     return 0, 0
                 try:
-                    return copy_file(self.src, src_path, self.dst, dst_path, known[1] if known else None), 0
+                    copied = copy_file(self.src, src_path, self.dst, dst_path, known[1] if known else None)
+                    self.lock.progressed()
+                    return copied, 0
                 except Exception:
                     if self.src.status(src_path) is not None:
                         raise
@@ -258,6 +260,7 @@ class Replicator:
                 published = self.dst.commit_staged(staged.pop(c.version).result(), posixpath.join(dst_log, name))
                 if not published and self.dst.read(posixpath.join(dst_log, name)) != raw[c.version]:
                     raise DivergedReplica(f"{table}: another writer published a different version {c.version}")
+                self.lock.progressed()
                 result.bytes += len(raw[c.version])
                 result.versions += 1
                 result.replicated_version = c.version
@@ -380,6 +383,7 @@ class Replicator:
         return out
 
     def _one(self, table: str) -> TableResult:
+        self.lock.progressed()  # each table starts with log listings and reads: the pass is alive
         try:
             res = self.replicate_table(table)
         except ResidencyViolation as exc:
