@@ -222,6 +222,7 @@ class TopicsConfig:
     alerts: str
     partitions: int
     replication_factor: int
+    min_insync_replicas: int = 1  # acks=all producers need this many replicas in sync (2 of 3 at cluster shape)
 
 
 @dataclass(frozen=True)
@@ -363,6 +364,14 @@ def _section(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]
     return _get(data, key, dict, where)
 
 
+def _min_insync(topics: Mapping[str, Any]) -> int:
+    rf = _get(topics, "replication_factor", int, "topics", 1)
+    isr = _get(topics, "min_insync_replicas", int, "topics", 1)
+    if not 1 <= isr <= rf:
+        raise ConfigError(f"topics.min_insync_replicas must be 1 to replication_factor ({rf}), got {isr}")
+    return isr
+
+
 def _port_of(url: str, where: str) -> int:
     parsed = urlparse(url if "://" in url else f"tcp://{url}")
     if parsed.port is None or parsed.hostname is None:
@@ -411,8 +420,13 @@ def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
             datanode_heap=str(heap.get("datanode", "256m")),
             metastore_heap=str(heap.get("metastore", "256m")),
         )
-        if len(servers) != 1:
-            raise ConfigError(f"{where}: an embedded region runs exactly one Kafka broker")
+        ports = [_port_of(x, f"{where}.kafka.bootstrap_servers") for x in servers]
+        controllers = [embedded.kafka_controller_port + i for i in range(len(servers))]
+        if len(servers) > 9 or len(set(ports + controllers)) != 2 * len(servers):
+            raise ConfigError(
+                f"{where}: an embedded region runs 1 to 9 Kafka brokers, one per bootstrap server, broker i's"
+                f" controller on kafka_controller_port + i - 1 ({controllers}); their ports must differ ({ports})"
+            )
     meta = _section(data, "metastore", where)
     mw = f"{where}.metastore"
     metastore = MetastoreConfig(
@@ -660,6 +674,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             alerts=_get(topics, "alerts", str, "topics", "alerts.news2"),
             partitions=_get(topics, "partitions", int, "topics", 3),
             replication_factor=_get(topics, "replication_factor", int, "topics", 1),
+            min_insync_replicas=_min_insync(topics),
         ),
         stack=StackConfig(
             ready_timeout_s=_get(stack, "ready_timeout_s", float, "stack", 120.0),

@@ -25,9 +25,9 @@ def ensure_topic(region: RegionConfig, topic: str, topics: TopicsConfig, user: s
         if topic in admin.list_topics():
             return False
         try:
-            admin.create_topics(
-                [NewTopic(topic, num_partitions=topics.partitions, replication_factor=topics.replication_factor)]
-            )
+            configs = {"min.insync.replicas": str(topics.min_insync_replicas)}
+            admin.create_topics([NewTopic(topic, num_partitions=topics.partitions,
+                                          replication_factor=topics.replication_factor, topic_configs=configs)])  # fmt: skip
         except TopicAlreadyExistsError:
             return False
         return True

@@ -129,32 +129,51 @@ class Service:
 
 @dataclass(frozen=True)
 class KafkaBroker(Service):
-    """A single-node Kafka in KRaft combined mode (broker + controller)."""
+    """A Kafka node in KRaft combined mode (broker + controller): node ``node_id`` of the region's ``brokers``
+    (one by default; three at cluster shape, one bootstrap server each, all of them voters of one quorum)."""
 
     region_cfg: RegionConfig | None = None
+    node_id: int = 1
+    brokers: int = 1
 
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
 
+    @property
+    def cluster_id_file(self) -> Path:
+        """The KRaft cluster id every node's storage is formatted with (one broker: in its own home)."""
+        assert self.region_cfg is not None
+        return (
+            self.home / "cluster.id"
+            if self.brokers == 1
+            else self.home.parent / f"kafka-{self.region_cfg.name}.cluster.id"
+        )
+
     def _properties(self, cfg: Config) -> str:
         assert self.region_cfg is not None and self.region_cfg.embedded is not None
-        ctl = self.region_cfg.embedded.kafka_controller_port
+        first = self.region_cfg.embedded.kafka_controller_port
+        ctl = first + self.node_id - 1
+        voters = ",".join(f"{n}@{self.host}:{first + n - 1}" for n in range(1, self.brokers + 1))
+        internal_rf = min(3, self.brokers)  # the brokers' own topics: as replicated as the cluster allows
+        internal_isr = min(2, self.brokers)
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{self.host}:{ctl}",
+                f"node.id={self.node_id}",
+                f"controller.quorum.voters={voters}",
                 *self._listeners(ctl),
                 f"log.dirs={self.data_dir}",
                 f"num.partitions={cfg.topics.partitions}",
+                f"default.replication.factor={min(cfg.topics.replication_factor, self.brokers)}",
+                f"min.insync.replicas={min(cfg.topics.min_insync_replicas, self.brokers)}",
                 "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
+                f"offsets.topic.replication.factor={internal_rf}",
                 "offsets.topic.num.partitions=3",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"transaction.state.log.replication.factor={internal_rf}",
+                f"transaction.state.log.min.isr={internal_isr}",
+                f"share.coordinator.state.topic.replication.factor={internal_rf}",
+                f"share.coordinator.state.topic.min.isr={internal_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 "log.retention.hours=168",
                 "log.segment.bytes=67108864",
@@ -197,7 +216,7 @@ class KafkaBroker(Service):
         (self.home / "log4j2.properties").write_text(KAFKA_LOG4J2)
         if (self.data_dir / "meta.properties").exists():
             return
-        id_file = self.home / "cluster.id"
+        id_file = self.cluster_id_file
         if not id_file.exists() or id_file.read_text().strip().startswith("-"):
             id_file.write_text(new_cluster_id())
         cmd = self._java(cfg, java, "kafka.tools.StorageTool")
@@ -209,7 +228,7 @@ class KafkaBroker(Service):
     def provision(self, cfg: Config) -> None:
         """Secure mode: the topics and the ACLs, created as the admin user once the broker is ready."""
         assert self.region_cfg is not None
-        if self.region_cfg.kafka.auth is not None:
+        if self.region_cfg.kafka.auth is not None and self.node_id == 1:
             from lakehouse.security import kafka_auth
 
             kafka_auth.provision(self.region_cfg.kafka, cfg.topics)
@@ -239,7 +258,9 @@ class KafkaBroker(Service):
             settings = kafka_auth.client_kwargs(self.region_cfg.kafka, kafka_auth.ADMIN)
         except Exception as exc:  # noqa: BLE001 - LakehouseError: no credentials (yet) on this host
             return probes.Probe(False, f"no Kafka credentials: {exc}")
-        return probes.kafka(self.region_cfg.kafka.bootstrap, timeout_s, settings)
+        # this node itself (one broker: the region's bootstrap, the same address)
+        own = self.region_cfg.kafka.bootstrap if self.brokers == 1 else f"{self.host}:{self.port}"
+        return probes.kafka(own, timeout_s, settings)
 
 
 KAFKA_LOG4J2 = """\
@@ -615,14 +636,16 @@ def services(cfg: Config) -> list[Service]:
         e = region.embedded
         managed = e is not None
         home = cfg.state_dir / "services"
-        out.append(
-            KafkaBroker(
-                name=f"kafka-{region.name}", kind="kafka", region=region.name,
-                port=_port(region.kafka.bootstrap_servers[0]),
-                ports=(_port(region.kafka.bootstrap_servers[0]), e.kafka_controller_port) if e else (),
-                managed=managed, home=home / f"kafka-{region.name}", region_cfg=region,
-            )
-        )  # fmt: skip
+        servers = region.kafka.bootstrap_servers if e else region.kafka.bootstrap_servers[:1]
+        for i, server in enumerate(servers, 1):  # one broker: kafka-asia; three: kafka-asia-1, -2, -3
+            name = f"kafka-{region.name}" if len(servers) == 1 else f"kafka-{region.name}-{i}"
+            out.append(
+                KafkaBroker(
+                    name=name, kind="kafka", region=region.name, port=_port(server),
+                    ports=(_port(server), e.kafka_controller_port + i - 1) if e else (),
+                    managed=managed, home=home / name, region_cfg=region, node_id=i, brokers=len(servers),
+                )
+            )  # fmt: skip
         hdfs_root = cfg.state_dir / "hdfs" / region.name
         nn_ports = (_port(region.hdfs.namenode_uri), _port(region.hdfs.webhdfs_url))
         out.append(

@@ -57,7 +57,11 @@ def test_kafka_brokers_advertise_their_own_name_and_match_replication() -> None:
             env = SERVICES[broker]["environment"]
             assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{broker}:9092"
             assert int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == CLUSTER.topics.replication_factor
-            assert int(env["KAFKA_MIN_INSYNC_REPLICAS"]) < CLUSTER.topics.replication_factor
+            assert (
+                int(env["KAFKA_MIN_INSYNC_REPLICAS"])
+                == CLUSTER.topics.min_insync_replicas
+                < CLUSTER.topics.replication_factor
+            )
 
 
 def test_hdfs_daemons_point_at_their_regions_namenode() -> None:

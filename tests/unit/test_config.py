@@ -151,6 +151,10 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         data["mlflow"]["auth_cache_ttl_s"] = -1
     elif change == "models_not_bool":
         data["replication"]["models"] = "yes"
+    elif change == "broker_on_a_controller_port":  # broker 2's port is broker 1's controller (19093)
+        data["regions"]["asia"]["kafka"]["bootstrap_servers"] = ["127.0.0.1:19092", "127.0.0.1:19093"]
+    elif change == "insync_above_replication":
+        data["topics"].update(replication_factor=3, min_insync_replicas=4)
     path = tmp_path / f"{change}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -180,6 +184,8 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("cluster_no_workers", r"spark_cluster\.workers and spark_cluster\.worker_cores must be at least 1"),
         ("cluster_embedded_without_ports", r"an embedded cluster needs worker_port and worker_web_port"),
         ("auth_cache_negative", r"mlflow\.auth_cache_ttl_s must be >= 0"),
+        ("broker_on_a_controller_port", r"regions\.asia: an embedded region runs 1 to 9 Kafka brokers.* must differ"),
+        ("insync_above_replication", r"topics\.min_insync_replicas must be 1 to replication_factor \(3\), got 4"),
     ],
 )
 def test_malformed_config_names_file_and_key(tmp_path: Path, change: str, message: str) -> None:

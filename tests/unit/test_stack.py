@@ -135,3 +135,40 @@ def test_a_driver_spark_submit_launched_keeps_the_submit_commands_master(monkeyp
     monkeypatch.setenv(session.SUBMITTED_VAR, "12345")
     conf = session.session_conf(cfg, "x")
     assert "spark.master" not in conf and conf["spark.app.name"] == "x"
+
+
+def test_a_region_of_three_embedded_brokers_is_one_kraft_quorum(tmp_path: Path) -> None:
+    """Three bootstrap servers of an embedded region: three nodes kafka-asia-1..3, each a broker and a voter of
+    one quorum (controller i on kafka_controller_port + i - 1), formatted with one cluster id, topics replicated
+    as the profile says (factor 3, 2 in sync) and the brokers' own topics as well."""
+    import yaml
+
+    from lakehouse.config import CONF_DIR
+
+    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    data["regions"]["asia"]["kafka"]["bootstrap_servers"] = [f"127.0.0.1:{p}" for p in (19092, 19192, 19292)]
+    data["topics"].update(replication_factor=3, min_insync_replicas=2)
+    data["state_dir"] = str(tmp_path / "state")
+    (tmp_path / "three.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_config(str(tmp_path / "three.yaml"))
+    kafka = [s for s in services.services(cfg) if s.kind == "kafka"]
+    assert [(s.name, s.ports) for s in kafka] == [
+        ("kafka-asia-1", (19092, 19093)), ("kafka-asia-2", (19192, 19094)), ("kafka-asia-3", (19292, 19095)),
+        ("kafka-europe", (29092, 29093)),
+    ]  # fmt: skip
+    brokers = [s for s in kafka if isinstance(s, services.KafkaBroker) and s.region == "asia"]
+    props = [dict(line.split("=", 1) for line in b._properties(cfg).splitlines() if "=" in line) for b in brokers]
+    assert [p["node.id"] for p in props] == ["1", "2", "3"]
+    assert {p["controller.quorum.voters"] for p in props} == {"1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095"}
+    assert props[1]["listeners"] == "PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19094"
+    for p in props:
+        assert (p["default.replication.factor"], p["min.insync.replicas"]) == ("3", "2")
+        assert (p["offsets.topic.replication.factor"], p["transaction.state.log.min.isr"]) == ("3", "2")
+    assert len({b.cluster_id_file for b in brokers}) == 1 and len({b.data_dir for b in brokers}) == 3
+    # the single-broker default keeps its name, its own cluster id and unreplicated internal topics
+    (europe,) = [s for s in kafka if isinstance(s, services.KafkaBroker) and s.region == "europe"]
+    single = dict(line.split("=", 1) for line in europe._properties(cfg).splitlines() if "=" in line)
+    assert (
+        single["controller.quorum.voters"] == "1@127.0.0.1:29093" and single["offsets.topic.replication.factor"] == "1"
+    )
+    assert single["min.insync.replicas"] == "1" and europe.cluster_id_file == europe.home / "cluster.id"
