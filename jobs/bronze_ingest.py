@@ -12,8 +12,8 @@ import sys
 from lakehouse.cli import run_job
 from lakehouse.config import load_config
 from lakehouse.ingest.bronze import start_bronze
+from lakehouse.pipeline import prepare
 from lakehouse.session import build_spark
-from lakehouse.stack import manager
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     def job() -> int:
         cfg = load_config()
         region = cfg.region(args.region)
-        manager.require(cfg, "kafka", "hdfs-namenode", region=region.name)
-        query = start_bronze(build_spark(cfg, f"bronze-ingest-{region.name}"), cfg, region, once=args.once)
+        spark = build_spark(cfg, f"bronze-ingest-{region.name}")
+        prepare(spark, cfg, region)  # services up, topics and tables there, fenced as the pipeline is
+        query = start_bronze(spark, cfg, region, once=args.once)
         query.awaitTermination()
         rows = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
         print(f"bronze.telemetry <- {cfg.topics.telemetry}: {rows} records")

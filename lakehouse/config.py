@@ -80,6 +80,7 @@ class HdfsConfig:
     namenode_uri: str
     webhdfs_url: str
     user: str
+    replication: int = 1  # copies of each block (2 at cluster shape: one DataNode may die without loss)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class EmbeddedRegion:
     namenode_heap: str
     datanode_heap: str
     metastore_heap: str = "256m"
+    datanodes: int = 1  # DataNode i (from 1) on each datanode port + 100 * (i - 1)
 
 
 @dataclass(frozen=True)
@@ -400,6 +402,7 @@ def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
         namenode_uri=_get(hdfs, "namenode_uri", str, f"{where}.hdfs"),
         webhdfs_url=_get(hdfs, "webhdfs_url", str, f"{where}.hdfs"),
         user=_get(hdfs, "user", str, f"{where}.hdfs", "lakehouse"),
+        replication=_get(hdfs, "replication", int, f"{where}.hdfs", 1),
     )
     if not hdfs_cfg.namenode_uri.startswith("hdfs://"):
         raise ConfigError(f"{where}.hdfs.namenode_uri must start with hdfs://")
@@ -419,7 +422,15 @@ def _parse_region(name: str, data: Mapping[str, Any]) -> RegionConfig:
             namenode_heap=str(heap.get("namenode", "384m")),
             datanode_heap=str(heap.get("datanode", "256m")),
             metastore_heap=str(heap.get("metastore", "256m")),
+            datanodes=_get(emb, "datanodes", int, ew, 1),
         )
+        if not 1 <= embedded.datanodes <= 9:
+            raise ConfigError(f"{ew}.datanodes must be 1 to 9, got {embedded.datanodes}")
+        if not 1 <= hdfs_cfg.replication <= embedded.datanodes:
+            raise ConfigError(
+                f"{where}.hdfs.replication must be 1 to the region's {embedded.datanodes} DataNode(s),"
+                f" got {hdfs_cfg.replication}"
+            )
         ports = [_port_of(x, f"{where}.kafka.bootstrap_servers") for x in servers]
         controllers = [embedded.kafka_controller_port + i for i in range(len(servers))]
         if len(servers) > 9 or len(set(ports + controllers)) != 2 * len(servers):

@@ -100,6 +100,8 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
         # report is a few ms behind, sleeps 400 ms before asking again; every Delta commit and checkpoint
         # file pays that. Retry after 10 ms (doubling) instead.
         "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "10",
+        # the copies a written block gets (the client decides, not the NameNode): the primary region's replication
+        "spark.hadoop.dfs.replication": str(cfg.primary.hdfs.replication),
         # pyspark's Arrow serializer concatenates frames with all-null columns (news2_job's alert-only rows);
         # pandas warns about a future change that does not affect those typed columns
         "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning:pyspark.sql.pandas.serializers",

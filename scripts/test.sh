@@ -16,9 +16,10 @@ unit_log=.state/logs/unit-tests.log
 # state folder, never the shared one): test_stack_lifecycle.py mostly waits for its services to start and stop.
 # test_secure_pipeline.py runs a secure broker of its own (own ports and state) and the shared stack's HDFS, which
 # the integration lane's session has brought up by then (the module waits for it, never starts it).
-# test_kafka_cluster.py runs three brokers of its own (kill -9 of one) and the bronze stream onto that HDFS too.
+# test_kafka_cluster.py runs three brokers of its own (kill -9 of one) and the bronze stream onto that HDFS too;
+# test_hdfs_cluster.py an HDFS of three DataNodes of its own (kill -9 of one), fed from the shared stack's Kafka.
 OWN_STACK=(tests/integration/test_stack_lifecycle.py tests/integration/test_secure_pipeline.py
-           tests/integration/test_kafka_cluster.py)
+           tests/integration/test_kafka_cluster.py tests/integration/test_hdfs_cluster.py)
 ( "${VENV:-.venv}/bin/ruff" check lakehouse jobs dags tests && "${VENV:-.venv}/bin/mypy" \
     && "$PYTHON" -m pytest tests/unit "${OWN_STACK[@]}" "$@" ) >"$unit_log" 2>&1 &
 unit_pid=$!

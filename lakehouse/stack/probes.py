@@ -84,12 +84,19 @@ def hdfs_namenode(webhdfs_url: str, user: str, timeout_s: float = 5.0) -> Probe:
     return Probe(True, f"NameNode up, {state.get('NumLiveDataNodes', 0)} live DataNode(s)")
 
 
-def hdfs_datanode(webhdfs_url: str, user: str, timeout_s: float = 10.0) -> Probe:
-    """A DataNode is live: the NameNode counts it and a small file round-trips through WebHDFS."""
+def hdfs_datanode(webhdfs_url: str, user: str, timeout_s: float = 10.0, address: str | None = None) -> Probe:
+    """A DataNode is live: the NameNode counts it (the one at ``address``, host:transfer port, when several
+    serve the region) and a small file round-trips through WebHDFS."""
     from hdfs import InsecureClient
 
     try:
         live = int(_namenode_state(webhdfs_url, timeout_s).get("NumLiveDataNodes", 0))
+        if address is not None:
+            query = "Hadoop:service=NameNode,name=NameNodeInfo"
+            beans = _http_json(f"{webhdfs_url.rstrip('/')}/jmx?qry={query}", timeout_s)["beans"]
+            nodes = json.loads(beans[0].get("LiveNodes") or "{}") if beans else {}
+            if not any(info.get("xferaddr") == address or name == address for name, info in nodes.items()):
+                return Probe(False, f"the NameNode does not count the DataNode at {address} live ({live} live)")
     except Exception as exc:  # noqa: BLE001
         return Probe(False, f"NameNode at {webhdfs_url} does not answer ({type(exc).__name__})")
     if live < 1:

@@ -298,10 +298,17 @@ def _hadoop_xml(props: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class HdfsDaemon(Service):
-    """A NameNode or DataNode of one region's single-node HDFS (WebHDFS on, replication 1)."""
+    """The NameNode or a DataNode of one region's HDFS (WebHDFS on): one DataNode and replication 1 by default,
+    DataNode ``index`` of ``embedded.datanodes`` at cluster shape (its ports 100 * (index - 1) above the first's)."""
 
     region_cfg: RegionConfig | None = None
     data_root: Path = Path()
+    index: int = 1
+
+    @property
+    def data_dir(self) -> Path:
+        """This DataNode's block storage (the first keeps the one-DataNode layout's folder)."""
+        return self.data_root / ("data" if self.index == 1 else f"data-{self.index}")
 
     @property
     def conf_dir(self) -> Path:
@@ -311,6 +318,7 @@ class HdfsDaemon(Service):
         assert self.region_cfg is not None and self.region_cfg.embedded is not None
         r, e = self.region_cfg, self.region_cfg.embedded
         nn_rpc, nn_http = _port(r.hdfs.namenode_uri), _port(r.hdfs.webhdfs_url)
+        shift = 100 * (self.index - 1)
         core = {
             "fs.defaultFS": f"hdfs://{self.host}:{nn_rpc}",
             "hadoop.tmp.dir": str(self.home / "tmp"),
@@ -318,8 +326,8 @@ class HdfsDaemon(Service):
         }
         hdfs = {
             "dfs.namenode.name.dir": str(self.data_root / "name"),
-            "dfs.datanode.data.dir": str(self.data_root / "data"),
-            "dfs.replication": "1",
+            "dfs.datanode.data.dir": str(self.data_dir),
+            "dfs.replication": str(r.hdfs.replication),
             "dfs.permissions.enabled": "true",  # the pipeline user owns the lakehouse; others read gold only
             "dfs.webhdfs.enabled": "true",
             "dfs.namenode.rpc-address": f"{self.host}:{nn_rpc}",
@@ -328,9 +336,9 @@ class HdfsDaemon(Service):
             "dfs.namenode.http-bind-host": self.host,
             "dfs.namenode.servicerpc-bind-host": self.host,
             "dfs.namenode.secondary.http-address": f"{self.host}:0",
-            "dfs.datanode.address": f"{self.host}:{e.datanode_port}",
-            "dfs.datanode.http.address": f"{self.host}:{e.datanode_http_port}",
-            "dfs.datanode.ipc.address": f"{self.host}:{e.datanode_ipc_port}",
+            "dfs.datanode.address": f"{self.host}:{e.datanode_port + shift}",
+            "dfs.datanode.http.address": f"{self.host}:{e.datanode_http_port + shift}",
+            "dfs.datanode.ipc.address": f"{self.host}:{e.datanode_ipc_port + shift}",
             "dfs.datanode.hostname": self.host,
             "dfs.namenode.datanode.registration.ip-hostname-check": "false",
             "dfs.namenode.safemode.extension": "0",
@@ -395,7 +403,8 @@ class HdfsDaemon(Service):
         h = self.region_cfg.hdfs
         if self.kind == "hdfs-namenode":
             return probes.hdfs_namenode(h.webhdfs_url, h.user, timeout_s)
-        return probes.hdfs_datanode(h.webhdfs_url, h.user, timeout_s)
+        several = self.region_cfg.embedded is not None and self.region_cfg.embedded.datanodes > 1
+        return probes.hdfs_datanode(h.webhdfs_url, h.user, timeout_s, f"{self.host}:{self.port}" if several else None)
 
 
 @dataclass(frozen=True)
@@ -655,15 +664,17 @@ def services(cfg: Config) -> list[Service]:
                 home=home / f"hdfs-namenode-{region.name}", region_cfg=region, data_root=hdfs_root,
             )
         )  # fmt: skip
-        out.append(
-            HdfsDaemon(
-                name=f"hdfs-datanode-{region.name}", kind="hdfs-datanode", region=region.name,
-                port=e.datanode_port if e else 0,
-                ports=(e.datanode_port, e.datanode_http_port, e.datanode_ipc_port) if e else (),
-                managed=managed, home=home / f"hdfs-datanode-{region.name}", region_cfg=region,
-                data_root=hdfs_root,
-            )
-        )  # fmt: skip
+        count = e.datanodes if e else 1
+        for i in range(1, count + 1):  # one DataNode: hdfs-datanode-asia; three: hdfs-datanode-asia-1, -2, -3
+            name = f"hdfs-datanode-{region.name}" if count == 1 else f"hdfs-datanode-{region.name}-{i}"
+            shift = 100 * (i - 1)
+            out.append(
+                HdfsDaemon(
+                    name=name, kind="hdfs-datanode", region=region.name, port=e.datanode_port + shift if e else 0,
+                    ports=tuple(p + shift for p in (e.datanode_port, e.datanode_http_port, e.datanode_ipc_port)) if e else (),
+                    managed=managed, home=home / name, region_cfg=region, data_root=hdfs_root, index=i,
+                )
+            )  # fmt: skip
         meta = region.metastore
         meta_port = meta.derby_port if meta.derby_port is not None else _port(meta.uri or "")
         out.append(

@@ -71,6 +71,9 @@ def test_hdfs_daemons_point_at_their_regions_namenode() -> None:
         assert len(datanodes) >= 2
         for name in [nn, *datanodes]:
             assert SERVICES[name]["environment"]["CORE-SITE.XML_fs.defaultFS"] == region.hdfs.namenode_uri
+            # the profile's replication (what the jobs' HDFS clients write with) is the daemons'
+            assert int(SERVICES[name]["environment"]["HDFS-SITE.XML_dfs.replication"]) == region.hdfs.replication
+        assert 1 < region.hdfs.replication < len(datanodes)  # one DataNode may die, and there is one to copy to
 
 
 def test_each_region_has_its_own_metastore_and_database() -> None:

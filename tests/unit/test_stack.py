@@ -172,3 +172,48 @@ def test_a_region_of_three_embedded_brokers_is_one_kraft_quorum(tmp_path: Path) 
         single["controller.quorum.voters"] == "1@127.0.0.1:29093" and single["offsets.topic.replication.factor"] == "1"
     )
     assert single["min.insync.replicas"] == "1" and europe.cluster_id_file == europe.home / "cluster.id"
+
+
+def test_a_region_of_three_datanodes_replicates_each_block_twice(tmp_path: Path) -> None:
+    """embedded.datanodes 3: hdfs-datanode-asia-1..3, ports 100 apart, a block folder each; the NameNode's and the
+    jobs' HDFS clients' replication is the region's (2); europe keeps one DataNode and replication 1."""
+    import yaml
+
+    from lakehouse.config import CONF_DIR
+    from lakehouse.session import spark_conf
+
+    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    data["regions"]["asia"]["embedded"]["datanodes"] = 3
+    data["regions"]["asia"]["hdfs"]["replication"] = 2
+    data["state_dir"] = str(tmp_path / "state")
+    (tmp_path / "three.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_config(str(tmp_path / "three.yaml"))
+    hdfs = [s for s in services.services(cfg) if isinstance(s, services.HdfsDaemon)]
+    assert [(s.name, s.ports) for s in hdfs if s.region == "asia"] == [
+        ("hdfs-namenode-asia", (19000, 19870)), ("hdfs-datanode-asia-1", (19866, 19864, 19867)),
+        ("hdfs-datanode-asia-2", (19966, 19964, 19967)), ("hdfs-datanode-asia-3", (20066, 20064, 20067)),
+    ]  # fmt: skip
+    sites = {s.name: s._site()[1] for s in hdfs}
+    assert sites["hdfs-datanode-asia-3"]["dfs.datanode.address"] == "127.0.0.1:20066"
+    assert len({sites[f"hdfs-datanode-asia-{i}"]["dfs.datanode.data.dir"] for i in (1, 2, 3)}) == 3
+    assert {sites[n]["dfs.replication"] for n in sites if "asia" in n} == {"2"}
+    assert sites["hdfs-datanode-europe"]["dfs.replication"] == "1"
+    assert spark_conf(cfg, "t")["spark.hadoop.dfs.replication"] == "2"
+
+
+@pytest.mark.parametrize(("datanodes", "replication", "message"), [(0, 1, "datanodes must be 1 to 9"),
+                         (2, 3, "replication must be 1 to the region's 2 DataNode")])  # fmt: skip
+def test_replication_beyond_the_datanodes_is_refused(
+    tmp_path: Path, datanodes: int, replication: int, message: str
+) -> None:
+    import yaml
+
+    from lakehouse.config import CONF_DIR
+    from lakehouse.errors import ConfigError
+
+    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    data["regions"]["asia"]["embedded"]["datanodes"] = datanodes
+    data["regions"]["asia"]["hdfs"]["replication"] = replication
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(tmp_path / "bad.yaml"))
