@@ -50,7 +50,12 @@ class SuiteOptions:
         args = {
             "ingest": ["--messages", str(self.messages), "--dq", "both"],
             "latency": ["--seconds", f"{self.latency_seconds:g}"],
-            "scaling": ["--devices", ",".join(str(d) for d in self.devices), "--messages", str(self.scaling_messages)],
+            "scaling": [
+                "--devices",
+                ",".join(str(d) for d in self.devices),
+                "--scaling-messages",
+                str(self.scaling_messages),
+            ],
             "replication": ["--versions", str(self.replication_versions)],
             "training": ["--psv-dir", str(self.archive()), "--fractions", self.fractions],
             "encryption": ["--messages", str(self.messages)],

@@ -149,3 +149,18 @@ def test_a_failing_benchmark_is_reported_and_the_suite_goes_on(tmp_path: Path) -
     assert "not a device count: '0'" in result["error"] and result["command"].endswith("--devices 0")
     assert sum("scaling FAILED" in line for line in lines) == 2
     assert options.argv("training")[options.argv("training").index("--psv-dir") + 1].endswith(".tar.gz")
+
+
+def test_each_benchmark_gets_the_suites_sizes_through_its_own_options() -> None:
+    """What `bench all` passes parses into the options each benchmark reads (the CLI's own parser)."""
+    from lakehouse.cli import build_parser
+
+    options = bench_suite.SuiteOptions(messages=5000, devices=(10, 20), scaling_messages=700, latency_seconds=30,
+                                       replication_versions=3, psv_dir=Path("/data/a.tar.gz"), fractions="0.5")  # fmt: skip
+    parsed = {kind: build_parser().parse_args(options.argv(kind)) for kind in bench_suite.ORDER}
+    assert parsed["ingest"].messages == 5000 and parsed["ingest"].dq == "both"
+    assert parsed["scaling"].devices == "10,20" and parsed["scaling"].scaling_messages == 700
+    assert parsed["latency"].seconds == 30 and parsed["replication"].versions == 3
+    assert parsed["training"].psv_dir == Path("/data/a.tar.gz") and parsed["training"].fractions == "0.5"
+    assert parsed["encryption"].messages == 5000
+    assert all(p.json and p.kind == kind for kind, p in parsed.items())
