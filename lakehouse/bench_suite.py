@@ -261,7 +261,7 @@ def _training(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
     _save(fig, out / "training.png", plt)
     rows = [[f"{s['fraction']:.0%}", s["patients"], s["patient_hours"], s["features_s"], s["gbt_fit_s"],
              s["baseline_logreg_fit_s"], s.get("jvm_peak_rss_mib"), s.get("training_time_ratio"), s.get("data_ratio"),
-             s["validation"]["auroc"]] for s in steps]  # fmt: skip
+             f"{s['validation']['auroc']:.3f}"] for s in steps]  # fmt: skip
     header = ["share", "patients", "patient-hours", "features s", "GBT fit s", "baseline fit s", "JVM peak MiB",
               "time ×", "data ×", "AUROC"]  # fmt: skip
     return [(f"Archive `{r['archive']}` ({r['patients']:,} patients); model {r['model']['kind']}; baseline"
