@@ -121,14 +121,23 @@ def _run(
 
     relaying = threading.Thread(target=relay, daemon=True)
     relaying.start()
-    try:
-        stdout, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
         proc.kill()
-        proc.communicate()
-        raise
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()  # the main thread reads stdout, the relay alone reads stderr
+        proc.wait()
     finally:
-        relaying.join(timeout=10)
+        timer.cancel()
+        relaying.join(timeout=30)
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(proc.args, timeout_s)
     return proc.returncode, stdout, tail
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,11 @@ def test_each_benchmark_gets_the_suites_sizes_through_its_own_options() -> None:
     assert parsed["training"].psv_dir == Path("/data/a.tar.gz") and parsed["training"].fractions == "0.5"
     assert parsed["encryption"].messages == 5000
     assert all(p.json and p.kind == kind for kind, p in parsed.items())
+
+
+def test_a_benchmark_past_its_time_is_killed_and_reported(tmp_path: Path) -> None:
+    options = bench_suite.SuiteOptions(kinds=["training"], psv_dir=tmp_path / "none.tar.gz", timeout_s=1.0)
+    started = time.monotonic()
+    suite = bench_suite.run_all(options, progress=lambda _: None, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert "timed out after 1.0 seconds" in suite["results"]["training"]["error"]
+    assert time.monotonic() - started < 30
