@@ -25,6 +25,7 @@ import getpass
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -97,15 +98,32 @@ def arrow_schema() -> pa.Schema:
     return pa.schema([pa.field(f.name, kinds[f.dataType], nullable=f.nullable) for f in AUDIT_SCHEMA.fields])
 
 
-def record(region: RegionConfig, *rows: dict[str, Any]) -> None:
-    """Append ``rows`` (from :func:`entry`) to ``region``'s ops.audit_log in one commit (creating it if absent)."""
+COMMIT_ATTEMPTS = 5  # an append that lost a race to another writer's commit is tried again on the new version
+
+
+def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_ATTEMPTS) -> None:
+    """Append ``rows`` (from :func:`entry`) to ``region``'s ops.audit_log in one commit (creating it if absent).
+
+    Several processes write the log (pipelines, the replicator, DAG tasks) and Spark's table registration may
+    commit comments to it: an append whose commit conflicts (``CommitFailedError``, e.g. "Metadata changed since
+    last commit") is tried again on the table's new version, up to ``attempts`` times; an append adds no file
+    another commit removes, so a retry never writes a row twice."""
     from deltalake import write_deltalake
+    from deltalake.exceptions import CommitFailedError
 
     if not rows:
         return
     data = pa.Table.from_pylist([{**r, "event_time": r["event_time"].replace(tzinfo=UTC)} for r in rows],
                                 schema=arrow_schema())  # fmt: skip
-    write_deltalake(tables.table_uri(region, TABLE), data, mode="append", partition_by=["event_date"])
+    for attempt in range(1, attempts + 1):
+        try:
+            write_deltalake(tables.table_uri(region, TABLE), data, mode="append", partition_by=["event_date"])
+            return
+        except CommitFailedError as exc:
+            if attempt == attempts:
+                raise
+            log.warning(f"ops.audit_log of {region.name}: commit lost a race ({exc}); attempt {attempt + 1}")
+            time.sleep(0.2 * attempt)
 
 
 def try_record(region: RegionConfig, *rows: dict[str, Any]) -> bool:

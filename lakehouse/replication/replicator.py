@@ -31,6 +31,7 @@ from lakehouse.replication.policy import ResidencyViolation, check_residency
 
 LOG = "_delta_log"
 MAX_VERSIONS_PER_PASS = 1000  # a long backlog is caught up over several passes
+MAX_FAILED_PASSES = 5  # a continuous replicator gives up after this many passes in a row raised
 LIST_FROM = 4  # a replica folder receiving this many files of a pass is listed once instead of a status per file
 
 
@@ -423,17 +424,28 @@ def run_continuous(
     rep: Replicator, interval_s: float, passes: int | None = None, after: Callable[[], None] | None = None
 ) -> None:
     """A pass every ``interval_s`` (measured start to start) until killed, ``passes`` passes, or a failover made
-    another region the primary (it says so and returns); ``after`` runs after each (the model's replication)."""
-    done = 0
+    another region the primary (it says so and returns); ``after`` runs after each (the model's replication).
+
+    A pass that raised (storage that did not answer, a commit lost to a race) is reported and tried again at the
+    next interval: replication is what keeps the standby current, and one bad pass must not end it. After
+    ``MAX_FAILED_PASSES`` such passes in a row the last error is raised (something is down for good)."""
+    done, failed = 0, 0
     while passes is None or done < passes:
         started = time.monotonic()
         try:
             rep.run_pass()
+            failed = 0
         except NotPrimary as exc:  # a failover moved the primary away: this direction is over
             rep.progress(f"{exc.message}; continuous replication stops")
             return
         except LockBusy as exc:  # another pass held the target for minutes: say so, try again next interval
             rep.progress(exc.message)
+        except Exception as exc:  # reported, retried, and raised once it keeps failing
+            failed += 1
+            if failed >= MAX_FAILED_PASSES:
+                raise
+            rep.progress(f"pass failed ({failed} in a row; {MAX_FAILED_PASSES} end replication), next pass in "
+                         f"{interval_s:g}s: {type(exc).__name__}: {exc}")  # fmt: skip
         if after is not None:
             after()
         done += 1

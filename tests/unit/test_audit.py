@@ -129,3 +129,37 @@ def test_every_jobs_entry_point_is_recorded() -> None:
         source = path.read_text()
         assert f'run_job("{path.stem}"' in source or f'job_main("{path.stem}"' in source, path.name
         assert "guarded(" not in source, path.name
+
+
+def test_an_append_that_loses_a_race_to_a_metadata_commit_is_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spark's table registration commits comments and properties to ops.audit_log while other processes append
+    to it (CI saw the replicator die of "Metadata changed since last commit"): appends made while another writer
+    commits a metadata change every 50 ms all land, each once."""
+    import threading
+
+    from deltalake import DeltaTable
+
+    region = _local_region(tmp_path)
+    audit.record(region, audit.entry("seed", "t", region.name, "o", {}))
+    uri, stop = tables.uri(region, audit.TABLE), threading.Event()
+
+    def churn() -> None:
+        for i in range(10_000):
+            DeltaTable(uri).alter.set_table_properties({"delta.logRetentionDuration": f"interval {30 + i % 5} days"})
+            if stop.wait(0.05):
+                return
+
+    writer = threading.Thread(target=churn, daemon=True)
+    writer.start()
+    try:
+        sent = [audit.entry("race", str(n), region.name, "o", {}) for n in range(30)]
+        for row in sent:
+            audit.record(region, row)
+    finally:
+        stop.set()
+        writer.join()
+    races = sum("lost a race" in r.getMessage() for r in caplog.records)
+    landed = [r["event_id"] for r in audit.read(region, "race")]
+    assert sorted(landed) == sorted(r["event_id"] for r in sent), f"{races} races retried"

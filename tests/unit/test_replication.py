@@ -1,8 +1,11 @@
-"""The replication rules that need no service: which files a commit references, residency decisions."""
+"""The replication rules that need no service: which files a commit references, residency decisions, what a
+continuous replicator does when its storage does not answer."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -115,3 +118,28 @@ def test_replication_direction_defaults_follow_the_primary_in_force() -> None:
         fencing.direction(regions, "asia", None, "asia")
     with pytest.raises(LakehouseError, match="3 regions"):
         fencing.direction([*regions, "us"], "asia", None, None)
+
+
+def test_a_continuous_replicator_outlives_a_failed_pass_and_gives_up_on_a_lasting_failure() -> None:
+    """A pass that raised (here: HDFS refusing connections) is reported and tried again at the next interval; the
+    replicator ends with the error only after MAX_FAILED_PASSES in a row (CI once lost one to a single bad pass)."""
+    from lakehouse.config import load_config
+    from lakehouse.replication import replicator
+
+    cfg = load_config()
+
+    def unreachable(name: str) -> Any:
+        region = cfg.regions[name]
+        return replace(region, hdfs=replace(region.hdfs, webhdfs_url="http://127.0.0.1:9"))  # nothing listens
+
+    lines: list[str] = []
+    rep = replicator.Replicator(unreachable("asia"), unreachable("europe"), dict(cfg.replication.tables), 2,
+                                lines.append)  # fmt: skip
+    replicator.run_continuous(rep, 0.01, passes=replicator.MAX_FAILED_PASSES - 1)
+    failed = [line for line in lines if line.startswith("pass failed")]
+    assert len(failed) == replicator.MAX_FAILED_PASSES - 1, lines
+    assert "HDFS of region asia at http://127.0.0.1:9 does not answer" in failed[0]
+    lines.clear()
+    with pytest.raises(LakehouseError, match="does not answer"):
+        replicator.run_continuous(rep, 0.01)
+    assert len([line for line in lines if line.startswith("pass failed")]) == replicator.MAX_FAILED_PASSES - 1
