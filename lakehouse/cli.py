@@ -488,12 +488,14 @@ def _bench_suite(args: argparse.Namespace) -> int:
     from lakehouse import bench_suite
 
     out = Path(args.out)
+    # the notes get the latest run when the report goes to its usual place, or when asked to
+    notes = Path(args.notes) if args.notes else (out.parent / "benchmarks.md" if out.name == "benchmarks" else None)
     say = lambda m: print(m, file=sys.stderr, flush=True)
     if args.kind == "report":  # redraw from the figures of a run
         results = out / bench_suite.RESULTS
         if not results.exists():
             raise LakehouseError(f"no {results}", fix="lakehouse bench all --out " + str(out))
-        print(f"report written: {bench_suite.write_report(json.loads(results.read_text()), out)}")
+        print(f"report written: {bench_suite.write_report(json.loads(results.read_text()), out, notes)}")
         return 0
     load_config()  # the profile's errors before minutes of benchmarks
     options = bench_suite.SuiteOptions(
@@ -506,7 +508,7 @@ def _bench_suite(args: argparse.Namespace) -> int:
     if unknown:
         raise LakehouseError(f"unknown benchmark(s): {', '.join(unknown)}", fix="--only " + ",".join(bench_suite.ORDER))
     suite = bench_suite.run_all(options, progress=say)
-    report = bench_suite.write_report(suite, out)
+    report = bench_suite.write_report(suite, out, notes)
     failed = [k for k, r in suite["results"].items() if "error" in r]
     say(f"report written: {report}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     if args.json:
@@ -993,6 +995,8 @@ def build_parser() -> argparse.ArgumentParser:
                        " encryption: bronze rows appended and read with and without Parquet encryption of the payload")  # fmt: skip
     bench.add_argument("--out", default="docs/benchmarks", help="all, report: where report.md, the PNGs and results.json go"
                        " (default docs/benchmarks)")  # fmt: skip
+    bench.add_argument("--notes", default=None, help="all, report: the notes file whose generated section gets the"
+                       " latest run (default: benchmarks.md beside an --out folder named benchmarks)")  # fmt: skip
     bench.add_argument("--only", default=None, help="all: these benchmarks only, comma-separated (default: every one)")
     bench.add_argument("--devices", default="1000,10000,100000",
                        help="scaling: fleet sizes, comma-separated (1k,10k,100k allowed; default 1000,10000,100000)")  # fmt: skip

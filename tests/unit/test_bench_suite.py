@@ -173,3 +173,23 @@ def test_a_benchmark_past_its_time_is_killed_and_reported(tmp_path: Path) -> Non
     suite = bench_suite.run_all(options, progress=lambda _: None, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert "timed out after 1.0 seconds" in suite["results"]["training"]["error"]
     assert time.monotonic() - started < 30
+
+
+def test_the_notes_get_the_latest_run_between_their_markers_and_keep_the_rest(tmp_path: Path) -> None:
+    """docs/benchmarks.md: the generated section is replaced by each run (appended the first time), its plots
+    point into the report's folder, and the hand-written notes around it stay as they were."""
+    notes, out = tmp_path / "benchmarks.md", tmp_path / "benchmarks"
+    notes.write_text("# Benchmarks\n\nHand-written intro.\n")
+    bench_suite.write_report(_suite(), out, notes)
+    first = notes.read_text()
+    assert first.startswith("# Benchmarks\n\nHand-written intro.\n\n" + bench_suite.BEGIN)
+    assert first.count(bench_suite.BEGIN) == 1 and first.rstrip().endswith(bench_suite.END)
+    assert "### Ingest" in first and "\n## Ingest" not in first and "Machine: 2 cores" in first
+    assert "![ingest](benchmarks/ingest.png)" in first and "bronze_to_silver checks on | 8,671.0 | 0.019 |" in first
+    notes.write_text(first + "\n## Notes written after the section\n\nkept.\n")
+    suite = _suite()
+    suite["results"]["ingest"]["checks_on"]["bronze_to_silver"]["events_per_s"] = 9_999.0
+    bench_suite.write_report(suite, out, notes)
+    second = notes.read_text()
+    assert second.count(bench_suite.BEGIN) == 1 and "| 9,999.0 |" in second and "| 8,671.0 |" not in second
+    assert second.startswith("# Benchmarks\n\nHand-written intro.\n") and second.endswith("kept.\n")
