@@ -78,7 +78,8 @@ def _submit(args: argparse.Namespace) -> int:
         print(" \\\n  ".join(lines))
         return 0
     print(f"submit: jobs/{args.job}.py on {command[command.index('--master') + 1]}", file=sys.stderr, flush=True)
-    return subprocess.run(command, env=session.submit_env(cfg), cwd=cfg.state_dir, check=False).returncode
+    # the caller's folder: relative paths among the job's arguments mean what they mean in the shell
+    return subprocess.run(command, env=session.submit_env(cfg), check=False).returncode
 
 
 def _dags(args: argparse.Namespace) -> int:

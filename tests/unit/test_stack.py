@@ -217,3 +217,37 @@ def test_replication_beyond_the_datanodes_is_refused(
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=message):
         load_config(str(tmp_path / "bad.yaml"))
+
+
+def test_a_submitted_job_reads_relative_paths_from_the_callers_folder(tmp_path: Path) -> None:
+    """`lakehouse submit` runs spark-submit in the caller's folder: a relative path among the job's arguments names
+    the file it names in the caller's shell (build_features checks its archive before anything else, then finds
+    no HDFS at the sandbox's refused port; a job run from another folder would report the archive missing)."""
+    import os
+    import subprocess
+
+    import yaml
+
+    from lakehouse.config import CONF_DIR
+    from lakehouse.devices import physionet
+    from tests.conftest import CLI
+
+    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    data["state_dir"] = str(tmp_path / "state")
+    for region in data["regions"].values():
+        region["hdfs"].update(namenode_uri="hdfs://127.0.0.1:9", webhdfs_url="http://127.0.0.1:9")
+    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "sample.tar.gz").symlink_to(physionet.SAMPLE_ARCHIVE)
+    env = {**os.environ, "LAKEHOUSE_ENV": str(tmp_path / "sandbox.yaml")}
+
+    def submit(archive: str) -> subprocess.CompletedProcess[str]:
+        command = [*CLI, "submit", "--master", "local[1]", "build_features", "--", "--psv", archive]
+        here = tmp_path / "here"
+        return subprocess.run(command, cwd=here, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+    found = submit("sample.tar.gz")  # spark-submit merges the Python driver's stderr into its stdout
+    assert "does not exist" not in found.stdout
+    assert found.returncode != 0 and "hdfs-namenode-asia is not available" in found.stdout, found.stdout[-2000:]
+    missing = submit("elsewhere.tar.gz")
+    assert missing.returncode != 0 and "PhysioNet data elsewhere.tar.gz does not exist" in missing.stdout
