@@ -130,15 +130,17 @@ class Hdfs:
             self.client.delete(path)
         self.client.rename(tmp, path)
 
-    def publish_new(self, path: str, data: bytes, mtime_ms: int | None = None) -> bool:
+    def publish_new(self, path: str, data: bytes, mtime_ms: int | None = None, tag: str = "replicating") -> bool:
         """Like :meth:`publish`, but never replaces: False when ``path`` already exists (a Delta commit is
-        written once; HDFS rename refuses an existing target, so two writers cannot both win)."""
-        return self.commit_staged(self.stage(path, data, mtime_ms), path)
+        written once; HDFS rename refuses an existing target, so two writers cannot both win). Writers that race
+        for ``path`` give each its own ``tag`` (the temporary's suffix): with one temporary, one writer's
+        overwrite pulls the file from under the other's write."""
+        return self.commit_staged(self.stage(path, data, mtime_ms, tag), path)
 
-    def stage(self, path: str, data: bytes, mtime_ms: int | None = None) -> str:
+    def stage(self, path: str, data: bytes, mtime_ms: int | None = None, tag: str = "replicating") -> str:
         """The first half of :meth:`publish_new`: ``data`` in the hidden temporary of ``path``, with its time;
         returns the temporary's path (staged ahead, e.g. while other files copy)."""
-        tmp = temp_name(path)
+        tmp = temp_name(path, tag)
         self.client.write(tmp, data=data, overwrite=True)
         if mtime_ms is not None:
             self.client.set_times(tmp, modification_time=mtime_ms)

@@ -87,7 +87,10 @@ class PassLock:
         self.hdfs.makedirs(posixpath.dirname(self.path))
         deadline = time.monotonic() + timeout_s
         said = False
-        while not self.hdfs.publish_new(self.path, json.dumps(self.owner).encode()):
+        # a temporary of this holder's own: passes that start at once (a replicator and a failover's final pass)
+        # race for the lock, and a shared temporary would fail the write of the one the other overwrote
+        tag = f"taking-{self.owner['id']}"
+        while not self.hdfs.publish_new(self.path, json.dumps(self.owner).encode(), tag=tag):
             if self._stale():
                 self.progress(f"replication lock {self.path}: its holder {self._holder()} is gone; taking it over")
                 self.hdfs.delete(self.path)

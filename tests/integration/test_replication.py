@@ -250,6 +250,40 @@ def test_one_pass_into_a_region_at_a_time(sandbox: Sandbox) -> None:
     assert europe.status(held.path) is None  # released by its holder
 
 
+def test_passes_that_start_at_once_each_take_the_lock_in_turn(sandbox: Sandbox) -> None:
+    """Six passes racing for the lock at the same moment (as a continuous replicator and a failover's final pass
+    do): each takes it in turn and none fails on the other's write (each stages its own temporary: with a shared
+    one, a writer that overwrote it pulled the file from under another's write, which HDFS refused)."""
+    import threading
+
+    cfg = sandbox.cfg
+    start = threading.Barrier(6)
+    failures: list[str] = []
+    order: list[int] = []
+
+    def one_pass(n: int) -> None:
+        lock = PassLock(Hdfs(cfg.regions["europe"]))
+        start.wait()
+        try:
+            lock.acquire(timeout_s=120)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(f"{n}: {type(exc).__name__}: {exc}")
+            return
+        try:
+            order.append(n)
+            time.sleep(0.2)
+        finally:
+            lock.release()
+
+    threads = [threading.Thread(target=one_pass, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert failures == [] and sorted(order) == list(range(6)), (failures, order)
+    assert Hdfs(cfg.regions["europe"]).status(PassLock(Hdfs(cfg.regions["europe"])).path) is None
+
+
 def test_verify_detects_a_tampered_replica(spark: SparkSession, sandbox: Sandbox) -> None:
     cfg = sandbox.cfg
     europe = Hdfs(cfg.regions["europe"])

@@ -33,7 +33,7 @@ class MemoryHdfs:
     def makedirs(self, _path: str) -> None:
         pass
 
-    def publish_new(self, path: str, data: bytes) -> bool:
+    def publish_new(self, path: str, data: bytes, tag: str = "replicating") -> bool:
         if path in self.files:
             return False
         self.files[path] = (data, int(time.time() * 1000))
