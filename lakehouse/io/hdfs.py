@@ -20,6 +20,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.io.tables import FOLDER_MODES
 
 CHUNK = 4 << 20  # bytes per streamed read while copying
+RENAME_RACES = 5  # renames tried when the target vanishes between a refused rename and the look at it
 
 
 @dataclass(frozen=True)
@@ -148,15 +149,21 @@ class Hdfs:
 
     def commit_staged(self, tmp: str, path: str) -> bool:
         """The second half of :meth:`publish_new`: rename ``tmp`` to ``path`` unless ``path`` exists (then the
-        temporary is deleted and the answer is False)."""
-        try:
-            self.client.rename(tmp, path)
-        except HdfsError:
-            if self.client.status(path, strict=False) is None:
-                raise
-            self.client.delete(tmp)
-            return False
-        return True
+        temporary is deleted and the answer is False). A ``path`` that existed at the rename but is gone at the
+        look after it (a lock released in between) is raced for again, a few times."""
+        races = 0
+        while True:
+            try:
+                self.client.rename(tmp, path)
+            except HdfsError:
+                if self.client.status(path, strict=False) is not None:
+                    self.client.delete(tmp)
+                    return False
+                races += 1
+                if races >= RENAME_RACES or self.client.status(tmp, strict=False) is None:
+                    raise
+                continue
+            return True
 
     def delete(self, path: str, recursive: bool = False) -> bool:
         """Delete ``path``; False when it did not exist."""

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hdfs import HdfsError
 
-from lakehouse.io.hdfs import FileStatus
+from lakehouse.io.hdfs import FileStatus, Hdfs
 from lakehouse.replication import lock
 
 
@@ -94,3 +95,34 @@ def test_a_lock_held_by_a_live_refreshing_pass_is_not_taken(monkeypatch: pytest.
     with pytest.raises(lock.LockBusy):
         other.acquire(timeout_s=1.5)  # over twice the TTL: the heartbeat kept it fresh
     holder.release()
+
+
+class RacingClient:
+    """A WebHDFS client in which the lock's holder releases it between a refused rename and the look after it."""
+
+    def __init__(self) -> None:
+        self.files = {"/lakehouse/_dr/replication.lock": b"holder", "/lakehouse/_dr/.replication.lock.taking-me": b"me"}
+        self.renames = 0
+
+    def rename(self, src: str, dst: str) -> None:
+        self.renames += 1
+        refused = dst in self.files
+        if refused:
+            del self.files[dst]  # the holder's release lands right after the NameNode refused the rename
+            raise HdfsError(f"Unable to rename '{src}' to '{dst}'.")
+        self.files[dst] = self.files.pop(src)
+
+    def status(self, path: str, strict: bool = True) -> dict[str, int] | None:
+        return {"length": len(self.files[path])} if path in self.files else None
+
+    def delete(self, path: str) -> bool:
+        return self.files.pop(path, None) is not None
+
+
+def test_a_lock_released_between_a_refused_rename_and_the_look_after_it_is_raced_for_again() -> None:
+    hdfs = Hdfs(SimpleNamespace(name="europe"))  # type: ignore[arg-type]
+    client = RacingClient()
+    hdfs._local.client = client
+    assert hdfs.commit_staged("/lakehouse/_dr/.replication.lock.taking-me", "/lakehouse/_dr/replication.lock")
+    assert client.renames == 2
+    assert client.files == {"/lakehouse/_dr/replication.lock": b"me"}
