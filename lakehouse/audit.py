@@ -25,6 +25,7 @@ import getpass
 import json
 import logging
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -98,7 +99,8 @@ def arrow_schema() -> pa.Schema:
     return pa.schema([pa.field(f.name, kinds[f.dataType], nullable=f.nullable) for f in AUDIT_SCHEMA.fields])
 
 
-COMMIT_ATTEMPTS = 5  # an append that lost a race to another writer's commit is tried again on the new version
+COMMIT_ATTEMPTS = 12  # an append that lost a race to another writer's commit is tried again on the new version
+BACKOFF_CAP_S = 2.0  # the longest wait between two attempts (full jitter, doubling from 0.1 s): ~17 s in all
 
 
 def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_ATTEMPTS) -> None:
@@ -106,8 +108,9 @@ def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_A
 
     Several processes write the log (pipelines, the replicator, DAG tasks) and Spark's table registration may
     commit comments to it: an append whose commit conflicts (``CommitFailedError``, e.g. "Metadata changed since
-    last commit") is tried again on the table's new version, up to ``attempts`` times; an append adds no file
-    another commit removes, so a retry never writes a row twice."""
+    last commit") is tried again on the table's new version, up to ``attempts`` times with a jittered backoff
+    that doubles (a writer that keeps committing for seconds delays an append, it does not fail it); an append
+    adds no file another commit removes, so a retry never writes a row twice."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -123,7 +126,8 @@ def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_A
             if attempt == attempts:
                 raise
             log.warning(f"ops.audit_log of {region.name}: commit lost a race ({exc}); attempt {attempt + 1}")
-            time.sleep(0.2 * attempt)
+            # jittered, so appends that lost to the same commit do not collide again on the next one
+            time.sleep(random.uniform(0.0, min(BACKOFF_CAP_S, 0.1 * 2**attempt)))
 
 
 def try_record(region: RegionConfig, *rows: dict[str, Any]) -> bool:
