@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -53,7 +54,8 @@ OUTPUT_SCHEMA = T.StructType(
     [T.StructField("kind", T.StringType(), False)]
     + [T.StructField(f.name, f.dataType, True) for f in (*NEWS2_SCHEMA, *_ALERT_ONLY)]
 )
-_TIMESTAMPS = [f.name for f in OUTPUT_SCHEMA if isinstance(f.dataType, T.TimestampType)]
+_COLUMNS = OUTPUT_SCHEMA.fieldNames()
+_TIMESTAMPS = frozenset(f.name for f in OUTPUT_SCHEMA if isinstance(f.dataType, T.TimestampType))
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,20 @@ def to_measurements(records: DataFrame, registry: DataFrame, cfg: Config) -> Dat
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    columns = OUTPUT_SCHEMA.fieldNames()
-    frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=columns, dtype=object)
-    for name in _TIMESTAMPS:
-        frame[name] = pd.to_datetime(frame[name])
-    return frame
+    """Output rows -> the state function's frame: timestamps as datetime64[ns], everything else as objects.
+
+    Built column by column from numpy arrays: it runs once per patient and micro-batch, so its cost multiplies
+    with the fleet (a frame of object columns converted by ``pd.to_datetime`` took ~6x as long)."""
+    data: dict[str, np.ndarray[Any, Any]] = {}
+    for name in _COLUMNS:
+        if name in _TIMESTAMPS:
+            data[name] = np.array([r.get(name) for r in rows], dtype="datetime64[ns]")  # None -> NaT
+        else:
+            column = np.empty(len(rows), dtype=object)  # element by element: a list value stays one cell
+            for i, r in enumerate(rows):
+                column[i] = r.get(name)
+            data[name] = column
+    return pd.DataFrame(data, copy=False)
 
 
 def state_function(rules: StateRules) -> Any:
