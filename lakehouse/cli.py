@@ -631,6 +631,8 @@ def _replicate(args: argparse.Namespace) -> int:
     cfg = load_config()
     check_table_names(args.table, cfg.replication.tables)  # before any region is touched
     say = lambda m: print(m, flush=True)
+    if args.continuous:  # a long-running log: each line says when (UTC), so passes line up with other logs
+        say = lambda m: print(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + f"Z {m}", flush=True)
     if args.action == "restore-model":
         from lakehouse.replication import models
 
@@ -679,10 +681,7 @@ def _replicate(args: argparse.Namespace) -> int:
         return 0
     result = rep.run_pass(args.table)
     model()
-    say(
-        f"pass {result.source} -> {result.target}: {len(result.tables)} tables, "
-        f"{result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s" + ("" if result.ok else " (some tables FAILED)")
-    )
+    say(result.line())
     return 0 if result.ok else 1
 
 

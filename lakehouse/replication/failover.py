@@ -217,6 +217,8 @@ class ArchivedTable:
     archived_versions: list[int]
     rows_added: int
     archive: str
+    first_commit: str | None = None  # when the oldest of them was committed (commitInfo, ISO UTC), if it says
+    last_commit: str | None = None  # when the newest was: the old primary's writes lost between these two
 
 
 @dataclass
@@ -246,6 +248,10 @@ def _common_version(old: Hdfs, new: Hdfs, table: str) -> tuple[int, list[int]]:
     return common, [v for v in old_versions if v > common]
 
 
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
 def archive_diverged(
     cfg: Config, old: RegionConfig, new: RegionConfig, epoch: int, progress: Progress
 ) -> list[ArchivedTable]:
@@ -263,11 +269,13 @@ def archive_diverged(
         table_path = src.table_path(table)
         log = posixpath.join(table_path, "_delta_log")
         archive = f"{src.root}/_dr/archive/epoch={epoch}/{table.replace('.', '/')}"
-        rows = 0
+        rows, stamps = 0, []
         for v in extra:
             name = deltalog.commit_name(v)
             raw = src.read(posixpath.join(log, name))
             commit = deltalog.parse_commit(v, raw)
+            if commit.timestamp_ms is not None:
+                stamps.append(commit.timestamp_ms)
             for line in raw.decode().splitlines():
                 action = json.loads(line) if line.strip() else {}
                 stats = (action.get("add") or {}).get("stats")
@@ -286,8 +294,12 @@ def archive_diverged(
         last = posixpath.join(log, deltalog.LAST_CHECKPOINT)
         if src.status(last) is not None and deltalog.last_checkpoint_version(src.read(last)) > common:
             src.delete(last)
-        out.append(ArchivedTable(table, common, extra, rows, archive))
-        progress(f"  {table}: {len(extra)} unreplicated commits (v{extra[0]}..v{extra[-1]}, {rows} rows) -> {archive}")
+        first: str | None = _iso_ms(min(stamps)) if stamps else None
+        newest: str | None = _iso_ms(max(stamps)) if stamps else None
+        out.append(ArchivedTable(table, common, extra, rows, archive, first, newest))
+        span = f", committed {first} .. {newest}" if first else ""
+        progress(f"  {table}: {len(extra)} unreplicated commits (v{extra[0]}..v{extra[-1]}, {rows} rows{span})"
+                 f" -> {archive}")  # fmt: skip
     return out
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
@@ -89,6 +90,13 @@ class PassResult:
     def ok(self) -> bool:
         """No table failed or was refused."""
         return all(t.status in ("replicated", "up_to_date", "absent") for t in self.tables)
+
+    def line(self) -> str:
+        """One line for a log: route, tables, bytes, seconds, and whether a table failed."""
+        return (
+            f"pass {self.source} -> {self.target}: {len(self.tables)} tables, {self.bytes / 1e6:.1f} MB in "
+            f"{self.seconds:.1f}s" + ("" if self.ok else " (some tables FAILED)")
+        )
 
 
 class NotPrimary(LakehouseError):
@@ -372,15 +380,26 @@ class Replicator:
         started = time.monotonic()
         out = PassResult(self.source.name, self.target.name)
         names = list(tables if tables is not None else self.policies)
-        for table in [t for t in names if t != audit.TABLE]:
-            out.tables.append(self._one(table))
-        self._record(out)
+        # the audit log goes last: the pass's own record (in the source) is then replicated in the same pass
+        steps: list[Callable[[], TableResult | None]] = [partial(self._one, t) for t in names if t != audit.TABLE]
+        steps.append(partial(self._record, out))
         if audit.TABLE in names:
-            out.tables.append(self._one(audit.TABLE))
+            steps.append(partial(self._one, audit.TABLE))
+        failure: Exception | None = None
+        for step in steps:
+            try:
+                done = step()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the target's state is written
+                failure = exc
+                break
+            if isinstance(done, TableResult):
+                out.tables.append(done)
         out.seconds = time.monotonic() - started
-        if write_state:
+        if write_state:  # what the target holds now, even when the source died mid-pass (a failover reads it)
             now = datetime.now(UTC)
             state.write(self.target, [self._state_row(t, now) for t in out.tables])
+        if failure is not None:
+            raise failure
         return out
 
     def _one(self, table: str) -> TableResult:
@@ -433,7 +452,7 @@ def run_continuous(
     while passes is None or done < passes:
         started = time.monotonic()
         try:
-            rep.run_pass()
+            rep.progress(rep.run_pass().line())
             failed = 0
         except NotPrimary as exc:  # a failover moved the primary away: this direction is over
             rep.progress(f"{exc.message}; continuous replication stops")

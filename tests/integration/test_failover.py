@@ -33,6 +33,7 @@ from lakehouse.io.hdfs import Hdfs
 from lakehouse.io.tables import table_uri
 from lakehouse.orchestration.airflow import AirflowClient, task_log_dir
 from lakehouse.replication import fencing
+from lakehouse.replication import state as replication_state
 from lakehouse.replication.failover import wait_flowing
 
 # the module fixture runs a pipeline pass; the drills run last (several Spark processes at once)
@@ -249,10 +250,15 @@ def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: San
     asia, europe = cfg.regions["asia"], cfg.regions["europe"]
     pipeline.stop_background(cfg, europe)
     append(table_uri(europe, TABLES[1]), 7000)  # the new primary moves on
+    before = datetime.now(UTC)
     append(table_uri(asia, TABLES[1]), 9000, n=7)  # a stale asia writer, behind the fence's back
+    after = datetime.now(UTC)
     report = run_dag(sandbox, "region_failback", pipeline=False)
     archived = {a["table"]: a for a in report["archived"]}
     assert set(archived) == {TABLES[1]} and archived[TABLES[1]]["rows_added"] == 7
+    lost = archived[TABLES[1]]  # when the lost write happened, from its commit
+    assert lost["first_commit"] == lost["last_commit"] and lost["first_commit"] is not None
+    assert before - timedelta(seconds=1) <= datetime.fromisoformat(lost["first_commit"]) <= after, lost
     a = Hdfs(asia)
     assert a.list(archived[TABLES[1]]["archive"] + "/_delta_log"), "the diverged commit is in the archive"
     assert report["switch"]["target"] == "asia" and report["switch"]["epoch"] == 2
@@ -271,8 +277,9 @@ def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: San
 ASIA_DATA_SERVICES = ("kafka-asia", "hdfs-namenode-asia", "hdfs-datanode-asia")
 
 
-def _kill_minus_9(stack: Config, names: tuple[str, ...]) -> None:
-    """SIGKILL each service's whole process group (the JVM and its wrapper): a region lost, not shut down."""
+def _kill_minus_9(stack: Config, names: tuple[str, ...]) -> datetime:
+    """SIGKILL each service's whole process group (the JVM and its wrapper): a region lost, not shut down.
+    Returns when (the checks that they no longer answer take seconds more: Kafka's client waits out its timeout)."""
     import signal
 
     from lakehouse.stack import manager, process
@@ -281,14 +288,24 @@ def _kill_minus_9(stack: Config, names: tuple[str, ...]) -> None:
         pid = process.read_pid(svc.pid_file)
         assert pid is not None and process.is_alive(pid), f"{svc.name} is not running"
         os.killpg(pid, signal.SIGKILL)
+    killed = datetime.now(UTC)
     for svc in manager.select(stack, names):
         assert not manager.service_status(stack, svc, timeout_s=2.0).healthy, f"{svc.name} still answers"
+    return killed
 
 
-def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbox: Sandbox, stack: Config) -> None:
-    """Disaster drill: asia's Kafka, NameNode and DataNode die (kill -9) with one commit not yet replicated;
-    europe is promoted with what was replicated, reports the RPO and flows on its own Kafka; asia comes back
-    and a failback archives the lost commit (reported, not dropped) and makes asia the primary again."""
+def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(
+    sandbox: Sandbox, stack: Config, tmp_path: Path
+) -> None:
+    """Disaster drill: asia commits twice a second while the continuous replicator keeps europe current (a pass
+    every interval), then asia's Kafka, NameNode and DataNode die (kill -9) right after a commit; europe is promoted
+    with what was replicated, reports an RPO that covers what was really lost, and flows on its own Kafka; asia
+    comes back and a failback archives exactly the commits europe never got (reported with their times, not
+    dropped) and makes asia the primary again."""
+    import threading
+
+    from deltalake import DeltaTable
+
     from lakehouse.stack import manager
 
     cfg = sandbox.cfg
@@ -299,23 +316,39 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
     offset = log_size(log)
     standby = cli(sandbox, "pipeline", "start", "--region", "europe", "--standby")  # warm: Spark up, replicas known
     assert standby.returncode == 0 and "standing by" in standby.stdout, standby.stdout + standby.stderr
-    wait_for_line(log, offset, "waiting for promotion")
-    once = cli(sandbox, "replicate", "--target", "europe", "--once")  # the last pass before the disaster
-    assert once.returncode == 0, once.stdout + once.stderr
-    append(table_uri(asia, TABLES[0]), 20000, n=11)  # after the last pass: this commit is the disaster's loss
-    simulator.simulate(
-        cfg, 3, rate=10, seconds=5, region="europe", seed=13, realtime=False, prefix="dr", progress=lambda _: None
-    )  # europe's devices keep sending to europe's Kafka
+    replicated = tmp_path / "replicator.log"
+    replicator = spawn(sandbox, replicated, "replicate", "--target", "europe", "--continuous")
+    committed: list[int] = []  # ids of asia's acknowledged commits, 5 rows each
+    acknowledged: list[datetime] = []  # when each was acknowledged
+    stop = threading.Event()
 
-    _kill_minus_9(stack, ASIA_DATA_SERVICES)
+    def asia_writes() -> None:  # asia's own writer: a commit every half second until the disaster
+        while not stop.is_set():
+            start = 20000 + len(committed)
+            append(table_uri(asia, TABLES[0]), start, n=5)
+            committed.extend(range(start, start + 5))
+            acknowledged.append(datetime.now(UTC))
+            stop.wait(0.5)
+
+    writer = threading.Thread(target=asia_writes, daemon=True)
     try:
+        wait_for_line(log, offset, "waiting for promotion")
+        wait_for_line(replicated, 0, r"pass asia -> europe: ")  # the replicator's first pass is done
+        writer.start()
+        simulator.simulate(
+            cfg, 3, rate=10, seconds=5, region="europe", seed=13, realtime=False, prefix="dr", progress=lambda _: None
+        )  # europe's devices keep sending to europe's Kafka
+        time.sleep(2 * cfg.replication.interval_s)  # two intervals of asia's commits and the replicator's passes
+        assert replicator.poll() is None, replicated.read_text()[-3000:]
+        stop.set()
+        writer.join(timeout=30)
+        killed = _kill_minus_9(stack, ASIA_DATA_SERVICES)  # within milliseconds of asia's last commit
         report = run_dag(sandbox, "region_failover", target_region="europe", mode="disaster", flowing_timeout=300)
         print(f"disaster failover: RTO {report['rto_s']:.1f}s ({report['dag_seconds']:.1f}s from the DAG's trigger"
-              f" to its end), RPO {report['rpo_seconds']:.1f}s; {report['steps']}")  # fmt: skip
+              f" to its end), RPO bound {report['rpo_seconds']:.1f}s; {report['steps']}")  # fmt: skip
         assert report["mode"] == "disaster" and report["target"] == "europe" and report["flowing"] is True
         assert any("standby pipeline promoted in europe" in step for step in report["steps"]), report["steps"]
         assert report["epoch"] == before.epoch + 1
-        # the commit after the last pass is unknown to europe: it shows as seconds since that pass, not versions
         assert {*TABLES, "bronze.telemetry"} <= {r["table"] for r in report["rpo"]} and report["rpo_seconds"] > 0
         state, reached = fencing.current(cfg)
         assert reached == {"asia": False, "europe": True}
@@ -323,12 +356,32 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
         promoted = audit.read(europe, "region.failover")[-1]  # recorded where it can be: asia is gone
         assert json.loads(promoted["detail"])["mode"] == "disaster" and promoted["outcome"] == "promoted"
     finally:
+        stop.set()
+        replicator.terminate()
+        replicator.wait(timeout=60)
         pipeline.stop_background(cfg, europe)
         manager.up(stack, ASIA_DATA_SERVICES, progress=print)  # asia comes back with its data (and stale state)
+    passes = replicated.read_text()
+    print("\n".join(line for line in passes.splitlines() if "pass " in line)[-3000:])  # when passes ran, how long
+    print(f"asia's commits acknowledged at {[f'{t:%H:%M:%S.%f}'[:-3] for t in acknowledged]}, killed {killed:%H:%M:%S}")
+    assert passes.count("pass asia -> europe: ") >= 2, passes[-3000:]  # it kept europe current while asia wrote
+    assert "pass failed (1 in a row" in passes, passes[-3000:]  # and reported the lost region, not a crash
 
     runs = audit.read(europe, "pipeline.run")  # the promoted standby's run, in europe's log (it was the primary)
     assert [(r["target"], r["outcome"]) for r in runs[-2:]] == [("continuous", "started"), ("continuous", "stopped")]
     assert json.loads(runs[-2]["detail"])["standby"] is True, runs
+
+    def ids(region: RegionConfig) -> list[int]:
+        return sorted(DeltaTable(table_uri(region, TABLES[0])).to_pyarrow_table().column("id").to_pylist())
+
+    # what asia acknowledged is in asia; what europe lacks of it is the disaster's real loss
+    assert set(committed) <= set(ids(asia)) and len(committed) >= 10
+    lost = set(ids(asia)) - set(ids(europe))
+    assert lost <= set(committed)  # europe holds everything else asia had
+    held = DeltaTable(table_uri(europe, TABLES[0])).version()
+    (row,) = [r for r in replication_state.read(europe) if r["table"] == TABLES[0] and r["source"] == "asia"]
+    assert row["replicated_version"] <= held  # the state a failover reads never claims more than europe holds
+    (bound,) = [r for r in report["rpo"] if r["table"] == TABLES[0]]
 
     stale = fencing.read_region(asia)
     assert stale is not None and stale.epoch == before.epoch  # asia never heard of the promotion
@@ -336,11 +389,17 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(sandbo
     assert back.returncode == 0, back.stdout + back.stderr
     returned = json.loads(back.stdout)
     archived = {a["table"]: a for a in returned["archived"]}
-    assert set(archived) == {TABLES[0]} and archived[TABLES[0]]["rows_added"] == 11  # the lost commit, kept
+    rpo_real = 0.0  # the replicator had copied asia's last commit before the kill
+    if lost:  # the lost commits, kept in the archive and reported with their times
+        assert set(archived) == {TABLES[0]} and archived[TABLES[0]]["rows_added"] == len(lost), archived
+        first = datetime.fromisoformat(archived[TABLES[0]]["first_commit"])
+        assert first <= datetime.fromisoformat(archived[TABLES[0]]["last_commit"]) <= killed
+        rpo_real = (killed - first).total_seconds()  # asia's writes from the first lost commit to the disaster
+    else:
+        assert archived == {}, archived
+    print(f"disaster RPO of {TABLES[0]}: {len(lost)} of asia's {len(committed)} rows lost, {rpo_real:.1f}s of its"
+          f" writes (first lost commit to the kill; replication interval {cfg.replication.interval_s:g}s); the"
+          f" failover's bound {bound['seconds_lost']:.1f}s ({row['replicated_version']} of v{held} in europe's state)")  # fmt: skip
+    assert bound["seconds_lost"] >= rpo_real  # the RPO the failover reports never understates the real loss
     assert returned["switch"]["target"] == "asia" and returned["switch"]["epoch"] == before.epoch + 2
-    from deltalake import DeltaTable
-
-    def ids(region: RegionConfig) -> list[int]:
-        return sorted(DeltaTable(table_uri(region, TABLES[0])).to_pyarrow_table().column("id").to_pylist())
-
-    assert 20000 not in ids(asia) and ids(asia) == ids(europe)  # asia = europe's history again
+    assert not lost & set(ids(asia)) and ids(asia) == ids(europe)  # asia = europe's history again
