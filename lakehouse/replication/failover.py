@@ -294,10 +294,10 @@ def archive_diverged(
         last = posixpath.join(log, deltalog.LAST_CHECKPOINT)
         if src.status(last) is not None and deltalog.last_checkpoint_version(src.read(last)) > common:
             src.delete(last)
-        first: str | None = _iso_ms(min(stamps)) if stamps else None
-        newest: str | None = _iso_ms(max(stamps)) if stamps else None
-        out.append(ArchivedTable(table, common, extra, rows, archive, first, newest))
-        span = f", committed {first} .. {newest}" if first else ""
+        oldest = _iso_ms(min(stamps)) if stamps else None
+        newest = _iso_ms(max(stamps)) if stamps else None
+        out.append(ArchivedTable(table, common, extra, rows, archive, oldest, newest))
+        span = f", committed {oldest} .. {newest}" if oldest else ""
         progress(f"  {table}: {len(extra)} unreplicated commits (v{extra[0]}..v{extra[-1]}, {rows} rows{span})"
                  f" -> {archive}")  # fmt: skip
     return out

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 
 from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
@@ -380,26 +379,17 @@ class Replicator:
         started = time.monotonic()
         out = PassResult(self.source.name, self.target.name)
         names = list(tables if tables is not None else self.policies)
-        # the audit log goes last: the pass's own record (in the source) is then replicated in the same pass
-        steps: list[Callable[[], TableResult | None]] = [partial(self._one, t) for t in names if t != audit.TABLE]
-        steps.append(partial(self._record, out))
-        if audit.TABLE in names:
-            steps.append(partial(self._one, audit.TABLE))
-        failure: Exception | None = None
-        for step in steps:
-            try:
-                done = step()
-            except Exception as exc:  # noqa: BLE001 - re-raised below, after the target's state is written
-                failure = exc
-                break
-            if isinstance(done, TableResult):
-                out.tables.append(done)
-        out.seconds = time.monotonic() - started
-        if write_state:  # what the target holds now, even when the source died mid-pass (a failover reads it)
-            now = datetime.now(UTC)
-            state.write(self.target, [self._state_row(t, now) for t in out.tables])
-        if failure is not None:
-            raise failure
+        try:
+            for table in [t for t in names if t != audit.TABLE]:
+                out.tables.append(self._one(table))
+            self._record(out)
+            if audit.TABLE in names:  # last: the pass's own record (in the source) is replicated in the same pass
+                out.tables.append(self._one(audit.TABLE))
+        finally:  # what the target holds now, even when the source died mid-pass (a failover reads it)
+            out.seconds = time.monotonic() - started
+            if write_state:
+                now = datetime.now(UTC)
+                state.write(self.target, [self._state_row(t, now) for t in out.tables])
         return out
 
     def _one(self, table: str) -> TableResult:

@@ -143,3 +143,34 @@ def test_a_continuous_replicator_outlives_a_failed_pass_and_gives_up_on_a_lastin
     with pytest.raises(LakehouseError, match="does not answer"):
         replicator.run_continuous(rep, 0.01)
     assert len([line for line in lines if line.startswith("pass failed")]) == replicator.MAX_FAILED_PASSES - 1
+
+
+def test_a_pass_whose_source_dies_mid_way_still_writes_what_the_target_holds(tmp_path: Any) -> None:
+    """A failover reads the target's ops.replication_state: a pass that copied some tables and then lost its source
+    (here, its audit record fails as a dead NameNode's would) writes those tables' state before the error goes on,
+    so the failover never reads the pass before (a drill's state had claimed less than europe held)."""
+    from pathlib import Path
+
+    from lakehouse.config import load_config
+    from lakehouse.replication import replicator, state
+
+    cfg = load_config()
+
+    def local(name: str) -> Any:  # a region whose tables live in tmp_path (the state table is a real Delta table)
+        region = cfg.regions[name]
+        return replace(region, hdfs=replace(region.hdfs, namenode_uri=Path(tmp_path, name).as_uri()))
+
+    class SourceDiesAfterTheCopies(replicator.Replicator):
+        def _one(self, table: str) -> replicator.TableResult:  # the copies themselves run against HDFS elsewhere
+            return replicator.TableResult(table, "replicated", replicated_version=7, source_version=7, versions=2)
+
+        def _record(self, out: replicator.PassResult) -> None:
+            raise ConnectionError("HDFS of region asia: Connection refused")
+
+    rep = SourceDiesAfterTheCopies(local("asia"), local("europe"), {"gold.a": "allowed", "gold.b": "allowed"})
+    rep._secured = True  # no folders to secure on local files
+    with pytest.raises(ConnectionError, match="Connection refused"):
+        rep._pass(None, write_state=True)
+    rows = {r["table"]: r for r in state.read(rep.target)}
+    assert set(rows) == {"gold.a", "gold.b"}
+    assert {r["replicated_version"] for r in rows.values()} == {7}
