@@ -704,11 +704,15 @@ def _failover(args: argparse.Namespace) -> int:
         flowing_timeout_s=args.flowing_timeout, progress=say,
     )  # fmt: skip
     if args.json:
-        print(json.dumps({**report.as_dict(), "rpo_versions": report.rpo_versions, "rpo_seconds": report.rpo_seconds}))
+        print(json.dumps({**report.as_dict(), "rpo_versions": report.rpo_versions, "rpo_seconds": report.rpo_seconds,
+                          "rpo_outage_seconds": report.rpo_outage_seconds}))  # fmt: skip
     else:
+        outage = report.rpo_outage_seconds
         print(
             f"{report.mode} failover {report.source} -> {report.target}: epoch {report.epoch}, "
-            f"RPO {report.rpo_versions} versions / {report.rpo_seconds:.1f}s, RTO {report.rto_s:.1f}s, "
+            f"RPO {report.rpo_versions} versions / {report.rpo_seconds:.1f}s"
+            + ("" if outage is None else f" ({outage:.1f}s if it died when the replicator lost it)")
+            + f", RTO {report.rto_s:.1f}s, "
             + ("flowing" if report.flowing or args.no_pipeline else "NOT flowing")
         )
     return 0 if report.flowing or args.no_pipeline else 1

@@ -35,7 +35,10 @@ class TableRpo:
 
     table: str
     versions_lost: int
-    seconds_lost: float
+    seconds_lost: float  # bound: the table's lag at its last pass plus the time from that pass's start to the failover
+    # disaster, when the replicator recorded the source's outage after that pass: the lag plus the time from the
+    # pass's start to the outage (the loss if the primary died when it stopped answering; None: no outage known)
+    seconds_lost_to_outage: float | None = None
 
 
 @dataclass
@@ -64,6 +67,12 @@ class FailoverReport:
     def rpo_seconds(self) -> float:
         """Worst seconds lost over every table."""
         return max((r.seconds_lost for r in self.rpo), default=0.0)
+
+    @property
+    def rpo_outage_seconds(self) -> float | None:
+        """Worst seconds lost over every table if the primary died when the replicator lost it (None: unknown)."""
+        known = [r.seconds_lost_to_outage for r in self.rpo if r.seconds_lost_to_outage is not None]
+        return max(known) if known else None
 
 
 def _step(report: FailoverReport, progress: Progress, started: float, text: str) -> None:
@@ -172,6 +181,7 @@ def failover(
             )
         else:
             rows = {str(r["table"]): r for r in state.read(target) if r["source"] == source.name}
+            outage = state.read_outage(Hdfs(target), source.name)
             now = datetime.now(UTC)
             for table in tables:
                 row = rows.get(table)
@@ -182,8 +192,14 @@ def failover(
                 lag_s = float(str(row["lag_seconds"]))
                 versions = int(str(row["lag_versions"]))
                 # commits after the last pass are lost too: bounded by the time since that pass
-                report.rpo.append(TableRpo(table, versions, (lag_s + since) if versions or since else 0.0))
-            _step(report, progress, started, f"promoting with what was replicated: RPO up to {report.rpo_seconds:.1f}s")
+                rpo = TableRpo(table, versions, (lag_s + since) if versions or since else 0.0)
+                if outage is not None and isinstance(passed, datetime) and outage.since > passed:
+                    rpo.seconds_lost_to_outage = lag_s + (outage.since - passed).total_seconds()
+                report.rpo.append(rpo)
+            detected = report.rpo_outage_seconds
+            _step(report, progress, started, f"promoting with what was replicated: RPO up to {report.rpo_seconds:.1f}s"
+                  + ("" if outage is None or detected is None else f" to now; {source.name} stopped answering the"
+                     f" replicator at {outage.since:%H:%M:%S} UTC: up to {detected:.1f}s lost if it died then"))  # fmt: skip
         new = current.advanced(target.name, f"{mode} failover from {source.name}")
         written = fencing.write(cfg, new)
         _step(report, progress, started, f"fenced: epoch {new.epoch} written to {', '.join(written)}")

@@ -335,12 +335,12 @@ class Replicator:
 
     # ------------------------------------------------------------------ every table
 
-    def _state_row(self, t: TableResult, now: datetime) -> state.StateRow:
+    def _state_row(self, t: TableResult, begun: datetime) -> state.StateRow:
         return state.StateRow(
             table=t.table, source=self.source.name, target=self.target.name,
             replicated_version=t.replicated_version, source_version=t.source_version, lag_versions=t.lag_versions,
             lag_seconds=t.lag_seconds, files_copied=t.files, bytes_copied=t.bytes, status=t.status,
-            detail=t.detail, pass_time=now,
+            detail=t.detail, pass_time=begun,
         )  # fmt: skip
 
     def check_direction(self) -> None:
@@ -376,7 +376,7 @@ class Replicator:
         if not self._secured:  # a replica is as private as its source: other users read gold only there too
             self.dst.secure_folders()
             self._secured = True
-        started = time.monotonic()
+        started, begun = time.monotonic(), datetime.now(UTC)  # the state's pass_time: each table was read after it
         out = PassResult(self.source.name, self.target.name)
         names = list(tables if tables is not None else self.policies)
         try:
@@ -388,8 +388,7 @@ class Replicator:
         finally:  # what the target holds now, even when the source died mid-pass (a failover reads it)
             out.seconds = time.monotonic() - started
             if write_state:
-                now = datetime.now(UTC)
-                state.write(self.target, [self._state_row(t, now) for t in out.tables])
+                state.write(self.target, [self._state_row(t, begun) for t in out.tables])
         return out
 
     def _one(self, table: str) -> TableResult:
@@ -429,6 +428,14 @@ def replicator(cfg: Config, source: str, target: str, progress: Callable[[str], 
     )
 
 
+def _record_outage(rep: Replicator, exc: Exception) -> None:
+    outage = state.Outage(rep.source.name, datetime.now(UTC), f"{type(exc).__name__}: {exc}"[:500])
+    try:
+        state.write_outage(rep.dst, outage)
+    except Exception as err:  # noqa: BLE001 -- the target may be what failed; the pass's error is reported anyway
+        rep.progress(f"could not record the outage in {rep.target.name}: {err}")
+
+
 def run_continuous(
     rep: Replicator, interval_s: float, passes: int | None = None, after: Callable[[], None] | None = None
 ) -> None:
@@ -437,7 +444,9 @@ def run_continuous(
 
     A pass that raised (storage that did not answer, a commit lost to a race) is reported and tried again at the
     next interval: replication is what keeps the standby current, and one bad pass must not end it. After
-    ``MAX_FAILED_PASSES`` such passes in a row the last error is raised (something is down for good)."""
+    ``MAX_FAILED_PASSES`` such passes in a row the last error is raised (something is down for good). The first
+    failure after a good pass is recorded in the target (:class:`state.Outage`): if the source was lost, it died
+    between that good pass and this moment, which bounds a disaster failover's RPO tighter than its own time."""
     done, failed = 0, 0
     while passes is None or done < passes:
         started = time.monotonic()
@@ -451,6 +460,8 @@ def run_continuous(
             rep.progress(exc.message)
         except Exception as exc:  # reported, retried, and raised once it keeps failing
             failed += 1
+            if failed == 1:  # when the source stopped answering, if it is lost: a disaster failover's estimate
+                _record_outage(rep, exc)
             if failed >= MAX_FAILED_PASSES:
                 raise
             rep.progress(f"pass failed ({failed} in a row; {MAX_FAILED_PASSES} end replication), next pass in "

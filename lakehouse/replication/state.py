@@ -1,11 +1,15 @@
 """``ops.replication_state``: per replicated table, the last version the target holds and the lag behind
-the source; written by every replication pass into the target region (readable when the source is gone).
+the source; written by every replication pass into the target region (readable when the source is gone). Beside
+it, in the target's ``_dr`` folder, the continuous replicator records when it first failed to reach the source after
+its last good pass (:class:`Outage`): a disaster failover's estimate of when the primary died.
 
 Written with the ``deltalake`` package (the replication job runs without a JVM).
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +19,7 @@ from pyspark.sql import types as T
 
 from lakehouse.config import RegionConfig
 from lakehouse.io import tables
+from lakehouse.io.hdfs import Hdfs
 
 TABLE = "ops.replication_state"
 
@@ -48,7 +53,7 @@ COLUMNS = {
     "bytes_copied": "Bytes the pass copied (data and log).",
     "status": "replicated, up_to_date, absent (no source table yet), refused (residency) or failed.",
     "detail": "Why, for refused and failed.",
-    "pass_time": "When the pass ended, UTC.",
+    "pass_time": "When the pass started, UTC (it read each table after this).",
 }
 
 _ARROW: dict[T.DataType, pa.DataType] = {
@@ -119,3 +124,38 @@ def read(region: RegionConfig) -> list[dict[str, object]]:
         return []
     rows: list[dict[str, object]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
     return sorted(rows, key=lambda r: (str(r["source"]), str(r["target"]), str(r["table"])))
+
+
+OUTAGE_FILE = "_dr/replication.outage.json"  # in the target's lakehouse root, beside the replication lock
+
+
+@dataclass(frozen=True)
+class Outage:
+    """When a continuous replicator first failed to replicate from ``source`` after its last good pass: the source
+    was alive until that pass read it and (if the failure was its loss) dead at ``since``."""
+
+    source: str
+    since: datetime  # when the first failed pass after the last good one failed (UTC)
+    error: str
+
+    def as_json(self) -> bytes:
+        """The file's content."""
+        return json.dumps({**self.__dict__, "since": self.since.isoformat()}).encode()
+
+
+def write_outage(target: Hdfs, outage: Outage) -> None:
+    """Record ``outage`` in the target (atomically, replacing an older one)."""
+    target.makedirs(posixpath.dirname(posixpath.join(target.root, OUTAGE_FILE)))
+    target.publish(posixpath.join(target.root, OUTAGE_FILE), outage.as_json())
+
+
+def read_outage(target: Hdfs, source: str) -> Outage | None:
+    """The outage of ``source`` recorded in the target, if any (a failover compares it with the state's pass
+    times: one older than the last good pass is over)."""
+    path = posixpath.join(target.root, OUTAGE_FILE)
+    if target.status(path) is None:
+        return None
+    data = json.loads(target.read(path))
+    if data.get("source") != source:
+        return None
+    return Outage(source, datetime.fromisoformat(data["since"]), str(data["error"]))
