@@ -180,7 +180,7 @@ class LakehouseCollector(Collector):
         )  # fmt: skip
         last_pass = GaugeMetricFamily(
             "lakehouse_replication_last_pass_timestamp_seconds",
-            "When the latest replication pass over the table ended (ops.replication_state)",
+            "When the latest replication pass over the table started (ops.replication_state.pass_time)",
             labels=["table", "source", "target"],
         )  # fmt: skip
         primary = self.cfg.primary

@@ -345,7 +345,7 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(
         killed = _kill_minus_9(stack, ASIA_DATA_SERVICES)  # within milliseconds of asia's last commit
         report = run_dag(sandbox, "region_failover", target_region="europe", mode="disaster", flowing_timeout=300)
         print(f"disaster failover: RTO {report['rto_s']:.1f}s ({report['dag_seconds']:.1f}s from the DAG's trigger"
-              f" to its end), RPO bound {report['rpo_seconds']:.1f}s, {report['rpo_outage_seconds']}s if asia died"
+              f" to its end), RPO bound {report['rpo_seconds']:.1f}s, {report['rpo_outage_seconds'] or 0:.1f}s if asia died"
               f" when the replicator lost it; {report['steps']}")  # fmt: skip
         # the continuous replicator recorded when it lost asia, so the failover knows more than "since the last pass"
         assert report["rpo_outage_seconds"] is not None and report["rpo_outage_seconds"] <= report["rpo_seconds"]
