@@ -99,6 +99,10 @@ ACCEPTED_MESSAGES_SCHEMA = T.StructType(
 )
 
 
+KAFKA_POSITION = ("kafka_topic", "kafka_partition", "kafka_offset")  # where a record is: unique per record
+_POSITION_ORDER = ("kafka_partition", "kafka_offset", "kafka_topic")  # arrival order within a batch's topic
+
+
 def _by_dialect(dialects: Sequence[Dialect], build: dict[str, Column]) -> Column:
     """CASE dialect WHEN name THEN build[name] ... END."""
     cases = [(d.name, build[d.name]) for d in dialects]
@@ -358,35 +362,32 @@ def with_duplicate_flag(messages: DataFrame, seen: DataFrame) -> DataFrame:
     ``messages`` are acceptable messages of one batch; ``seen`` holds (message_id, device_id, seq,
     kafka_topic, kafka_partition, kafka_offset) of messages accepted before. A record is never a
     duplicate of itself, so reprocessing a batch classifies it the same way.
+
+    Only the keys travel: the batch's keys and ``seen`` are unioned and each key's group summarized with
+    window aggregates (the batch's first record, the lowest and highest record of ``seen``); the positions
+    found duplicate are then broadcast back onto the batch, whose rows are never shuffled.
     """
-    order = ["kafka_partition", "kafka_offset"]
-    first_id = F.row_number().over(Window.partitionBy("message_id").orderBy(*order)) > 1
-    first_seq = F.row_number().over(Window.partitionBy("device_id", "seq").orderBy(*order)) > 1
-    flagged = messages.withColumn("_dup_in_batch", first_id | first_seq)
-    s = seen.select(
-        F.col("message_id").alias("s_message_id"),
-        F.col("device_id").alias("s_device_id"),
-        F.col("seq").alias("s_seq"),
-        F.col("kafka_topic").alias("s_topic"),
-        F.col("kafka_partition").alias("s_partition"),
-        F.col("kafka_offset").alias("s_offset"),
+    here = F.struct(*_POSITION_ORDER)  # a record's position (unique), compared in arrival order
+    keys = ["message_id", "device_id", "seq", *KAFKA_POSITION]
+    both = messages.select(*keys, F.lit(False).alias("_seen")).unionByName(
+        seen.select(*keys, F.lit(True).alias("_seen"))
     )
-    other = ~(
-        (F.col("s_topic") == F.col("kafka_topic"))
-        & (F.col("s_partition") == F.col("kafka_partition"))
-        & (F.col("s_offset") == F.col("kafka_offset"))
+
+    def duplicate_by(*key: str) -> Column:
+        group = Window.partitionBy(*key)
+        first_here = F.min(F.when(~F.col("_seen"), here)).over(group)  # the batch's first record of the key
+        seen_lo = F.min(F.when(F.col("_seen"), here)).over(group)
+        seen_hi = F.max(F.when(F.col("_seen"), here)).over(group)
+        seen_other = seen_lo.isNotNull() & ((seen_lo != here) | (seen_hi != here))  # seen: a record not this one
+        return seen_other | (first_here != here)
+
+    duplicates = (
+        both.withColumn("_dup", duplicate_by("message_id") | duplicate_by("device_id", "seq"))
+        .filter(~F.col("_seen") & F.col("_dup"))
+        .select(*KAFKA_POSITION, F.lit(True).alias("is_duplicate"))
     )
-    by_id = flagged.join(s, (F.col("s_message_id") == F.col("message_id")) & other, "left_semi")
-    by_seq = flagged.join(
-        s, (F.col("s_device_id") == F.col("device_id")) & (F.col("s_seq") == F.col("seq")) & other, "left_semi"
-    )
-    earlier = by_id.unionByName(by_seq).select("kafka_topic", "kafka_partition", "kafka_offset").distinct()
-    earlier = earlier.withColumn("_dup_seen", F.lit(True))
-    return (
-        flagged.join(earlier, ["kafka_topic", "kafka_partition", "kafka_offset"], "left")
-        .withColumn("is_duplicate", F.col("_dup_in_batch") | F.coalesce(F.col("_dup_seen"), F.lit(False)))
-        .drop("_dup_in_batch", "_dup_seen")
-    )
+    flagged = messages.join(F.broadcast(duplicates), list(KAFKA_POSITION), "left")
+    return flagged.select(*messages.columns, F.coalesce(F.col("is_duplicate"), F.lit(False)).alias("is_duplicate"))
 
 
 def _lookup(mapping: dict[str, object], key: Column) -> Column:
@@ -436,7 +437,7 @@ def explode_measurements(messages: DataFrame, catalogue: Catalogue) -> DataFrame
         .withColumn("source_unit", unit_raw)
         .withColumn("reason", reason)
         .withColumn("detail", detail.cast("string"))
-        .drop("m")
+        .drop("m", "measurements")  # the message's array would otherwise ride along on every measurement row
     )
 
 
@@ -458,6 +459,12 @@ def with_registry(measurements: DataFrame, registry: DataFrame) -> DataFrame:
         .withColumn("ward", F.col("r_ward"))
         .drop("r_device_id", "r_ward", "r_from", "r_to")
     )
+
+
+def with_payload_of(rows: DataFrame, messages: DataFrame) -> DataFrame:
+    """``rows`` of a batch whose payload was cut off to keep them narrow, with ``raw_value`` back from the batch's
+    parsed ``messages`` (joined on the Kafka position): for the few that go to quarantine."""
+    return rows.drop("raw_value").join(messages.select(*KAFKA_POSITION, "raw_value"), list(KAFKA_POSITION), "left")
 
 
 def to_silver_vitals(measurements: DataFrame) -> DataFrame:

@@ -87,7 +87,10 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
     if span["lo"] is not None:
         days = timedelta(days=1)
         seen = seen.filter(F.col("event_date").between((span["lo"] - days).date(), (span["hi"] + days).date()))
-    flagged = silver.with_duplicate_flag(messages.filter(F.col("reason").isNull()), seen).localCheckpoint(eager=True)
+    # the payload (raw bytes and text) is the widest part of a row and only quarantine needs it: accepted messages
+    # go on without it, so the duplicate check's shuffles and the measurement rows stay narrow
+    accepted = messages.filter(F.col("reason").isNull()).drop("raw_value", "json")
+    flagged = silver.with_duplicate_flag(accepted, seen).localCheckpoint(eager=True)
     # raw patient references end here: what follows holds pseudonyms, the new pairs go to the restricted table
     found = pseudonyms.identities(flagged.filter(~F.col("is_duplicate")), ctx.patient_key)
     fresh = pseudonyms.pseudonymize(flagged.filter(~F.col("is_duplicate")), ctx.patient_key)
@@ -103,7 +106,9 @@ def process_batch(spark: SparkSession, bronze_batch: DataFrame, batch_id: int, c
     assert m is not None and d is not None
     vitals = silver.to_silver_vitals(measurements)
     quarantine = silver.to_quarantine(messages, "message").unionByName(
-        silver.to_quarantine(measurements, "measurement")
+        silver.to_quarantine(
+            silver.with_payload_of(measurements.filter(F.col("reason").isNotNull()), messages), "measurement"
+        )
     )
     known = _read(spark, ctx.uri(pseudonyms.IDENTITIES_TABLE))
     new_pairs = pseudonyms.new_identities(found, known).localCheckpoint(eager=True)

@@ -226,3 +226,26 @@ def test_silver_and_quarantine_layouts(spark: SparkSession) -> None:
     assert rows == {("message", "malformed_json", -1), ("measurement", "implausible_value", 1)}
     raw = q.filter("level = 'message'").first()
     assert raw is not None and bytes(raw["raw_value"]) == b"{x"
+
+
+def test_a_measurement_cut_from_its_payload_gets_it_back_for_quarantine(spark: SparkSession) -> None:
+    first = canonical(message_id="a", measurements=[{"vital": "heart_rate", "value": 900, "unit": "/min"}])
+    second = canonical(message_id="b", seq=2, measurements=[{"vital": "spo2", "value": 97, "unit": "%"}])
+    msgs = parse(spark, [first, second])
+    narrow = silver.explode_measurements(msgs.filter(F.col("reason").isNull()).drop("raw_value", "json"), CATALOGUE)
+    assert "raw_value" not in narrow.columns and "measurements" not in narrow.columns
+    bad = silver.with_payload_of(narrow.filter(F.col("reason").isNotNull()), msgs).withColumn("ward", F.lit(None))
+    rows = silver.to_quarantine(bad, "measurement").collect()
+    assert [(r["message_id"], r["reason"]) for r in rows] == [("a", "implausible_value")]
+    assert json.loads(bytes(rows[0]["raw_value"]))["message_id"] == "a"
+
+
+def test_a_record_that_seen_holds_twice_is_still_not_its_own_duplicate(spark: SparkSession) -> None:
+    msgs = parse(spark, [canonical(message_id="a", seq=1), canonical(message_id="b", seq=2)])
+    seen = spark.createDataFrame(
+        [("a", "dev-1", 1, "t", 0, 0), ("a", "dev-1", 1, "t", 0, 0), ("b", "dev-1", 2, "t", 0, 7)],
+        "message_id string, device_id string, seq long, kafka_topic string, kafka_partition int, kafka_offset long",
+    )
+    flagged = silver.with_duplicate_flag(msgs, seen).orderBy("kafka_offset")
+    assert [(r["message_id"], r["is_duplicate"]) for r in flagged.collect()] == [("a", False), ("b", True)]
+    assert flagged.columns == [*msgs.columns, "is_duplicate"]
