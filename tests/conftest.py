@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +51,9 @@ def with_ml_settings(profile: Path, **settings: Any) -> Config:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``last`` run after all others, in their own order. The DR drills start two pipelines, a
-    replicator and devices side by side: at the end of `make test` the second lane (unit tests, own stacks) is
-    done, so they do not share two cores with it (on CI they once waited 5 min for a pipeline to start)."""
+    replicator and devices side by side: at the end of `make test` the second lane is done or in its last, short
+    modules, so they share two cores with it as little as they can (on CI they once waited 5 min for a pipeline
+    to start), and they hold the shared stack exclusively (:func:`shared_stack_lock`)."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable: file order otherwise
 
 
@@ -72,12 +76,64 @@ def wait_for_services(cfg: Config, names: list[str], timeout_s: float = 900) -> 
         time.sleep(5)
 
 
+LANE_ENV = (
+    "LAKEHOUSE_TEST_LANE"  # "beside": the second lane of `make test` (scripts/test.sh), beside the integration lane
+)
+
+
+def beside_lane() -> bool:
+    """True in the second lane of `make test`: the integration lane owns the shared stack (starts and stops it)."""
+    return os.environ.get(LANE_ENV) == "beside"
+
+
+@contextmanager
+def shared_stack_lock(cfg: Config, exclusive: bool, timeout_s: float = 3600) -> Iterator[None]:
+    """Hold ``<state>/locks/shared-stack.lock``: exclusively while a module kills and restarts the shared stack's
+    services (the DR drills), shared while a module of the second lane uses them. The two lanes of `make test` run
+    side by side; this keeps a drill's region outage away from the other lane's tests. Fails loudly on timeout."""
+    path = cfg.state_dir / "locks" / "shared-stack.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    with path.open("a") as handle:
+        deadline, told = time.monotonic() + timeout_s, False
+        while True:
+            try:
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{path} still held by the other test lane after {timeout_s:.0f}s", pytrace=False)
+                if not told:
+                    print(f"waiting for {path} ({'exclusive' if exclusive else 'shared'}): the other lane holds it")
+                    told = True
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _beside_the_integration_lane(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In the second lane, an integration module uses the shared stack only while no DR drill has it down."""
+    if beside_lane() and "integration" in Path(str(request.node.path)).parts:
+        with shared_stack_lock(load_config(), exclusive=False):
+            yield
+    else:
+        yield
+
+
 @pytest.fixture(scope="session")
 def stack(cfg: Config) -> Iterator[Config]:
     """The real local stack: reuse the healthy services, start the others, stop only what was started here.
 
-    A service that cannot be started fails the tests that need it, loudly; nothing is skipped.
+    A service that cannot be started fails the tests that need it, loudly; nothing is skipped. In the second
+    lane of `make test` the integration lane owns the stack: wait for its services, never start or stop one.
     """
+    if beside_lane():
+        wait_for_services(cfg, [s.name for s in manager.services(cfg) if s.managed])
+        yield cfg
+        return
     before = {s.name for s in manager.status(cfg) if s.running and s.healthy}
     result = run_cli("stack", "up")
     if result.returncode != 0:

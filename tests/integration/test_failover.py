@@ -35,6 +35,7 @@ from lakehouse.orchestration.airflow import AirflowClient, task_log_dir
 from lakehouse.replication import fencing
 from lakehouse.replication import state as replication_state
 from lakehouse.replication.failover import wait_flowing
+from tests.conftest import shared_stack_lock
 
 # the module fixture runs a pipeline pass; the drills run last (several Spark processes at once)
 pytestmark = [pytest.mark.integration, pytest.mark.last, pytest.mark.timeout(2400)]
@@ -116,6 +117,13 @@ def append(uri: str, start: int, n: int = 100) -> None:
     from deltalake import write_deltalake
 
     write_deltalake(uri, pa.table({"id": pa.array(range(start, start + n), pa.int64())}), mode="append")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def region_outage(stack: Config) -> Iterator[None]:
+    """The drills kill and restart asia's services: the other lane of `make test` keeps off the shared stack."""
+    with shared_stack_lock(stack, exclusive=True):
+        yield
 
 
 @pytest.fixture(scope="module")
