@@ -252,6 +252,7 @@ def latency(
     from pyspark.sql import functions as F
 
     from lakehouse import pipeline
+    from lakehouse.ingest import news2_job
     from lakehouse.session import build_spark
     from lakehouse.tables import uri
 
@@ -274,6 +275,7 @@ def latency(
         time.sleep(1)
     _wait_idle({"gold.news2": realtime}, 120)
     t_start = time.time()
+    first_batch = max((b.batch_id for b in news2_job.RECENT_BATCHES), default=-1) + 1
     sender = threading.Thread(
         target=simulator.simulate,
         kwargs={"cfg": bench, "devices": devices, "rate": rate, "seconds": seconds, "realtime": True, "prefix": "lat",
@@ -287,6 +289,15 @@ def latency(
                             if int(p.get("numInputRows", 0)) > 0])
         for name, q in queries.items()
     }  # fmt: skip
+    measured = [p for p in realtime.recentProgress if int(p.get("numInputRows", 0)) > 0 and p["batchId"] >= first_batch]
+    # where the real-time query's micro-batches go: Spark's own phases, and inside addBatch (our foreachBatch) ours
+    phases = {
+        f"spark_{k}": _percentiles([float(p["durationMs"].get(k, 0)) / 1000 for p in measured])
+        for k in ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets", "triggerExecution")
+    }
+    ours = [b for b in news2_job.RECENT_BATCHES if b.batch_id >= first_batch]
+    phases |= {f"foreach_{k}": _percentiles([getattr(b, k) for b in ours])
+               for k in ("compute_s", "tally_s", "checks_s", "append_s")}  # fmt: skip
     for q in reversed(list(queries.values())):
         q.stop()
     # the measured load's observations: gold names patients by pseudonym (no "lat-" prefix left to filter on),
@@ -319,6 +330,7 @@ def latency(
         "event_to_gold_news2_s": _percentiles(news2_lat),
         "event_to_alert_on_kafka_s": _percentiles(alert_lat),
         "batch_duration_s": batches,
+        "realtime_batch_phases_s": phases,
         "settings": {
             "realtime_trigger_ms": bench.pipeline.realtime_trigger_ms,
             "news2_hold_ms": bench.pipeline.news2_hold_ms,

@@ -131,7 +131,7 @@ def stack(cfg: Config) -> Iterator[Config]:
     lane of `make test` the integration lane owns the stack: wait for its services, never start or stop one.
     """
     if beside_lane():
-        wait_for_services(cfg, [s.name for s in manager.services(cfg) if s.managed])
+        wait_for_services(cfg, [s.name for s in manager.select(cfg) if s.managed])  # what `stack up` starts
         yield cfg
         return
     before = {s.name for s in manager.status(cfg) if s.running and s.healthy}

@@ -18,6 +18,8 @@ batch computes the same rows. Alert publishing is at least once; consumers dedup
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -38,7 +40,7 @@ from lakehouse.ingest.bronze import to_bronze
 from lakehouse.ingest.contract import load_catalogue, load_dialects
 from lakehouse.ingest.gold import ALERTS_SCHEMA, NEWS2_SCHEMA
 from lakehouse.io import checkpoints, delta, kafka, tables
-from lakehouse.observability import batches
+from lakehouse.observability import metrics
 from lakehouse.quality import gate
 from lakehouse.security import kafka_auth, pseudonyms
 from lakehouse.tables import uri
@@ -173,6 +175,35 @@ def state_function(rules: StateRules) -> Any:
     return step
 
 
+@dataclass(frozen=True)
+class BatchPhases:
+    """Where one micro-batch of the real-time query spent its ``foreachBatch`` time, in seconds."""
+
+    batch_id: int
+    observations: int
+    alerts: int
+    compute_s: float  # Kafka fetch, parse, the state function (alerts published here), the state store commit
+    tally_s: float  # rows by kind and alert episodes for the metrics
+    checks_s: float  # the gold.news2 suite and its dq.results commit
+    append_s: float  # the gold.news2 append
+
+
+RECENT_BATCHES: deque[BatchPhases] = deque(maxlen=2000)  # this process's latest batches (`bench latency` reads them)
+
+
+def _tally(rows: DataFrame) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Rows of a batch by kind, and its alert events as (level, opened|closed) counts, from one aggregate."""
+    kinds: dict[str, int] = {}
+    episodes: dict[tuple[str, str], int] = {}
+    for r in rows.groupBy("kind", "status", "level").count().collect():
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + int(r["count"])
+        status = {"open": "opened", "closed": "closed"}.get(r["status"]) if r["kind"] == "alert" else None
+        if status is not None:
+            key = (str(r["level"]), status)
+            episodes[key] = episodes.get(key, 0) + int(r["count"])
+    return kinds, episodes
+
+
 def early_warning(measurements: DataFrame, rules: StateRules) -> DataFrame:
     """Accepted measurements (streaming) -> observation and alert rows, per-patient state in the state store."""
     return measurements.groupBy("patient_ref").applyInPandasWithState(
@@ -212,22 +243,27 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     def each(batch: DataFrame, batch_id: int) -> None:
         # computed once (the state store commits once); the actions below then plan over a small RDD
         # relation instead of re-planning the whole parse-and-state query each time
+        t0 = time.monotonic()
         rows = batch.localCheckpoint(eager=True)
-        kinds = {r["kind"]: int(r["count"]) for r in rows.groupBy("kind").count().collect()}
-        if kinds.get("alert"):  # already on Kafka: the state function published them as it decided them
-            alerts = rows.filter("kind = 'alert'").select(*[F.col(f.name) for f in ALERTS_SCHEMA])
-            batches.record_alert_episodes(
-                region.name, alerts.filter("status = 'open'"), alerts.filter("status = 'closed'")
-            )
+        t1 = time.monotonic()
+        kinds, episodes = _tally(rows)  # one small job: rows by kind, alert events by level and status
+        if episodes:  # already on Kafka: the state function published them as it decided them
+            metrics.record_alerts(region.name, episodes)
+        t2 = t3 = time.monotonic()
         if kinds.get("observation"):
             observations = pseudonyms.pseudonymize(
                 rows.filter("kind = 'observation'").select(*[F.col(f.name) for f in NEWS2_SCHEMA]), patient_key
             )
             if checks is not None:  # a blocking failure raises here: not promoted, retried on restart
-                outcome = checks.check("gold.news2", observations)
+                outcome = checks.check("gold.news2", observations, kinds["observation"])  # small: on the driver
                 gate.publish(spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}")
+            t3 = time.monotonic()
             appender.append(observations, news2_uri, batch_id)
         rows.unpersist()
+        RECENT_BATCHES.append(
+            BatchPhases(batch_id, kinds.get("observation", 0), kinds.get("alert", 0), t1 - t0, t2 - t1, t3 - t2,
+                        time.monotonic() - t3)
+        )  # fmt: skip
 
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "realtime")
     try:

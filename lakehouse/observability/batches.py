@@ -30,12 +30,3 @@ def record_silver_batch(region: str, counts: Mapping[str, int], quarantine: Data
     metrics.record_quarantine(region, by_reason)
     metrics.record_wards(region, by_ward)
     metrics.record_silver_counts(region, counts)
-
-
-def record_alert_episodes(region: str, opened: DataFrame, closed: DataFrame) -> None:
-    """NEWS2 alert episodes opened and closed in one batch, by level."""
-    by_level: dict[tuple[str, str], int] = {}
-    for status, frame in (("opened", opened), ("closed", closed)):
-        for r in frame.groupBy("level").count().collect():
-            by_level[(str(r["level"]), status)] = int(r["count"])
-    metrics.record_alerts(region, by_level)

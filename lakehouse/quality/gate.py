@@ -76,9 +76,14 @@ class Outcome:
             metrics.record_dq_failure(region, self.suite.table, r.check.name, n)
 
 
-def check(validator: Validator, suite: Suite, rows: DataFrame) -> Outcome:
-    """Run ``suite`` on ``rows`` (persisted by the caller)."""
-    return Outcome(suite, tuple(validator.validate(suite, rows)))
+ON_DRIVER_MAX_ROWS = 20_000  # a batch this small is validated on the driver (GX's pandas engine): no Spark jobs
+
+
+def check(validator: Validator, suite: Suite, rows: DataFrame, row_count: int | None = None) -> Outcome:
+    """Run ``suite`` on ``rows`` (persisted by the caller); ``row_count``, when the caller knows it, lets a small
+    batch be validated on the driver."""
+    small = row_count is not None and row_count <= ON_DRIVER_MAX_ROWS
+    return Outcome(suite, tuple(validator.validate(suite, rows, on_driver=small)))
 
 
 def with_quarantine_reason(rows: DataFrame, reason: Column) -> DataFrame:
@@ -120,8 +125,8 @@ class Checks:
     region: str
     home: RegionConfig  # the region itself (its ops.audit_log records blocking decisions)
 
-    def check(self, table: str, rows: DataFrame) -> Outcome:
-        return check(self.validator, self.suites[table], rows)
+    def check(self, table: str, rows: DataFrame, row_count: int | None = None) -> Outcome:
+        return check(self.validator, self.suites[table], rows, row_count)
 
 
 def load_checks(cfg: Config, region: RegionConfig, tables: Sequence[str]) -> Checks | None:

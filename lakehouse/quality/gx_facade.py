@@ -6,7 +6,10 @@ suite's checks. ``Validator.validate`` runs them on the real DataFrame with Spar
 returns plain :class:`CheckResult` values; nothing outside this module sees a GX object.
 
 Cost: GX computes the metrics of all expectations on a frame together (aggregates are bundled into few
-Spark jobs); the result format asks for counts only (no unexpected values are collected).
+Spark jobs); the result format asks for counts only (no unexpected values are collected). A small batch (a
+real-time micro-batch of tens of rows) is validated on the driver instead: each frame is computed by Spark as
+before (derived frames and masked columns included), collected once, and GX runs the same expectations with its
+pandas engine (~0.15 s for the gold.news2 suite on 60 rows, where its Spark jobs took ~1 s on an idle machine).
 """
 
 from __future__ import annotations
@@ -116,13 +119,14 @@ class Validator:
                 },
             )
         self.datasource = self.context.data_sources.add_spark(name="lakehouse")
-        self._definitions: dict[tuple[str, str | None], Any] = {}
+        self.on_driver = self.context.data_sources.add_pandas(name="lakehouse-driver")
+        self._definitions: dict[tuple[str, str | None, bool], Any] = {}
 
-    def _definition(self, suite: Suite, frame: str | None, checks: tuple[Check, ...]) -> Any:
-        key = (suite.table, frame)
+    def _definition(self, suite: Suite, frame: str | None, checks: tuple[Check, ...], local: bool = False) -> Any:
+        key = (suite.table, frame, local)
         if key not in self._definitions:
-            name = suite.table if frame is None else f"{suite.table}.{frame}"
-            asset = self.datasource.add_dataframe_asset(name=name)
+            name = (suite.table if frame is None else f"{suite.table}.{frame}") + (".driver" if local else "")
+            asset = (self.on_driver if local else self.datasource).add_dataframe_asset(name=name)
             batch = asset.add_batch_definition_whole_dataframe("whole")
             gx_suite = self.context.suites.add(gx.ExpectationSuite(name=name))
             for check in checks:
@@ -132,7 +136,7 @@ class Validator:
             )
         return self._definitions[key]
 
-    def _run(self, definition: Any, data: DataFrame) -> Any:
+    def _run(self, definition: Any, data: Any) -> Any:
         params = {"dataframe": data}
         if self.docs_dir is not None:  # kept in the context's (in-memory) results store for the Data Docs
             return definition.run(batch_parameters=params, result_format=RESULT_FORMAT)
@@ -141,12 +145,16 @@ class Validator:
             definition.suite, result_format=RESULT_FORMAT
         )
 
-    def validate(self, suite: Suite, rows: DataFrame) -> list[CheckResult]:
-        """Every check of ``suite`` on ``rows`` (persist ``rows`` first: each frame reads it once or twice)."""
+    def validate(self, suite: Suite, rows: DataFrame, on_driver: bool = False) -> list[CheckResult]:
+        """Every check of ``suite`` on ``rows`` (persist ``rows`` first: each frame reads it once or twice).
+
+        ``on_driver``: ``rows`` is small; collect each frame and validate it with GX's pandas engine (a frame with
+        a check whose ``where`` is not a masked column keeps Spark's engine: its condition is Spark SQL)."""
         results: list[CheckResult] = []
         for frame, checks in suite.by_frame().items():
             data = with_masked_columns(rows if frame is None else suite.derive(frame, rows), checks)
-            run = self._run(self._definition(suite, frame, checks), data)
+            local = on_driver and all(c.where is None or _masked(c) is not None for c in checks)
+            run = self._run(self._definition(suite, frame, checks, local), data.toPandas() if local else data)
             by_name = {r.expectation_config.meta.get("lakehouse_check"): r for r in run.results}
             results.extend(_result(c, by_name[c.name]) for c in checks)
         order = {c.name: i for i, c in enumerate(suite.checks)}

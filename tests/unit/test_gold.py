@@ -130,3 +130,15 @@ def test_published_alert_json_parses_back_into_gold_alerts_rows(spark: SparkSess
     assert row["opened_event_time"] == T0 and row["opened_time"] == T0 + dt.timedelta(microseconds=250_000)
     assert row["opened_date"] == T0.date() and row["triggering_parameters"] == ["systolic_bp"]
     assert row["closed_time"] is None and row["alert_id"] == events[0]["alert_id"]
+
+
+def test_a_batch_is_tallied_by_kind_and_its_alert_events_by_level_and_status(spark: SparkSession) -> None:
+    rows = spark.createDataFrame(
+        [("observation", None, None)] * 3
+        + [("alert", "open", "high"), ("alert", "open", "high"), ("alert", "closed", "medium"),
+           ("alert", "open", "single_parameter")],
+        "kind string, status string, level string",
+    )  # fmt: skip
+    kinds, episodes = news2_job._tally(rows)
+    assert kinds == {"observation": 3, "alert": 4}
+    assert episodes == {("high", "opened"): 2, ("medium", "closed"): 1, ("single_parameter", "opened"): 1}
