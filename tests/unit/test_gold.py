@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -142,3 +144,22 @@ def test_a_batch_is_tallied_by_kind_and_its_alert_events_by_level_and_status(spa
     kinds, episodes = news2_job._tally(rows)
     assert kinds == {"observation": 3, "alert": 4}
     assert episodes == {("high", "opened"): 2, ("medium", "closed"): 1, ("single_parameter", "opened"): 1}
+
+
+def test_side_by_side_runs_both_and_raises_the_threads_error_after_both_finished() -> None:
+    done: list[str] = []
+
+    def slow() -> None:
+        time.sleep(0.3)
+        done.append("thread")
+
+    news2_job.side_by_side(slow, lambda: done.append("here"))
+    assert sorted(done) == ["here", "thread"]
+
+    def broken() -> None:
+        time.sleep(0.2)
+        raise RuntimeError("commit refused")
+
+    with pytest.raises(RuntimeError, match="commit refused"):
+        news2_job.side_by_side(broken, lambda: done.append("here again"))
+    assert done[-1] == "here again"  # the other commit still ran to its end
