@@ -76,7 +76,7 @@ class Outcome:
             metrics.record_dq_failure(region, self.suite.table, r.check.name, n)
 
 
-ON_DRIVER_MAX_ROWS = 20_000  # a batch this small is validated on the driver (GX's pandas engine): no Spark jobs
+ON_DRIVER_MAX_ROWS = 20_000  # a batch this small is collected and validated on the driver (GX's pandas engine)
 
 
 def check(validator: Validator, suite: Suite, rows: DataFrame, row_count: int | None = None) -> Outcome:
