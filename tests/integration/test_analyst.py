@@ -8,8 +8,9 @@ tests' warm session (a new JVM's first pass costs minutes on two cores), the sec
 submit --master cluster pipeline -- --once`, spark-submit of jobs/pipeline.py on the standalone cluster (a master
 and two workers of pyspark's own distribution, started for this module and stopped after it), which registers every
 table in the sandbox's persistent catalog; gold.news2 has a version before and after the second pass. Then the
-model's tables (a sandbox champion's scores and drift) and one replication pass to the secondary, for the model and
-DR notebooks.
+model's tables (a sandbox champion, trained by `lakehouse submit --master cluster train`, its scores and drift) and
+one replication pass to the secondary, verified by `lakehouse submit --master cluster replicate -- verify`, for the
+model and DR notebooks.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Sandbox:
     replayed: int  # patients replayed
     expected: tuple[int, int, int]  # messages accepted, quarantined, duplicate over both passes (the producers' own)
     cluster_app: dict[str, Any]  # the standalone master's record of the second pass
+    cluster_jobs: dict[str, dict[str, Any]]  # its records of the submitted training and replica verification
 
     @property
     def env(self) -> dict[str, str]:
@@ -74,32 +76,57 @@ def master_status(url: str) -> Any:
         return json.loads(response.read().decode())
 
 
+def executors_per_worker(cluster: SparkClusterConfig, app_id: str) -> list[int]:
+    """How many executors of the application each worker of the cluster ran (running or finished)."""
+    counts = []
+    for i in range(1, cluster.workers + 1):
+        worker = master_status(f"http://127.0.0.1:{cluster.worker_web_port + i}")
+        counts.append(sum(e["appid"] == app_id for e in worker["finishedexecutors"] + worker["executors"]))
+    return counts
+
+
+def _on_the_cluster(
+    box_env: dict[str, str], cluster: SparkClusterConfig, job: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`lakehouse submit --master cluster JOB -- ARGS`; returns its output and the master's record of the application."""
+    before = {a["id"] for a in master_status(cluster.web_url)["completedapps"]}
+    result = run_cli("submit", "--master", "cluster", job, "--", *args, env=box_env, timeout=1500)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert f"on {cluster.master_url}" in result.stderr
+    (app,) = [a for a in master_status(cluster.web_url)["completedapps"] if a["id"] not in before]
+    return result, dict(app)
+
+
 def _pipeline_on_the_cluster(box_env: dict[str, str], cluster: SparkClusterConfig) -> dict[str, Any]:
     """`lakehouse submit --master cluster pipeline -- --once`; returns the master's record of the application."""
-    before = {a["id"] for a in master_status(cluster.web_url)["completedapps"]}
-    result = run_cli("submit", "--master", "cluster", "pipeline", "--", "--once", env=box_env, timeout=1500)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "balanced" in result.stdout and f"on {cluster.master_url}" in result.stderr
-    (app,) = [a for a in master_status(cluster.web_url)["completedapps"] if a["id"] not in before]
-    return dict(app)
+    result, app = _on_the_cluster(box_env, cluster, "pipeline", "--once")
+    assert "balanced" in result.stdout
+    return app
 
 
 ML_PATIENTS = 60  # the replayed patients among them, so model risk joins NEWS2 by patient
 
 
-def _model_and_replica(spark: SparkSession, path: Path) -> Config:
+def _model_and_replica(
+    spark: SparkSession, path: Path, cluster: SparkClusterConfig
+) -> tuple[Config, dict[str, dict[str, Any]]]:
     """What the nightly DAG and the replicator leave for the model and DR notebooks: features and labels of
-    PhysioNet patients, a champion of the sandbox's own model name, its scores, two drift checks, and one
-    replication pass of two tables to the secondary (ops.replication_state there)."""
+    PhysioNet patients, a champion of the sandbox's own model name (trained by `lakehouse submit --master cluster
+    train`), its scores, two drift checks, and one replication pass of two tables to the secondary
+    (ops.replication_state there), verified by `lakehouse submit --master cluster replicate -- verify`. Returns the
+    profile and the master's records of the training and the verification."""
     cfg = with_ml_settings(path, experiment=f"test-{path.stem}", model_name=f"sepsis_risk_{path.stem}", max_iter=5,
                            max_depth=3)  # fmt: skip
     region = cfg.primary
+    box_env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
     records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, ML_PATIENTS))
     build.from_psv(
         spark, region, physionet.SAMPLE_ARCHIVE, ML_PATIENTS, progress=print, patient_key=pseudonyms.patient_key(cfg)
     )
-    trained = train.train(spark, cfg, region, progress=print)
-    train.register(cfg, trained.model_uri, trained.run_id)
+    result, trained_app = _on_the_cluster(box_env, cluster, "train", "train")
+    # the job's one JSON line (its MLflow run), among spark-submit's merged output
+    (trained,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"run_id"')]
+    train.register(cfg, trained["model_uri"], trained["run_id"])
     assert train.gate(spark, cfg, region, progress=print).promoted
     start, end = build.psv_range(records)
     scoring.batch_score(spark, cfg, region, start, end, progress=print)
@@ -108,8 +135,15 @@ def _model_and_replica(spark: SparkSession, path: Path) -> Config:
         drift.check_drift(spark, cfg, region, end=until, hours=int(half.total_seconds() // 3600), progress=print)
     secondary = next(r.name for r in cfg.regions.values() if r.role == "secondary")
     # two small tables: a first pass over every table copies each version of each (minutes on two cores)
-    assert replicator.replicator(cfg, region.name, secondary).run_pass(["gold.alerts", "gold.model_drift"]).ok
-    return cfg
+    assert replicator.replicator(cfg, region.name, secondary).run_pass(list(REPLICATED)).ok
+    tables = [a for t in REPLICATED for a in ("--table", t)]
+    result, verified_app = _on_the_cluster(box_env, cluster, "replicate", "verify", "--source", region.name,
+                                           "--target", secondary, *tables)  # fmt: skip
+    assert f"verify {region.name} -> {secondary}: OK" in result.stdout + result.stderr
+    return cfg, {"train": trained_app, "replicate verify": verified_app}
+
+
+REPLICATED = ("gold.alerts", "gold.model_drift")
 
 
 def _own_state_profile(profile: Path, folder: Path, **changes: Any) -> dict[str, str]:
@@ -188,12 +222,12 @@ def sandbox(metastore: tuple[Path, dict[str, str]], cluster: SparkClusterConfig,
         e1.messages_quarantined + e2.messages_quarantined,
         e1.messages_duplicate + e2.messages_duplicate,
     )
-    cfg = _model_and_replica(spark, path)
+    cfg, jobs = _model_and_replica(spark, path, cluster)
     news2 = spark.read.format("delta").load(uri(region, "gold.news2"))
     span = news2.agg(F.min("observation_date"), F.max("observation_date")).first()
     assert span is not None and span[0] is not None
     today = datetime.now(UTC).date()
-    return Sandbox(path, cfg, between, span[0], max(span[1], today), origin, len(records), expected, app)
+    return Sandbox(path, cfg, between, span[0], max(span[1], today), origin, len(records), expected, app, jobs)
 
 
 def test_the_feature_job_takes_labels_from_the_replayed_stream(sandbox: Sandbox, spark: SparkSession) -> None:
@@ -267,12 +301,22 @@ def test_the_pipeline_pass_on_the_cluster_ran_executors_on_every_worker_and_coun
     ran executors of it, and over both passes the counts reconcile exactly with what the producers sent."""
     app = sandbox.cluster_app
     assert app["name"] == f"lakehouse-pipeline-{sandbox.cfg.primary.name}" and app["state"] == "FINISHED", app
-    for i in range(1, cluster.workers + 1):
-        worker = master_status(f"http://127.0.0.1:{cluster.worker_web_port + i}")
-        ran = [e for e in worker["finishedexecutors"] + worker["executors"] if e["appid"] == app["id"]]
-        assert ran, f"worker {i} ran no executor of {app['id']}"
+    per_worker = executors_per_worker(cluster, app["id"])
+    assert all(per_worker), f"a worker ran no executor of {app['id']}: {per_worker}"
     rec = pipeline.reconcile(spark, sandbox.cfg.primary)
     assert rec.balanced and (rec.accepted, rec.quarantined, rec.duplicate) == sandbox.expected
+
+
+def test_training_and_replica_verification_ran_as_applications_of_the_cluster(
+    sandbox: Sandbox, cluster: SparkClusterConfig
+) -> None:
+    """The sandbox's champion was trained, and its replica verified, by jobs submitted to the standalone cluster:
+    each finished as an application of the master whose executors ran on its workers."""
+    region = sandbox.cfg.primary.name
+    names = {"train": f"sepsis-train-{region}", "replicate verify": "lakehouse-replicate-verify"}
+    for job, app in sandbox.cluster_jobs.items():
+        assert app["name"] == names[job] and app["state"] == "FINISHED", (job, app)
+        assert sum(executors_per_worker(cluster, app["id"])) > 0, f"no worker ran an executor of {job} ({app['id']})"
 
 
 def test_catalog_survives_a_metastore_restart_and_serves_several_new_processes_at_once(
