@@ -242,6 +242,9 @@ class PipelineConfig:
     minute_watermark_s: int
     hourly_watermark_s: int
     vacuum_min_retention_hours: int
+    # patients' state is kept in this many state-store rows (a patient's row: a hash of its reference); fixed for
+    # the life of the real-time query's checkpoint
+    news2_state_buckets: int = 1024
 
 
 @dataclass(frozen=True)
@@ -622,6 +625,9 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     topics = _get(data, "topics", dict, where, {})
     stack = _get(data, "stack", dict, where, {})
     pipe = _get(data, "pipeline", dict, where, {})
+    state_buckets = _get(pipe, "news2_state_buckets", int, "pipeline", 1024)
+    if not 1 <= state_buckets <= 1_000_000:
+        raise ConfigError(f"pipeline.news2_state_buckets must be 1 to 1000000, got {state_buckets}")
     quality = _get(data, "quality", dict, where, {})
     regions_raw = _section(data, "regions", where)
     regions = {str(n): _parse_region(str(n), _section(regions_raw, str(n), "regions")) for n in regions_raw}
@@ -698,6 +704,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
+            news2_state_buckets=state_buckets,
             future_tolerance_s=_get(pipe, "future_tolerance_s", int, "pipeline", 300),
             max_event_age_s=_get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400),
             minute_watermark_s=_get(pipe, "minute_watermark_s", int, "pipeline", 600),

@@ -3,7 +3,7 @@
 It reads the telemetry topic directly (no Delta hop before an alert), validates and normalizes each
 message with the same transforms as silver (only accepted measurements count), keeps one
 :class:`~lakehouse.clinical.early_warning.PatientState` per patient in Spark's state store
-(``applyInPandasWithState``), publishes each alert event (open, close) to the Kafka topic ``alerts.news2`` from the state function
+(``applyInPandasWithState`` over buckets of patients, :class:`Bucket`), publishes each alert event (open, close) to the Kafka topic ``alerts.news2`` from the state function
 the moment it is decided (before the micro-batch ends, for latency), and per micro-batch appends the
 final observations to ``gold.news2`` (idempotent: ``delta.BatchAppender``). The state and the alert topic
 (for clinical systems, which must find the patient) use the raw patient reference; ``gold.news2`` gets the
@@ -49,7 +49,17 @@ from lakehouse.tables import uri
 
 QUERY = "gold.news2"
 
-STATE_SCHEMA = T.StructType([T.StructField("json", T.StringType(), False)])
+# One state-store row per bucket of patients (a hash of the patient reference picks the bucket): the state function
+# then runs once per bucket with data, not once per patient, so a micro-batch costs per measurement whether the
+# fleet is 1k or 100k devices. A bucket keeps each patient's PatientState as JSON, parsed only when the patient
+# has data (or a pending observation falls due).
+STATE_SCHEMA = T.StructType(
+    [
+        # JSON objects (pyspark 4.2's Python worker cannot read a state schema with a MapType):
+        T.StructField("patients", T.StringType(), False),  # patient -> its PatientState JSON
+        T.StructField("pending", T.StringType(), False),  # patient -> processing time (ms) its observation is pending
+    ]
+)
 
 # The state function's rows: kind 'observation' (a gold.news2 row) or 'alert' (a gold.alerts event);
 # the columns of both tables, all nullable (each kind fills its own).
@@ -68,6 +78,7 @@ class StateRules:
 
     hold_ms: int  # 0: every observation is final at the end of its micro-batch (catch-up runs)
     carry_forward_s: int
+    buckets: int = 1024  # pipeline.news2_state_buckets
     alerts_to: tuple[KafkaConfig, str] | None = None  # (Kafka, topic): publish alerts as they are decided
     # alert ids keyed under this (the patient key): the plain id hashes the raw patient reference with the level
     # and time gold.alerts shows beside it, so trying a hospital's patient numbers would re-identify the row
@@ -130,8 +141,8 @@ def to_measurements(records: DataFrame, registry: DataFrame, cfg: Config) -> Dat
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Output rows -> the state function's frame: timestamps as datetime64[ns], everything else as objects.
 
-    Built column by column from numpy arrays: it runs once per patient and micro-batch, so its cost multiplies
-    with the fleet (a frame of object columns converted by ``pd.to_datetime`` took ~6x as long)."""
+    Built column by column from numpy arrays: it runs once per bucket with data and micro-batch, often on a few
+    rows (a frame of object columns converted by ``pd.to_datetime`` took ~6x as long)."""
     data: dict[str, np.ndarray[Any, Any]] = {}
     for name in _COLUMNS:
         if name in _TIMESTAMPS:
@@ -144,32 +155,82 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
-def state_function(rules: StateRules) -> Any:
-    """The ``applyInPandasWithState`` function: one patient's measurements of a batch -> output rows."""
+def _measurements(frames: Iterator[pd.DataFrame]) -> dict[str, list[Measurement]]:
+    """A bucket's rows of the micro-batch -> each patient's measurements (in arrival order)."""
+    by_patient: dict[str, list[Measurement]] = {}
+    for frame in frames:
+        times = (frame["event_time"].to_numpy(dtype="datetime64[us]").astype("int64")).tolist()
+        wards = [None if pd.isna(w) else str(w) for w in frame["ward"].tolist()]
+        for p, t, v, x, w in zip(
+            frame["patient_ref"].tolist(), times, frame["vital"].tolist(), frame["value"].tolist(), wards, strict=True
+        ):
+            by_patient.setdefault(str(p), []).append(Measurement(t, str(v), float(x), w))
+    return by_patient
 
-    def step(key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
-        patient = str(key[0])
-        now_us = state.getCurrentProcessingTimeMs() * 1000
-        current = PatientState.from_json(state.get[0]) if state.exists else PatientState()
+
+@dataclass
+class Bucket:
+    """One state-store row: the state of the patients whose reference hashes to it."""
+
+    patients: dict[str, str]  # patient -> PatientState JSON
+    pending: dict[str, int]  # patient -> processing time (ms) since its latest observation is pending (hold > 0)
+
+    def advance(
+        self, by_patient: dict[str, list[Measurement]], now_ms: int, rules: StateRules
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Take the bucket's measurements of a micro-batch (none on a timeout) at processing time ``now_ms``;
+        return (final observations, alert events). With a hold time, a pending observation becomes final
+        ``hold_ms`` after the last micro-batch that brought its patient data, as it would with one row per patient."""
+        now_us = now_ms * 1000
+        final: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        if state.hasTimedOut:
-            final = current.finish(patient, now_us, rules.carry_forward_s)
-        else:
-            measurements = [
-                Measurement(int(t.value // 1000), str(v), float(x), None if w is None or pd.isna(w) else str(w))
-                for frame in batches
-                for t, v, x, w in zip(frame["event_time"], frame["vital"], frame["value"], frame["ward"], strict=True)
-            ]
-            final, events = current.step(patient, measurements, now_us, rules.carry_forward_s)
-            if rules.id_key is not None:  # the same for an alert's open and close: both carry the stored id
-                events = [{**e, "alert_id": pseudonyms.keyed_id(e["alert_id"], rules.id_key)} for e in events]
-            if events and rules.alerts_to is not None:
-                send_alerts(events, *rules.alerts_to)
+        for patient, measurements in by_patient.items():
+            stored = self.patients.get(patient)
+            current = PatientState.from_json(stored) if stored is not None else PatientState()
+            observations, alerts = current.step(patient, measurements, now_us, rules.carry_forward_s)
+            final += observations
+            events += alerts
             if rules.hold_ms == 0:
                 final += current.finish(patient, now_us, rules.carry_forward_s)
-        state.update((current.to_json(),))
-        if current.pending_us is not None and rules.hold_ms:
-            state.setTimeoutDuration(rules.hold_ms)
+            elif current.pending_us is not None:
+                self.pending[patient] = now_ms
+            self.patients[patient] = current.to_json()
+        if rules.hold_ms:
+            for patient, since in list(self.pending.items()):
+                if patient not in by_patient and since + rules.hold_ms <= now_ms:
+                    current = PatientState.from_json(self.patients[patient])
+                    final += current.finish(patient, now_us, rules.carry_forward_s)
+                    self.patients[patient] = current.to_json()
+                    del self.pending[patient]
+        return final, events
+
+    def next_timeout_ms(self, now_ms: int, hold_ms: int) -> int | None:
+        """Milliseconds until the earliest pending observation falls due (None: nothing pending)."""
+        if not hold_ms or not self.pending:
+            return None
+        return max(1, min(self.pending.values()) + hold_ms - now_ms)
+
+
+def state_function(rules: StateRules) -> Any:
+    """The ``applyInPandasWithState`` function: one bucket's measurements of a micro-batch -> output rows."""
+
+    def step(key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
+        now_ms = state.getCurrentProcessingTimeMs()
+        if state.exists:
+            patients, pending = state.get
+            bucket = Bucket(json.loads(patients), json.loads(pending))
+        else:
+            bucket = Bucket({}, {})
+        by_patient = {} if state.hasTimedOut else _measurements(batches)
+        final, events = bucket.advance(by_patient, now_ms, rules)
+        if rules.id_key is not None:  # the same for an alert's open and close: both carry the stored id
+            events = [{**e, "alert_id": pseudonyms.keyed_id(e["alert_id"], rules.id_key)} for e in events]
+        if events and rules.alerts_to is not None:
+            send_alerts(events, *rules.alerts_to)
+        state.update((json.dumps(bucket.patients), json.dumps(bucket.pending)))
+        timeout = bucket.next_timeout_ms(now_ms, rules.hold_ms)
+        if timeout is not None:
+            state.setTimeoutDuration(timeout)
         rows = [{"kind": "observation", **r} for r in final] + [{"kind": "alert", **e} for e in events]
         if rows:
             yield _frame(rows)
@@ -228,14 +289,20 @@ def _tally(rows: DataFrame) -> tuple[dict[str, int], dict[tuple[str, str], int]]
 
 
 def early_warning(measurements: DataFrame, rules: StateRules) -> DataFrame:
-    """Accepted measurements (streaming) -> observation and alert rows, per-patient state in the state store."""
-    return measurements.groupBy("patient_ref").applyInPandasWithState(
-        state_function(rules),
-        outputStructType=OUTPUT_SCHEMA,
-        stateStructType=STATE_SCHEMA,
-        outputMode="append",
-        # no timeout in catch-up runs (hold 0): with one, availableNow would run no-data batches forever
-        timeoutConf=GroupStateTimeout.ProcessingTimeTimeout if rules.hold_ms else GroupStateTimeout.NoTimeout,
+    """Accepted measurements (streaming) -> observation and alert rows, patients' state in the state store (in
+    ``rules.buckets`` rows)."""
+    bucket = F.pmod(F.xxhash64("patient_ref"), F.lit(rules.buckets)).cast("int")
+    return (
+        measurements.withColumn("state_bucket", bucket)
+        .groupBy("state_bucket")
+        .applyInPandasWithState(
+            state_function(rules),
+            outputStructType=OUTPUT_SCHEMA,
+            stateStructType=STATE_SCHEMA,
+            outputMode="append",
+            # no timeout in catch-up runs (hold 0): with one, availableNow would run no-data batches forever
+            timeoutConf=GroupStateTimeout.ProcessingTimeTimeout if rules.hold_ms else GroupStateTimeout.NoTimeout,
+        )
     )
 
 
@@ -243,11 +310,13 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
     appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
+    checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", cfg.pipeline.news2_state_buckets)
     patient_key = pseudonyms.patient_key(cfg)
     # catch-up runs never hold: a timeout would make availableNow run no-data batches forever
     rules = StateRules(
         0 if once else cfg.pipeline.news2_hold_ms,
         cfg.pipeline.news2_carry_forward_s,
+        cfg.pipeline.news2_state_buckets,
         (region.kafka, cfg.topics.alerts),
         patient_key,
     )

@@ -6,18 +6,15 @@ import uuid
 
 from pyspark.sql import SparkSession
 
+from lakehouse.errors import ConfigError
 
-def writer_id(spark: SparkSession, checkpoint: str, query: str) -> str:
-    """A stable id for the query that owns ``checkpoint``, kept in a file inside it.
 
-    It marks the writer's commits (``delta.BatchAppender``): a restart from the same checkpoint
-    reuses it, so a retried batch is recognised; a fresh checkpoint gets a fresh id, so its batch
-    numbers (which start again at 0) are never mistaken for ones already written.
-    """
+def _kept(spark: SparkSession, checkpoint: str, name: str, value: str) -> str:
+    """The value of file ``name`` inside ``checkpoint``; when there is none yet, ``value``, written there first."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/_lakehouse_writer_id")
+    path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/{name}")
     fs = path.getFileSystem(conf)
     if fs.exists(path):
         stream = fs.open(path)
@@ -26,10 +23,30 @@ def writer_id(spark: SparkSession, checkpoint: str, query: str) -> str:
             return str(reader.readLine()).strip()
         finally:
             stream.close()
-    value = f"{query}-{uuid.uuid4()}"
     out = fs.create(path, False)
     try:
         out.write(value.encode("utf-8"))
     finally:
         out.close()
     return value
+
+
+def writer_id(spark: SparkSession, checkpoint: str, query: str) -> str:
+    """A stable id for the query that owns ``checkpoint``, kept in a file inside it.
+
+    It marks the writer's commits (``delta.BatchAppender``): a restart from the same checkpoint
+    reuses it, so a retried batch is recognised; a fresh checkpoint gets a fresh id, so its batch
+    numbers (which start again at 0) are never mistaken for ones already written.
+    """
+    return _kept(spark, checkpoint, "_lakehouse_writer_id", f"{query}-{uuid.uuid4()}")
+
+
+def require_setting(spark: SparkSession, checkpoint: str, setting: str, value: int) -> None:
+    """Pin a setting that the query's state depends on (e.g. how state rows are keyed) to its checkpoint: the first
+    start records ``value``, later starts must give the same one (ConfigError naming both otherwise)."""
+    kept = _kept(spark, checkpoint, f"_lakehouse_{setting.replace('.', '_')}", str(value))
+    if kept != str(value):
+        raise ConfigError(
+            f"{setting} is {value}, but the checkpoint {checkpoint} was started with {kept}: its state is keyed by it",
+            fix=f"set {setting}: {kept} again, or start the query from a new checkpoint (its state starts empty)",
+        )

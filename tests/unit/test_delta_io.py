@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 
+from lakehouse.errors import ConfigError
+from lakehouse.io import checkpoints
 from lakehouse.io.delta import BatchAppender
 
 
@@ -25,3 +28,16 @@ def test_a_retried_first_batch_is_skipped_and_later_batches_append(spark: SparkS
     assert spark.read.format("delta").load(uri).count() == 2 * 4
     marks = [r[0] for r in spark.sql(f"DESCRIBE HISTORY delta.`{uri}`").select("userMetadata").collect()]
     assert marks.count("writer-1:6") == 1 and "writer-2:5" in marks
+
+
+def test_a_checkpoint_keeps_its_writer_id_and_refuses_a_changed_state_setting(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    checkpoint = str(tmp_path / "checkpoint")
+    first = checkpoints.writer_id(spark, checkpoint, "gold.news2")
+    assert first.startswith("gold.news2-") and checkpoints.writer_id(spark, checkpoint, "gold.news2") == first
+    assert checkpoints.writer_id(spark, str(tmp_path / "other"), "gold.news2") != first
+    checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", 1024)
+    checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", 1024)  # the same: fine
+    with pytest.raises(ConfigError, match="news2_state_buckets is 512, but the checkpoint .* was started with 1024"):
+        checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", 512)

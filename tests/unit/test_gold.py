@@ -163,3 +163,59 @@ def test_side_by_side_runs_both_and_raises_the_threads_error_after_both_finished
     with pytest.raises(RuntimeError, match="commit refused"):
         news2_job.side_by_side(broken, lambda: done.append("here again"))
     assert done[-1] == "here again"  # the other commit still ran to its end
+
+
+def test_patients_sharing_a_state_bucket_get_the_same_rows_as_patients_alone(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The state is kept per bucket of patients: with every patient in one bucket (buckets=1), each still gets
+    exactly the observations and alerts it gets in a bucket of its own (many buckets)."""
+    rows = [(f"p{i}", "heart_rate", 60 + 10 * i, 1) for i in range(9)]  # HR 60..140 (p8: 140 scores 3)
+    rows += [(f"p{i}", "systolic_bp", 85 if i % 2 else 120, 20 + i) for i in range(9)]  # odd: SBP 85 scores 3
+    df = vitals(spark, rows).select("patient_ref", "event_time", "vital", "value", "ward")
+
+    def outcome(buckets: int) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+        rules = news2_job.StateRules(hold_ms=0, carry_forward_s=3600, buckets=buckets)
+        out = run_early_warning(spark, df, tmp_path / f"b{buckets}", rules)
+        obs = {(r["patient_ref"], r["observation_time"], r["news2_total"], r["heart_rate"], r["systolic_bp"])
+               for r in out.filter("kind = 'observation'").collect()}  # fmt: skip
+        alerts = {(r["patient_ref"], r["level"], r["status"], r["alert_id"])
+                  for r in out.filter("kind = 'alert'").collect()}  # fmt: skip
+        return obs, alerts
+
+    one, many = outcome(1), outcome(64)
+    assert one == many
+    observations, alerts = one
+    assert len(observations) == 18  # two per patient: the second carries the first's heart rate forward
+    assert ("p8", T0 + dt.timedelta(seconds=28), 3, 140.0, 120.0) in observations  # HR 140 (3) + SBP 120 (0)
+    assert ("p7", T0 + dt.timedelta(seconds=27), 5, 130.0, 85.0) in observations  # HR 130 (2) + SBP 85 (3)
+    assert {(p, level, status) for p, level, status, _ in alerts} == {
+        ("p8", "single_parameter", "open"),  # from its first observation; its second keeps the level
+        *((p, "single_parameter", "open") for p in ("p1", "p3", "p5")),
+        ("p7", "medium", "open"),
+    }
+
+
+def test_a_state_bucket_holds_each_patients_pending_observation_for_its_own_hold_time() -> None:
+    """With a hold time, a patient's pending observation becomes final hold_ms after the last micro-batch that
+    brought that patient data, however busy the other patients of its bucket are."""
+    from lakehouse.clinical.early_warning import Measurement
+
+    rules = news2_job.StateRules(hold_ms=1000, carry_forward_s=3600)
+    start = int(T0.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+    bucket = news2_job.Bucket({}, {})
+    final, _ = bucket.advance({"a": [Measurement(start, "heart_rate", 70.0)]}, 10_000, rules)
+    assert final == [] and bucket.next_timeout_ms(10_000, 1000) == 1000
+    final, _ = bucket.advance({"b": [Measurement(start, "heart_rate", 80.0)]}, 10_600, rules)
+    assert final == [] and bucket.next_timeout_ms(10_600, 1000) == 400  # a falls due at 11,000
+    final, _ = bucket.advance({}, 11_000, rules)  # the bucket's timeout: only a is due
+    assert [(r["patient_ref"], r["heart_rate"]) for r in final] == [("a", 70.0)]
+    assert bucket.pending == {"b": 10_600} and bucket.next_timeout_ms(11_000, 1000) == 600
+    final, _ = bucket.advance({"b": [Measurement(start + 5_000_000, "heart_rate", 90.0)]}, 11_500, rules)
+    assert [(r["patient_ref"], r["heart_rate"]) for r in final] == [("b", 80.0)]  # a newer one made b's final
+    assert bucket.pending == {"b": 11_500}
+    final, _ = bucket.advance({}, 12_500, rules)
+    assert [(r["patient_ref"], r["heart_rate"]) for r in final] == [("b", 90.0)]
+    assert bucket.pending == {} and bucket.next_timeout_ms(12_500, 1000) is None
+    # a's state survived in the bucket: its latest vital and final time
+    assert '"f":' + str(start) in bucket.patients["a"]
