@@ -86,6 +86,9 @@ class PatientState:
     final_us: int | None = None  # time of the latest final observation
     alert: dict[str, Any] | None = None  # the open alert, as published
     ignored: int = 0  # measurements at or before the latest observation time, so far
+    # the pending observation as scored by the last step (pending time, processing time, row): finish() at the same
+    # processing time returns it instead of scoring it again; not persisted
+    _scored: tuple[int, int, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ persistence in the state store
     def to_json(self) -> str:
@@ -159,15 +162,20 @@ class PatientState:
             changed = True
         events: list[dict[str, Any]] = []
         if changed and self.pending_us is not None:
-            events = self._follow(self.observation(patient_ref, self.pending_us, now_us, carry_forward_s), now_us)
+            latest = self.observation(patient_ref, self.pending_us, now_us, carry_forward_s)
+            self._scored = (self.pending_us, now_us, latest)
+            events = self._follow(latest, now_us)
         return final, events
 
     def finish(self, patient_ref: str, now_us: int, carry_forward_s: int) -> list[dict[str, Any]]:
         """Make the pending observation final (its hold time passed); returns it, or nothing."""
         if self.pending_us is None:
             return []
-        row = self.observation(patient_ref, self.pending_us, now_us, carry_forward_s)
-        self.final_us, self.pending_us = self.pending_us, None
+        if self._scored is not None and self._scored[:2] == (self.pending_us, now_us):
+            row = dict(self._scored[2])  # scored by step() in this micro-batch, from the same values
+        else:
+            row = self.observation(patient_ref, self.pending_us, now_us, carry_forward_s)
+        self.final_us, self.pending_us, self._scored = self.pending_us, None, None
         return [row]
 
     def _follow(self, obs: dict[str, Any], now_us: int) -> list[dict[str, Any]]:

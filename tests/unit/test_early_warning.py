@@ -101,3 +101,15 @@ def test_state_survives_a_json_round_trip() -> None:
     again = PatientState.from_json(st.to_json())
     assert again == st
     assert again.step("p1", [m(5, "spo2", 97)], T0, CARRY) == st.step("p1", [m(5, "spo2", 97)], T0, CARRY)
+
+
+def test_finish_in_the_same_batch_returns_the_row_step_scored_and_a_later_finish_scores_again() -> None:
+    state = PatientState()
+    state.step("p1", [m(0, "heart_rate", 135), m(0, "spo2", 90)], T0 + S, 3600)
+    fresh = PatientState.from_json(state.to_json()).observation("p1", T0, T0 + S, 3600)  # scored from scratch
+    assert state.finish("p1", T0 + S, 3600) == [fresh] and fresh["news2_total"] == 6
+    assert state.finish("p1", T0 + S, 3600) == []  # final once
+    held = PatientState()
+    held.step("p1", [m(0, "heart_rate", 135)], T0 + S, 3600)
+    (row,) = held.finish("p1", T0 + 3 * S, 3600)  # a hold time later: its own processing time
+    assert row["computed_time"] == to_datetime(T0 + 3 * S) and row["news2_total"] == 3
