@@ -207,7 +207,7 @@ def _scaling(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
     a1.plot(devices, [p["raw_msgs_per_s"] for p in points], "k--", marker="o", label="Kafka raw (baseline)")
     for s in stages:
         a1.plot(devices, [p[s]["events_per_s"] for p in points], marker="o", label=s)
-        a2.plot(devices, [max(p[s]["state_rows"], 1) for p in points], marker="o", label=s)
+        a2.plot(devices, [max(p[s]["state_bytes"] / 1e6, 1e-3) for p in points], marker="o", label=s)
     for ax in (a1, a2):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -215,18 +215,18 @@ def _scaling(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
         ax.legend(fontsize=7)
     a1.set_ylabel("events/s")
     a1.set_title("throughput vs fleet size")
-    a2.set_ylabel("state rows after the run")
+    a2.set_ylabel("state MB after the run")
     a2.set_title("state vs fleet size")
     _save(fig, out / "scaling.png", plt)
     rows = [[p["devices"], p["raw_msgs_per_s"], *(p[s]["events_per_s"] for s in stages),
-             *(p[s]["state_rows"] for s in stages)] for p in points]  # fmt: skip
-    header = ["devices", "raw msg/s", *(f"{s} ev/s" for s in stages), *(f"{s} state rows" for s in stages)]
+             *(round(p[s]["state_bytes"] / 1e6, 1) for s in stages)] for p in points]  # fmt: skip
+    header = ["devices", "raw msg/s", *(f"{s} ev/s" for s in stages), *(f"{s} state MB" for s in stages)]
     flat = ", ".join(f"{s} {v}" for s, v in r["throughput_largest_to_smallest"].items())
     grow = ", ".join(f"{s} {v}" for s, v in r["state_growth_per_fleet_growth"].items()) or "no stateful stage"
     return [
         *_table(header, rows), "",
         f"Throughput at the largest fleet over the smallest (flat ≈ 1): {flat}.",
-        f"State growth over fleet growth (linear ≈ 1, less is better): {grow}.", "",
+        f"State bytes' growth over fleet growth (linear ≈ 1, less is better): {grow}.", "",
         "![scaling](scaling.png)",
     ]  # fmt: skip
 
