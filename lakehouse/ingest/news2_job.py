@@ -3,9 +3,10 @@
 It reads the telemetry topic directly (no Delta hop before an alert), validates and normalizes each
 message with the same transforms as silver (only accepted measurements count), keeps one
 :class:`~lakehouse.clinical.early_warning.PatientState` per patient in Spark's state store
-(``applyInPandasWithState`` over buckets of patients, :class:`Bucket`), publishes each alert event (open, close) to the Kafka topic ``alerts.news2`` from the state function
-the moment it is decided (before the micro-batch ends, for latency), and per micro-batch appends the
-final observations to ``gold.news2`` (idempotent: ``delta.BatchAppender``). The state and the alert topic
+(``applyInPandasWithState`` over buckets of patients, :class:`Bucket`), publishes each alert event (open,
+close) to the Kafka topic ``alerts.news2`` from the state function the moment it is decided (before the
+micro-batch ends, for latency), and per micro-batch appends the final observations to ``gold.news2``
+(idempotent: ``delta.BatchAppender``). The state and the alert topic
 (for clinical systems, which must find the patient) use the raw patient reference; ``gold.news2`` gets the
 patient's pseudonym (:mod:`lakehouse.security.pseudonyms`).
 
