@@ -71,6 +71,7 @@ OUTPUT_SCHEMA = T.StructType(
 )
 _COLUMNS = OUTPUT_SCHEMA.fieldNames()
 _TIMESTAMPS = frozenset(f.name for f in OUTPUT_SCHEMA if isinstance(f.dataType, T.TimestampType))
+_MANY_TIMESTAMPS = 256  # from this many rows on, _frame converts timestamps with pandas
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,17 @@ def to_measurements(records: DataFrame, registry: DataFrame, cfg: Config) -> Dat
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Output rows -> the state function's frame: timestamps as datetime64[ns], everything else as objects.
 
-    Built column by column from numpy arrays: it runs once per bucket with data and micro-batch, often on a few
-    rows (a frame of object columns converted by ``pd.to_datetime`` took ~6x as long)."""
+    Built column by column: it runs once per bucket with data and micro-batch, on a few rows or on thousands.
+    Timestamps: numpy converts a few datetimes fastest (``pd.to_datetime`` costs ~0.35 ms per call), pandas
+    many (~12x faster than numpy at 20,000)."""
     data: dict[str, np.ndarray[Any, Any]] = {}
     for name in _COLUMNS:
         if name in _TIMESTAMPS:
-            data[name] = np.array([r.get(name) for r in rows], dtype="datetime64[ns]")  # None -> NaT
+            values = [r.get(name) for r in rows]  # None -> NaT
+            if len(values) < _MANY_TIMESTAMPS:
+                data[name] = np.array(values, dtype="datetime64[ns]")
+            else:
+                data[name] = pd.to_datetime(values).to_numpy(dtype="datetime64[ns]")
         else:
             column = np.empty(len(rows), dtype=object)  # element by element: a list value stays one cell
             for i, r in enumerate(rows):

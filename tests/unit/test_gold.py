@@ -219,3 +219,22 @@ def test_a_state_bucket_holds_each_patients_pending_observation_for_its_own_hold
     assert bucket.pending == {} and bucket.next_timeout_ms(12_500, 1000) is None
     # a's state survived in the bucket: its latest vital and final time
     assert '"f":' + str(start) in bucket.patients["a"]
+
+
+def test_the_state_functions_frame_is_the_same_built_in_one_piece_or_in_small_ones() -> None:
+    """Many rows take pandas' timestamp conversion, a few numpy's: both give the same frame (None -> NaT)."""
+    import pandas as pd
+
+    rows = [
+        {"kind": "observation", "patient_ref": f"p{i}", "observation_time": T0 + dt.timedelta(seconds=i),
+         "computed_time": None if i % 7 == 0 else T0 + dt.timedelta(microseconds=i), "news2_total": i % 9,
+         "triggering_parameters": ["spo2"] if i % 2 else None}
+        for i in range(news2_job._MANY_TIMESTAMPS + 5)
+    ]  # fmt: skip
+    whole = news2_job._frame(rows)
+    pieces = pd.concat([news2_job._frame(rows[i : i + 10]) for i in range(0, len(rows), 10)], ignore_index=True)
+    pd.testing.assert_frame_equal(whole, pieces)
+    assert str(whole["observation_time"].dtype) == "datetime64[ns]" and whole["computed_time"].isna().sum() == 38
+    assert whole.loc[3, "triggering_parameters"] == ["spo2"] and whole.loc[3, "computed_time"] == pd.Timestamp(
+        T0 + dt.timedelta(microseconds=3)
+    )
