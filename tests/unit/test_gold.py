@@ -238,3 +238,37 @@ def test_the_state_functions_frame_is_the_same_built_in_one_piece_or_in_small_on
     assert whole.loc[3, "triggering_parameters"] == ["spo2"] and whole.loc[3, "computed_time"] == pd.Timestamp(
         T0 + dt.timedelta(microseconds=3)
     )
+
+
+def test_with_a_hold_time_a_buckets_timeout_makes_pending_observations_final(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """news2_hold_ms > 0 in a running query: the alert goes out in the first micro-batch, the observations stay
+    pending, and a no-data micro-batch (the bucket's processing-time timeout) makes them final a hold later."""
+    df = vitals(spark, [("p1", "heart_rate", 135, 1), ("p2", "heart_rate", 70, 1)])
+    df.select("patient_ref", "event_time", "vital", "value", "ward").write.parquet(str(tmp_path / "in"))
+    stream = spark.readStream.schema(df.select("patient_ref", "event_time", "vital", "value", "ward").schema)
+    rules = news2_job.StateRules(hold_ms=1500, carry_forward_s=3600, buckets=1)  # both patients in one bucket
+    query = (
+        news2_job.early_warning(stream.parquet(str(tmp_path / "in")), rules)
+        .withColumn("batch_time", F.current_timestamp())
+        .writeStream.format("memory")
+        .queryName("early_warning_hold")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(processingTime="250 milliseconds")
+        .start()
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while spark.table("early_warning_hold").filter("kind = 'observation'").count() < 2:
+            assert time.monotonic() < deadline, "the held observations never became final"
+            time.sleep(0.5)
+    finally:
+        query.stop()
+    out = spark.table("early_warning_hold")
+    alert = out.filter("kind = 'alert'").collect()
+    assert [(r["patient_ref"], r["level"], r["status"]) for r in alert] == [("p1", "single_parameter", "open")]
+    observations = out.filter("kind = 'observation'").collect()
+    assert sorted((r["patient_ref"], r["heart_rate"]) for r in observations) == [("p1", 135.0), ("p2", 70.0)]
+    held = min(r["computed_time"] for r in observations) - alert[0]["opened_time"]
+    assert held >= dt.timedelta(milliseconds=1500)  # final one hold after the batch that brought the data
