@@ -20,7 +20,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest.gold import ALERTS_SCHEMA
-from lakehouse.io import kafka, streaming, tables
+from lakehouse.io import checkpoints, delta, kafka, streaming, tables
 from lakehouse.quality import gate
 from lakehouse.replication import fencing
 from lakehouse.security import pseudonyms
@@ -72,7 +72,9 @@ def merge_alerts(spark: SparkSession, target: str, events: DataFrame) -> None:
 def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start alerts.news2 -> gold.alerts (availableNow when ``once``)."""
     target = uri(region, "gold.alerts")
-    checks = gate.load_checks(cfg, region, (QUERY,))
+    checkpoint = tables.checkpoint_uri(region, QUERY)
+    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
+    checks = gate.load_checks(cfg, region, (QUERY,), appender)  # MERGE is idempotent; dq.results needs the marker
 
     patient_key = pseudonyms.patient_key(cfg)
 
@@ -84,7 +86,8 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
                 return
             if checks is not None:  # a blocking failure raises here: nothing merged, retried on restart
                 outcome = checks.check(QUERY, latest)
-                gate.publish(spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}")
+                run_id = f"{QUERY}:{region.name}:{batch_id}"
+                gate.publish(spark, [outcome], checks, run_id, f"stream batch {batch_id}", batch_id)
             merge_alerts(spark, target, latest)
         finally:
             latest.unpersist()
@@ -92,7 +95,7 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
     source = kafka.read_kafka(spark, region, cfg.topics.alerts, streaming=True)
     writer = (
         source.writeStream.foreachBatch(each)
-        .option("checkpointLocation", tables.checkpoint_uri(region, QUERY))
+        .option("checkpointLocation", checkpoint)
         .queryName(f"gold_alerts_{region.name}")
     )
     return streaming.start(writer, cfg, once, interval_s=cfg.pipeline.merge_trigger_interval_s)

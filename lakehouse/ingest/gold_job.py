@@ -14,7 +14,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold
-from lakehouse.io import delta, streaming, tables
+from lakehouse.io import checkpoints, delta, streaming, tables
 from lakehouse.quality import gate
 from lakehouse.tables import uri
 
@@ -28,7 +28,9 @@ def start_window_stream(
     """Start one windowed aggregate stream (``table`` is gold.vitals_minute or gold.vitals_hourly)."""
     watermark = cfg.pipeline.minute_watermark_s if table == "gold.vitals_minute" else cfg.pipeline.hourly_watermark_s
     target = uri(region, table)
-    checks = gate.load_checks(cfg, region, (table,))
+    checkpoint = tables.checkpoint_uri(region, table)
+    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, table))
+    checks = gate.load_checks(cfg, region, (table,), appender)  # MERGE is idempotent; dq.results needs the marker
 
     def upsert(batch: DataFrame, batch_id: int) -> None:
         if batch.isEmpty():  # no-data batches only advance the watermark: nothing to MERGE
@@ -39,7 +41,8 @@ def start_window_stream(
         rows = batch.persist()
         try:  # a blocking failure raises before the MERGE: the batch is not promoted and retried on restart
             outcome = checks.check(table, rows)
-            gate.publish(spark, [outcome], checks, f"{table}:{region.name}:{batch_id}", f"stream batch {batch_id}")
+            run_id = f"{table}:{region.name}:{batch_id}"
+            gate.publish(spark, [outcome], checks, run_id, f"stream batch {batch_id}", batch_id)
             delta.merge_upsert(spark, target, rows, KEYS)
         finally:
             rows.unpersist()
@@ -49,7 +52,7 @@ def start_window_stream(
         gold.windowed_vitals(source, WINDOWS[table], watermark)
         .writeStream.outputMode("update")
         .foreachBatch(upsert)
-        .option("checkpointLocation", tables.checkpoint_uri(region, table))
+        .option("checkpointLocation", checkpoint)
         .queryName(f"{table.replace('.', '_')}_{region.name}")
     )
     return streaming.start(writer, cfg, once, interval_s=cfg.pipeline.merge_trigger_interval_s)

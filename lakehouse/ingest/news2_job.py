@@ -337,7 +337,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     registry = spark.read.format("delta").load(uri(region, "silver.device_registry"))
     rows = early_warning(to_measurements(records, registry, cfg), rules)
     news2_uri = uri(region, "gold.news2")
-    checks = gate.load_checks(cfg, region, ("gold.news2",))
+    checks = gate.load_checks(cfg, region, ("gold.news2",), appender)
 
     def each(batch: DataFrame, batch_id: int) -> None:
         # computed once (the state store commits once); the actions below then plan over a small RDD
@@ -360,7 +360,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
             else:
                 outcome = checks.check("gold.news2", observations, kinds["observation"])  # small: on the driver
                 publish = lambda: gate.publish(
-                    spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}"
+                    spark, [outcome], checks, f"{QUERY}:{region.name}:{batch_id}", f"stream batch {batch_id}", batch_id
                 )
                 t3 = time.monotonic()
                 if outcome.failed(Severity.BLOCK):

@@ -58,7 +58,7 @@ def context(cfg: Config, region: RegionConfig, appender: delta.BatchAppender) ->
         max_event_age_s=cfg.pipeline.max_event_age_s,
         appender=appender,
         patient_key=pseudonyms.patient_key(cfg),
-        checks=gate.load_checks(cfg, region, ("bronze.telemetry", "silver.vitals")),
+        checks=gate.load_checks(cfg, region, ("bronze.telemetry", "silver.vitals"), appender),
     )
 
 
@@ -142,7 +142,8 @@ def _check(
     measurements with quarantine failures rejected (reason: the check's name)."""
     health = checks.check("bronze.telemetry", messages)
     vitals = checks.check("silver.vitals", silver.to_silver_vitals(measurements))
-    gate.publish(spark, [health, vitals], checks, f"{QUERY}:{checks.region}:{batch_id}", f"stream batch {batch_id}")
+    run_id = f"{QUERY}:{checks.region}:{batch_id}"
+    gate.publish(spark, [health, vitals], checks, run_id, f"stream batch {batch_id}", batch_id)
     reason = vitals.quarantine_reason()
     if reason is None:
         return measurements

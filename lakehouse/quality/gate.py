@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
+from lakehouse.io.delta import BatchAppender
 from lakehouse.observability import metrics
 from lakehouse.quality.gx_facade import CheckResult, Validator
 from lakehouse.quality.results import results_frame
@@ -95,14 +96,28 @@ def with_quarantine_reason(rows: DataFrame, reason: Column) -> DataFrame:
     )
 
 
-def publish(spark: SparkSession, outcomes: Sequence[Outcome], checks: Checks, run_id: str, scope: str) -> None:
+def publish(
+    spark: SparkSession,
+    outcomes: Sequence[Outcome],
+    checks: Checks,
+    run_id: str,
+    scope: str,
+    batch_id: int | None = None,
+) -> None:
     """Append the outcomes to ``dq.results`` (one commit) and count their failures; then, if a blocking check
     failed, record the decision in ops.audit_log and raise :class:`DataQualityBlocked` (so the caller writes
-    nothing of the batch)."""
+    nothing of the batch).
+
+    A streaming query passes its micro-batch's ``batch_id`` and has an appender in ``checks``: the results of a
+    batch retried after a crash are then not appended a second time."""
     region = checks.region
     frames = [o.rows(spark, run_id, region, scope) for o in outcomes]
     if frames:
-        reduce(DataFrame.unionByName, frames).write.format("delta").mode("append").save(checks.results_uri)
+        rows = reduce(DataFrame.unionByName, frames)
+        if checks.appender is not None and batch_id is not None:
+            checks.appender.append(rows, checks.results_uri, batch_id)
+        else:
+            rows.write.format("delta").mode("append").save(checks.results_uri)
     for outcome in outcomes:
         outcome.record_metrics(region)
     blocked = [f"{o.suite.table}: {r.check.name}" for o in outcomes for r in o.failed(Severity.BLOCK)]
@@ -124,16 +139,20 @@ class Checks:
     results_uri: str
     region: str
     home: RegionConfig  # the region itself (its ops.audit_log records blocking decisions)
+    appender: BatchAppender | None = None  # the query's idempotent appends (streaming queries)
 
     def check(self, table: str, rows: DataFrame, row_count: int | None = None) -> Outcome:
         return check(self.validator, self.suites[table], rows, row_count)
 
 
-def load_checks(cfg: Config, region: RegionConfig, tables: Sequence[str]) -> Checks | None:
-    """The checks of a query writing ``tables``; None when ``quality.enabled`` is false (benchmarks only)."""
+def load_checks(
+    cfg: Config, region: RegionConfig, tables: Sequence[str], appender: BatchAppender | None = None
+) -> Checks | None:
+    """The checks of a query writing ``tables`` (a streaming query gives its ``appender``: results of a retried
+    batch are written once); None when ``quality.enabled`` is false (benchmarks only)."""
     if not cfg.quality.enabled:
         return None
     from lakehouse.tables import uri
 
     loaded = {t: load_suite(cfg.quality.suites_dir, t) for t in tables}
-    return Checks(Validator(), loaded, uri(region, "dq.results"), region.name, region)
+    return Checks(Validator(), loaded, uri(region, "dq.results"), region.name, region, appender)

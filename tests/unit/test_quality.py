@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,13 +12,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.config import CONF_DIR
+from lakehouse.config import CONF_DIR, Config
 from lakehouse.errors import ConfigError
 from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
+from lakehouse.io import delta
+from lakehouse.io.delta import BatchAppender
 from lakehouse.quality import gate, suites
 from lakehouse.quality.gx_facade import Validator
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 from lakehouse.quality.suites import Severity
+from lakehouse.tables import SPECS
 
 SUITES = CONF_DIR / "quality"
 T0 = datetime(2026, 11, 25, 8, 0, 0)
@@ -122,6 +126,29 @@ def test_results_rows_have_the_dq_results_layout(spark: SparkSession, validator:
     hr = got["heart_rate_range"]
     assert (hr["severity"], hr["success"], hr["action"], hr["rows_failed"]) == ("warn", False, "recorded", 1)
     assert got["message_id_not_null"]["action"] == "none"
+
+
+def test_a_retried_streaming_batch_records_its_results_once(
+    spark: SparkSession, validator: Validator, cfg: Config, tmp_path: Path
+) -> None:
+    results = str(tmp_path / "dq_results")
+    delta.ensure_table(spark, results, SPECS["dq.results"])
+    suite = suites.load_suite(SUITES, "silver.vitals")
+    outcome = gate.check(validator, suite, frame(spark, [vital("m1", 0, "heart_rate", 280.0)]))
+    region = cfg.region("asia")
+
+    def run(writer: str) -> gate.Checks:  # one run of a query: its checks with a fresh appender
+        return gate.Checks(validator, {"silver.vitals": suite}, results, "asia", region, BatchAppender(spark, writer))
+
+    first = run("silver-1")
+    gate.publish(spark, [outcome], first, "silver:asia:7", "stream batch 7", 7)
+    gate.publish(spark, [outcome], first, "silver:asia:8", "stream batch 8", 8)
+    # the process dies after batch 8's results landed, before its checkpoint did: batch 8 runs again
+    again = run("silver-1")
+    gate.publish(spark, [outcome], again, "silver:asia:8", "stream batch 8", 8)
+    gate.publish(spark, [outcome], again, "silver:asia:9", "stream batch 9", 9)
+    per_run = spark.read.format("delta").load(results).groupBy("run_id").count().collect()
+    assert {r["run_id"]: r["count"] for r in per_run} == {f"silver:asia:{b}": len(suite.checks) for b in (7, 8, 9)}
 
 
 @pytest.mark.parametrize(
