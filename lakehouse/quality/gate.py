@@ -109,18 +109,19 @@ def publish(
     nothing of the batch).
 
     A streaming query passes its micro-batch's ``batch_id`` and has an appender in ``checks``: the results of a
-    batch retried after a crash are then not appended a second time."""
+    batch that passed, retried after a crash, are then not appended a second time. A blocked batch's results
+    carry no marker, so its retry (perhaps under a changed suite) is recorded as well."""
     region = checks.region
+    blocked = [f"{o.suite.table}: {r.check.name}" for o in outcomes for r in o.failed(Severity.BLOCK)]
     frames = [o.rows(spark, run_id, region, scope) for o in outcomes]
     if frames:
         rows = reduce(DataFrame.unionByName, frames)
-        if checks.appender is not None and batch_id is not None:
+        if checks.appender is not None and batch_id is not None and not blocked:
             checks.appender.append(rows, checks.results_uri, batch_id)
         else:
             rows.write.format("delta").mode("append").save(checks.results_uri)
     for outcome in outcomes:
         outcome.record_metrics(region)
-    blocked = [f"{o.suite.table}: {r.check.name}" for o in outcomes for r in o.failed(Severity.BLOCK)]
     if blocked:
         tables = ", ".join(o.suite.table for o in outcomes)
         detail = {"run_id": run_id, "scope": scope, "blocked": blocked}

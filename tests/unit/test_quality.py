@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,27 +129,41 @@ def test_results_rows_have_the_dq_results_layout(spark: SparkSession, validator:
     assert got["message_id_not_null"]["action"] == "none"
 
 
-def test_a_retried_streaming_batch_records_its_results_once(
+def test_a_retried_streaming_batch_records_its_results_once_unless_it_was_blocked(
     spark: SparkSession, validator: Validator, cfg: Config, tmp_path: Path
 ) -> None:
     results = str(tmp_path / "dq_results")
     delta.ensure_table(spark, results, SPECS["dq.results"])
     suite = suites.load_suite(SUITES, "silver.vitals")
-    outcome = gate.check(validator, suite, frame(spark, [vital("m1", 0, "heart_rate", 280.0)]))
-    region = cfg.region("asia")
+    passed = gate.check(validator, suite, frame(spark, [vital("m1", 0, "heart_rate", 280.0)]))  # warn only
+    duplicate = [vital("m2", 0, "heart_rate", 60.0), vital("m2", 0, "heart_rate", 61.0)]
+    blocked = gate.check(validator, suite, frame(spark, duplicate))  # measurement_key_unique blocks
+    asia = cfg.region("asia")  # its audit log (the blocking decisions) in tmp_path, not on the stack's HDFS
+    home = replace(asia, hdfs=replace(asia.hdfs, namenode_uri=f"file://{tmp_path}"), lakehouse_root="lake")
 
     def run(writer: str) -> gate.Checks:  # one run of a query: its checks with a fresh appender
-        return gate.Checks(validator, {"silver.vitals": suite}, results, "asia", region, BatchAppender(spark, writer))
+        return gate.Checks(validator, {"silver.vitals": suite}, results, "asia", home, BatchAppender(spark, writer))
+
+    def publish(checks: gate.Checks, outcome: gate.Outcome, batch: int) -> None:
+        gate.publish(spark, [outcome], checks, f"silver:asia:{batch}", f"stream batch {batch}", batch)
 
     first = run("silver-1")
-    gate.publish(spark, [outcome], first, "silver:asia:7", "stream batch 7", 7)
-    gate.publish(spark, [outcome], first, "silver:asia:8", "stream batch 8", 8)
+    publish(first, passed, 7)
+    publish(first, passed, 8)
     # the process dies after batch 8's results landed, before its checkpoint did: batch 8 runs again
     again = run("silver-1")
-    gate.publish(spark, [outcome], again, "silver:asia:8", "stream batch 8", 8)
-    gate.publish(spark, [outcome], again, "silver:asia:9", "stream batch 9", 9)
+    publish(again, passed, 8)
+    publish(again, passed, 9)
+    with pytest.raises(gate.DataQualityBlocked):
+        publish(again, blocked, 10)
+    with pytest.raises(gate.DataQualityBlocked):  # restarted as it was: blocked again, and recorded again
+        publish(run("silver-1"), blocked, 10)
+    publish(run("silver-1"), passed, 10)  # restarted after the fix: the retry that passed is recorded too
     per_run = spark.read.format("delta").load(results).groupBy("run_id").count().collect()
-    assert {r["run_id"]: r["count"] for r in per_run} == {f"silver:asia:{b}": len(suite.checks) for b in (7, 8, 9)}
+    checks = len(suite.checks)
+    assert {r["run_id"]: r["count"] for r in per_run} == {
+        "silver:asia:7": checks, "silver:asia:8": checks, "silver:asia:9": checks, "silver:asia:10": 3 * checks
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
