@@ -205,9 +205,16 @@ def _scaling(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
     devices = [p["devices"] for p in points]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     a1.plot(devices, [p["raw_msgs_per_s"] for p in points], "k--", marker="o", label="Kafka raw (baseline)")
+    stateless = [s for s in stages if not any(p[s]["state_bytes"] for p in points)]
     for s in stages:
-        a1.plot(devices, [p[s]["events_per_s"] for p in points], marker="o", label=s)
-        a2.plot(devices, [max(p[s]["state_bytes"] / 1e6, 1e-3) for p in points], marker="o", label=s)
+        (line,) = a1.plot(devices, [p[s]["events_per_s"] for p in points], marker="o", label=s)
+        if s not in stateless:  # a log axis has no 0: stateless stages are named instead of drawn
+            state = [p[s]["state_bytes"] / 1e6 for p in points]
+            a2.plot(devices, state, marker="o", label=s, color=line.get_color())
+            linear = [state[0] * d / devices[0] for d in devices]  # what linear growth from the smallest fleet is
+            a2.plot(devices, linear, ":", color=line.get_color(), label=f"{s}, if linear")
+    if stateless:
+        a2.text(0.98, 0.03, f"no state: {', '.join(stateless)}", transform=a2.transAxes, fontsize=7, ha="right")
     for ax in (a1, a2):
         ax.set_xscale("log")
         ax.set_yscale("log")
