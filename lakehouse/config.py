@@ -245,6 +245,9 @@ class PipelineConfig:
     # patients' state is kept in this many state-store rows (a patient's row: a hash of its reference); fixed for
     # the life of the real-time query's checkpoint
     news2_state_buckets: int = 1024
+    # a patient with no accepted measurement for this long (processing time) leaves the real-time state; longer
+    # than max_event_age_s + future_tolerance_s, so anything of theirs accepted later is newer than all they had
+    news2_state_ttl_s: int = 31 * 86400
 
 
 @dataclass(frozen=True)
@@ -628,6 +631,16 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     state_buckets = _get(pipe, "news2_state_buckets", int, "pipeline", 1024)
     if not 1 <= state_buckets <= 1_000_000:
         raise ConfigError(f"pipeline.news2_state_buckets must be 1 to 1000000, got {state_buckets}")
+    max_event_age_s = _get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400)
+    future_tolerance_s = _get(pipe, "future_tolerance_s", int, "pipeline", 300)
+    state_ttl_s = _get(pipe, "news2_state_ttl_s", int, "pipeline", max_event_age_s + future_tolerance_s + 86400)
+    if state_ttl_s <= max_event_age_s + future_tolerance_s:
+        raise ConfigError(
+            f"pipeline.news2_state_ttl_s ({state_ttl_s}) must exceed max_event_age_s + future_tolerance_s "
+            f"({max_event_age_s} + {future_tolerance_s}): a patient's state may only go once nothing of theirs that "
+            "silver still accepts can be older than what the state saw",
+            fix=f"set pipeline.news2_state_ttl_s to {max_event_age_s + future_tolerance_s + 86400} (a day more)",
+        )
     quality = _get(data, "quality", dict, where, {})
     regions_raw = _section(data, "regions", where)
     regions = {str(n): _parse_region(str(n), _section(regions_raw, str(n), "regions")) for n in regions_raw}
@@ -705,8 +718,9 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
             news2_state_buckets=state_buckets,
-            future_tolerance_s=_get(pipe, "future_tolerance_s", int, "pipeline", 300),
-            max_event_age_s=_get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400),
+            news2_state_ttl_s=state_ttl_s,
+            future_tolerance_s=future_tolerance_s,
+            max_event_age_s=max_event_age_s,
             minute_watermark_s=_get(pipe, "minute_watermark_s", int, "pipeline", 600),
             hourly_watermark_s=_get(pipe, "hourly_watermark_s", int, "pipeline", 7200),
             vacuum_min_retention_hours=_get(pipe, "vacuum_min_retention_hours", int, "pipeline", 168),

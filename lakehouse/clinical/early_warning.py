@@ -178,6 +178,15 @@ class PatientState:
         self.final_us, self.pending_us, self._scored = self.pending_us, None, None
         return [row]
 
+    def expire(self, now_us: int) -> list[dict[str, Any]]:
+        """The patient leaves the real-time state (no data for the state's time to live): the open alert, if any,
+        closes without a closing observation; returns that event, or nothing."""
+        if self.alert is None:
+            return []
+        event = {**_alert_row(self.alert), "status": "closed", "closed_time": to_datetime(now_us)}
+        self.alert = None
+        return [event]
+
     def _follow(self, obs: dict[str, Any], now_us: int) -> list[dict[str, Any]]:
         """Alert events for the latest observation: close the open alert if its level no longer holds,
         open one for the new level."""

@@ -22,7 +22,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -59,8 +59,10 @@ STATE_SCHEMA = T.StructType(
         # JSON objects (pyspark 4.2's Python worker cannot read a state schema with a MapType):
         T.StructField("patients", T.StringType(), False),  # patient -> its PatientState JSON
         T.StructField("pending", T.StringType(), False),  # patient -> processing time (ms) its observation is pending
+        T.StructField("seen", T.StringType(), False),  # patient -> processing time (ms) of its latest measurement
     ]
 )
+STATE_LAYOUT = 3  # 1: a row per patient, 2: buckets, 3: buckets with each patient's latest time (for the TTL)
 
 # The state function's rows: kind 'observation' (a gold.news2 row) or 'alert' (a gold.alerts event);
 # the columns of both tables, all nullable (each kind fills its own).
@@ -85,6 +87,7 @@ class StateRules:
     # alert ids keyed under this (the patient key): the plain id hashes the raw patient reference with the level
     # and time gold.alerts shows beside it, so trying a hospital's patient numbers would re-identify the row
     id_key: bytes | None = None
+    ttl_ms: int = 0  # pipeline.news2_state_ttl_s: a patient without data this long leaves the state (0: never)
 
 
 _PRODUCERS: dict[KafkaConfig, Any] = {}
@@ -181,17 +184,20 @@ class Bucket:
 
     patients: dict[str, str]  # patient -> PatientState JSON
     pending: dict[str, int]  # patient -> processing time (ms) since its latest observation is pending (hold > 0)
+    seen: dict[str, int] = field(default_factory=dict)  # patient -> processing time (ms) of its latest data
 
     def advance(
         self, by_patient: dict[str, list[Measurement]], now_ms: int, rules: StateRules
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Take the bucket's measurements of a micro-batch (none on a timeout) at processing time ``now_ms``;
         return (final observations, alert events). With a hold time, a pending observation becomes final
-        ``hold_ms`` after the last micro-batch that brought its patient data, as it would with one row per patient."""
+        ``hold_ms`` after the last micro-batch that brought its patient data, as it would with one row per patient.
+        A patient without data for ``rules.ttl_ms`` leaves the bucket (:meth:`expire`)."""
         now_us = now_ms * 1000
         final: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         for patient, measurements in by_patient.items():
+            self.seen[patient] = now_ms
             stored = self.patients.get(patient)
             current = PatientState.from_json(stored) if stored is not None else PatientState()
             observations, alerts = current.step(patient, measurements, now_us, rules.carry_forward_s)
@@ -209,7 +215,24 @@ class Bucket:
                     final += current.finish(patient, now_us, rules.carry_forward_s)
                     self.patients[patient] = current.to_json()
                     del self.pending[patient]
+        if rules.ttl_ms:
+            self.expire(now_ms, rules, final, events)
         return final, events
+
+    def expire(self, now_ms: int, rules: StateRules, final: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        """Drop the patients without data for ``rules.ttl_ms`` (a pending observation becomes final, an open alert
+        closes: both added to ``final`` and ``events``). The TTL exceeds silver's oldest accepted event age, so a
+        measurement of theirs that comes later is newer than any observation they had: no time is scored twice.
+        A bucket sweeps when the query calls it (data of any of its patients, or a hold timeout)."""
+        now_us = now_ms * 1000
+        for patient, at in list(self.seen.items()):
+            if now_ms - at < rules.ttl_ms:
+                continue
+            current = PatientState.from_json(self.patients.pop(patient))
+            final += current.finish(patient, now_us, rules.carry_forward_s)
+            events += current.expire(now_us)
+            del self.seen[patient]
+            self.pending.pop(patient, None)
 
     def next_timeout_ms(self, now_ms: int, hold_ms: int) -> int | None:
         """Milliseconds until the earliest pending observation falls due (None: nothing pending)."""
@@ -224,17 +247,17 @@ def state_function(rules: StateRules) -> Any:
     def step(key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState) -> Iterator[pd.DataFrame]:
         now_ms = state.getCurrentProcessingTimeMs()
         if state.exists:
-            patients, pending = state.get
-            bucket = Bucket(json.loads(patients), json.loads(pending))
+            patients, pending, seen = state.get
+            bucket = Bucket(json.loads(patients), json.loads(pending), json.loads(seen))
         else:
-            bucket = Bucket({}, {})
+            bucket = Bucket({}, {}, {})
         by_patient = {} if state.hasTimedOut else _measurements(batches)
         final, events = bucket.advance(by_patient, now_ms, rules)
         if rules.id_key is not None:  # the same for an alert's open and close: both carry the stored id
             events = [{**e, "alert_id": pseudonyms.keyed_id(e["alert_id"], rules.id_key)} for e in events]
         if events and rules.alerts_to is not None:
             send_alerts(events, *rules.alerts_to)
-        state.update((json.dumps(bucket.patients), json.dumps(bucket.pending)))
+        state.update((json.dumps(bucket.patients), json.dumps(bucket.pending), json.dumps(bucket.seen)))
         timeout = bucket.next_timeout_ms(now_ms, rules.hold_ms)
         if timeout is not None:
             state.setTimeoutDuration(timeout)
@@ -317,6 +340,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
     appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
+    checkpoints.require_state_layout(spark, checkpoint, QUERY, STATE_LAYOUT)
     checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", cfg.pipeline.news2_state_buckets)
     patient_key = pseudonyms.patient_key(cfg)
     # catch-up runs never hold: a timeout would make availableNow run no-data batches forever
@@ -326,6 +350,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
         cfg.pipeline.news2_state_buckets,
         (region.kafka, cfg.topics.alerts),
         patient_key,
+        cfg.pipeline.news2_state_ttl_s * 1000,
     )
     records = kafka.read_kafka(
         spark,

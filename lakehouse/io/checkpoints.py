@@ -9,13 +9,17 @@ from pyspark.sql import SparkSession
 from lakehouse.errors import ConfigError
 
 
-def _kept(spark: SparkSession, checkpoint: str, name: str, value: str) -> str:
-    """The value of file ``name`` inside ``checkpoint``; when there is none yet, ``value``, written there first."""
+def _kept(spark: SparkSession, checkpoint: str, name: str, value: str, before: str | None = None) -> str:
+    """The value of file ``name`` inside ``checkpoint``; when there is none yet, ``value``, written there first
+    (or ``before``, not written, when the query already ran from it: it started before the file existed)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/{name}")
     fs = path.getFileSystem(conf)
+    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/offsets")  # the query ran from it
+    if before is not None and not fs.exists(path) and fs.exists(offsets):
+        return before
     if fs.exists(path):
         stream = fs.open(path)
         try:
@@ -49,4 +53,17 @@ def require_setting(spark: SparkSession, checkpoint: str, setting: str, value: i
         raise ConfigError(
             f"{setting} is {value}, but the checkpoint {checkpoint} was started with {kept}: its state is keyed by it",
             fix=f"set {setting}: {kept} again, or start the query from a new checkpoint (its state starts empty)",
+        )
+
+
+def require_state_layout(spark: SparkSession, checkpoint: str, query: str, layout: int) -> None:
+    """Refuse a checkpoint whose state rows this code cannot read: the first start records the code's ``layout``
+    (the version of its state schema); a checkpoint the query ran from before layouts were recorded has layout 1.
+    Spark's own state schema check would refuse it too, mid-start and without saying what to do."""
+    kept = _kept(spark, checkpoint, "_lakehouse_state_layout", str(layout), before="1")
+    if kept != str(layout):
+        raise ConfigError(
+            f"the checkpoint {checkpoint} holds the state of {query} in layout {kept}; this version reads layout "
+            f"{layout}",
+            fix="start the query from a new checkpoint (docs/pipeline.md, 'Exactly once': what that re-reads)",
         )

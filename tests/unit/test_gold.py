@@ -221,6 +221,36 @@ def test_a_state_bucket_holds_each_patients_pending_observation_for_its_own_hold
     assert '"f":' + str(start) in bucket.patients["a"]
 
 
+def test_a_patient_without_data_for_the_ttl_leaves_the_state_and_its_open_alert_closes() -> None:
+    """pipeline.news2_state_ttl_s: the bucket sweeps its patients when it is called; one idle for the TTL goes
+    (its open alert closes, without a closing observation), one with newer data stays, and one that comes back
+    after leaving starts afresh."""
+    from lakehouse.clinical.early_warning import Measurement
+
+    rules = news2_job.StateRules(hold_ms=0, carry_forward_s=3600, ttl_ms=60_000)
+    start = int(T0.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+    bucket = news2_job.Bucket({}, {})
+    _, opened = bucket.advance({"sick": [Measurement(start, "heart_rate", 135.0)]}, 10_000, rules)
+    assert [(e["patient_ref"], e["status"]) for e in opened] == [("sick", "open")]
+    bucket.advance({"well": [Measurement(start, "heart_rate", 70.0)]}, 30_000, rules)
+    final, events = bucket.advance({"well": [Measurement(start + 1_000_000, "heart_rate", 72.0)]}, 69_999, rules)
+    assert set(bucket.patients) == {"sick", "well"} and events == []  # sick idle for 59.999 s: kept
+    final, events = bucket.advance({"well": [Measurement(start + 2_000_000, "heart_rate", 74.0)]}, 70_000, rules)
+    assert set(bucket.patients) == set(bucket.seen) == {"well"}  # sick idle for 60 s: gone
+    assert [(e["patient_ref"], e["alert_id"], e["status"], e["closed_observation_time"]) for e in events] == [
+        ("sick", opened[0]["alert_id"], "closed", None)
+    ]
+    assert events[0]["closed_time"] == dt.datetime(1970, 1, 1, 0, 1, 10)  # the sweep's processing time
+    assert [r["patient_ref"] for r in final] == ["well"]  # well's observation, nothing more of sick
+    later = start + 3_600_000_000  # sick again, an hour on: a new patient state, a new alert
+    final, events = bucket.advance({"sick": [Measurement(later, "heart_rate", 135.0)]}, 80_000, rules)
+    assert [(r["patient_ref"], r["heart_rate"]) for r in final] == [("sick", 135.0)]
+    assert [(e["status"], e["alert_id"] != opened[0]["alert_id"]) for e in events] == [("open", True)]
+    assert news2_job.StateRules(hold_ms=0, carry_forward_s=3600).ttl_ms == 0  # 0: nobody leaves
+    bucket.advance({}, 10**12, news2_job.StateRules(hold_ms=0, carry_forward_s=3600))
+    assert set(bucket.patients) == {"well", "sick"}
+
+
 def test_the_state_functions_frame_is_the_same_built_in_one_piece_or_in_small_ones() -> None:
     """Many rows take pandas' timestamp conversion, a few numpy's: both give the same frame (None -> NaT)."""
     import pandas as pd
