@@ -20,7 +20,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest.gold import ALERTS_SCHEMA
-from lakehouse.io import checkpoints, delta, kafka, streaming, tables
+from lakehouse.io import delta, kafka, streaming, tables
 from lakehouse.quality import gate
 from lakehouse.replication import fencing
 from lakehouse.security import pseudonyms
@@ -73,7 +73,7 @@ def start_alerts(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
     """Start alerts.news2 -> gold.alerts (availableNow when ``once``)."""
     target = uri(region, "gold.alerts")
     checkpoint = tables.checkpoint_uri(region, QUERY)
-    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
+    appender = delta.BatchAppender.for_checkpoint(spark, checkpoint, QUERY)
     checks = gate.load_checks(cfg, region, (QUERY,), appender)  # MERGE is idempotent; dq.results needs the marker
 
     patient_key = pseudonyms.patient_key(cfg)

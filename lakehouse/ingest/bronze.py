@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
-from lakehouse.io import checkpoints, delta, kafka, streaming, tables
+from lakehouse.io import delta, kafka, streaming, tables
 
 TABLE = "bronze.telemetry"
 
@@ -55,7 +55,7 @@ def start_bronze(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
     )
     target = tables.table_uri(region, TABLE)
     checkpoint = tables.checkpoint_uri(region, TABLE)
-    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, TABLE))
+    appender = delta.BatchAppender.for_checkpoint(spark, checkpoint, TABLE)
 
     def each(batch: DataFrame, batch_id: int) -> None:
         appender.append(batch, target, batch_id)

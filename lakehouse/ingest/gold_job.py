@@ -14,7 +14,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import gold
-from lakehouse.io import checkpoints, delta, streaming, tables
+from lakehouse.io import delta, streaming, tables
 from lakehouse.quality import gate
 from lakehouse.tables import uri
 
@@ -29,7 +29,7 @@ def start_window_stream(
     watermark = cfg.pipeline.minute_watermark_s if table == "gold.vitals_minute" else cfg.pipeline.hourly_watermark_s
     target = uri(region, table)
     checkpoint = tables.checkpoint_uri(region, table)
-    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, table))
+    appender = delta.BatchAppender.for_checkpoint(spark, checkpoint, table)
     checks = gate.load_checks(cfg, region, (table,), appender)  # MERGE is idempotent; dq.results needs the marker
 
     def upsert(batch: DataFrame, batch_id: int) -> None:

@@ -339,7 +339,7 @@ def early_warning(measurements: DataFrame, rules: StateRules) -> DataFrame:
 def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the real-time query (availableNow when ``once``: then observations are final per batch)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
-    appender = delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY))
+    appender = delta.BatchAppender.for_checkpoint(spark, checkpoint, QUERY)
     checkpoints.require_state_layout(spark, checkpoint, QUERY, STATE_LAYOUT)
     checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", cfg.pipeline.news2_state_buckets)
     patient_key = pseudonyms.patient_key(cfg)

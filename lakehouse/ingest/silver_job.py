@@ -21,7 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config import Config, RegionConfig
 from lakehouse.ingest import silver
 from lakehouse.ingest.contract import Catalogue, Dialect, load_catalogue, load_dialects
-from lakehouse.io import checkpoints, delta, streaming, tables
+from lakehouse.io import delta, streaming, tables
 from lakehouse.observability import batches
 from lakehouse.quality import gate
 from lakehouse.security import pseudonyms
@@ -159,7 +159,7 @@ def _ops_columns() -> list[str]:
 def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the silver stream over bronze (availableNow when ``once``, else a processing-time trigger)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
-    ctx = context(cfg, region, delta.BatchAppender(spark, checkpoints.writer_id(spark, checkpoint, QUERY)))
+    ctx = context(cfg, region, delta.BatchAppender.for_checkpoint(spark, checkpoint, QUERY))
     source = spark.readStream.format("delta").load(uri(region, "bronze.telemetry"))
 
     def each(df: DataFrame, batch_id: int) -> None:

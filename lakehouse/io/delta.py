@@ -9,6 +9,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from lakehouse.io import checkpoints
 from lakehouse.replication import fencing
 
 
@@ -151,6 +152,12 @@ class BatchAppender:
         self.spark = spark
         self.writer = writer
         self.first_batch: int | None = None
+
+    @classmethod
+    def for_checkpoint(cls, spark: SparkSession, checkpoint: str, query: str) -> BatchAppender:
+        """The appender of the query that owns ``checkpoint``: its writer id is kept there
+        (:func:`lakehouse.io.checkpoints.writer_id`), so a restart from the same checkpoint is the same writer."""
+        return cls(spark, checkpoints.writer_id(spark, checkpoint, query))
 
     def marker(self, batch_id: int) -> str:
         return f"{self.writer}:{batch_id}"
