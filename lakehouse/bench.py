@@ -335,6 +335,7 @@ def latency(
             "realtime_trigger_ms": bench.pipeline.realtime_trigger_ms,
             "news2_hold_ms": bench.pipeline.news2_hold_ms,
             "trigger_interval_s": bench.pipeline.trigger_interval_s,
+            "silver_trigger_interval_s": bench.pipeline.silver_trigger_interval_s,
         },
         "targets": {"alert_p95_s": 2.0, "gold_p95_s": 5.0},
     }

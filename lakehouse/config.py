@@ -234,6 +234,7 @@ class PipelineConfig:
     trigger_interval_s: float
     max_offsets_per_trigger: int
     merge_trigger_interval_s: float  # trigger of the MERGE-based queries (window tables, gold.alerts)
+    silver_trigger_interval_s: float  # trigger of the silver query (trigger_interval_s when not given)
     realtime_trigger_ms: int  # trigger of the real-time NEWS2/alert query (Kafka -> gold.news2, alerts.news2)
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
@@ -631,6 +632,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     state_buckets = _get(pipe, "news2_state_buckets", int, "pipeline", 1024)
     if not 1 <= state_buckets <= 1_000_000:
         raise ConfigError(f"pipeline.news2_state_buckets must be 1 to 1000000, got {state_buckets}")
+    trigger_s = _get(pipe, "trigger_interval_s", float, "pipeline", 1.0)
     max_event_age_s = _get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400)
     future_tolerance_s = _get(pipe, "future_tolerance_s", int, "pipeline", 300)
     state_ttl_s = _get(pipe, "news2_state_ttl_s", int, "pipeline", max_event_age_s + future_tolerance_s + 86400)
@@ -711,7 +713,8 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             stop_timeout_s=_get(stack, "stop_timeout_s", float, "stack", 30.0),
         ),
         pipeline=PipelineConfig(
-            trigger_interval_s=_get(pipe, "trigger_interval_s", float, "pipeline", 1.0),
+            trigger_interval_s=trigger_s,
+            silver_trigger_interval_s=_get(pipe, "silver_trigger_interval_s", float, "pipeline", trigger_s),
             max_offsets_per_trigger=_get(pipe, "max_offsets_per_trigger", int, "pipeline", 200_000),
             merge_trigger_interval_s=_get(pipe, "merge_trigger_interval_s", float, "pipeline", 30.0),
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),

@@ -289,7 +289,10 @@ SPECS: dict[str, TableSpec] = {
                       "rows_failed": "Rows that failed it; null for aggregate checks.",
                       "checked_time": "When the check ran, UTC.",
                       "checked_date": "UTC date of checked_time (partition column).",
-                  }),
+                  },
+                  # a commit per micro-batch of five queries, the real-time one's every half second: a log checkpoint
+                  # (a second or more here, which that batch waits for) every 100 commits, not 10
+                  (("delta.checkpointInterval", "100"),)),
         TableSpec("ops.ingest_batches", INGEST_BATCHES_SCHEMA, (),
                   "Counts of every silver micro-batch; records = accepted + quarantined + duplicate messages.",
                   {

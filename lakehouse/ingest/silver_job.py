@@ -170,4 +170,4 @@ def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
         .option("checkpointLocation", checkpoint)
         .queryName(f"silver_vitals_{region.name}")
     )
-    return streaming.start(writer, cfg, once)
+    return streaming.start(writer, cfg, once, interval_s=cfg.pipeline.silver_trigger_interval_s)

@@ -216,3 +216,18 @@ def test_cli_reports_malformed_config_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "exactly one region" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pipeline_settings_left_out_follow_the_ones_they_derive_from(tmp_path: Path) -> None:
+    """silver_trigger_interval_s defaults to trigger_interval_s; news2_state_ttl_s to a day more than the oldest
+    event silver accepts (max_event_age_s + future_tolerance_s)."""
+    local = load_config("local").pipeline
+    assert (local.trigger_interval_s, local.silver_trigger_interval_s, local.news2_state_ttl_s) == (5, 20, 2_682_000)
+    data = yaml.safe_load((CONF_DIR / "local.yaml").read_text())
+    for key in ("silver_trigger_interval_s", "news2_state_ttl_s"):
+        del data["pipeline"][key]
+    data["pipeline"].update(trigger_interval_s=3, max_event_age_s=86400, future_tolerance_s=60)
+    path = tmp_path / "derived.yaml"
+    path.write_text(yaml.safe_dump(data))
+    derived = load_config(str(path)).pipeline
+    assert derived.silver_trigger_interval_s == 3 and derived.news2_state_ttl_s == 86400 + 60 + 86400
