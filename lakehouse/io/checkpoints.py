@@ -56,14 +56,17 @@ def require_setting(spark: SparkSession, checkpoint: str, setting: str, value: i
         )
 
 
+UNRECORDED = "unrecorded"  # the state layout of a checkpoint a query ran from before layouts were recorded
+
+
 def require_state_layout(spark: SparkSession, checkpoint: str, query: str, layout: int) -> None:
     """Refuse a checkpoint whose state rows this code cannot read: the first start records the code's ``layout``
-    (the version of its state schema); a checkpoint the query ran from before layouts were recorded has layout 1.
-    Spark's own state schema check would refuse it too, mid-start and without saying what to do."""
-    kept = _kept(spark, checkpoint, "_lakehouse_state_layout", str(layout), before="1")
+    (the version of its state schema); a checkpoint the query ran from without one was written by an earlier
+    version. Spark's own state schema check would refuse it too, mid-start and without saying what to do."""
+    kept = _kept(spark, checkpoint, "_lakehouse_state_layout", str(layout), before=UNRECORDED)
     if kept != str(layout):
+        held = "a layout of an earlier version (not recorded)" if kept == UNRECORDED else f"layout {kept}"
         raise ConfigError(
-            f"the checkpoint {checkpoint} holds the state of {query} in layout {kept}; this version reads layout "
-            f"{layout}",
+            f"the checkpoint {checkpoint} holds the state of {query} in {held}; this version reads layout {layout}",
             fix="start the query from a new checkpoint (docs/pipeline.md, 'Exactly once': what that re-reads)",
         )

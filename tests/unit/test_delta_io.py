@@ -42,7 +42,7 @@ def test_a_checkpoint_keeps_its_writer_id_and_refuses_a_changed_state_setting(
     with pytest.raises(ConfigError, match="news2_state_buckets is 512, but the checkpoint .* was started with 1024"):
         checkpoints.require_setting(spark, checkpoint, "pipeline.news2_state_buckets", 512)
     # the state layout: recorded by the first start, refused once it changed; a checkpoint a query ran from before
-    # layouts were recorded (it has offsets) holds layout 1
+    # layouts were recorded (it has offsets) is refused as an earlier version's
     checkpoints.require_state_layout(spark, checkpoint, "gold.news2", 3)
     checkpoints.require_state_layout(spark, checkpoint, "gold.news2", 3)
     with pytest.raises(ConfigError, match="holds the state of gold.news2 in layout 3; this version reads layout 4"):
@@ -50,7 +50,9 @@ def test_a_checkpoint_keeps_its_writer_id_and_refuses_a_changed_state_setting(
     older = tmp_path / "older"
     (older / "offsets").mkdir(parents=True)
     (older / "offsets" / "0").write_text("v1\n")
-    with pytest.raises(ConfigError, match="in layout 1; this version reads layout 3") as err:
+    with pytest.raises(
+        ConfigError, match=r"in a layout of an earlier version \(not recorded\); this version reads layout 3"
+    ) as err:
         checkpoints.require_state_layout(spark, str(older), "gold.news2", 3)
     assert "new checkpoint" in str(err.value.fix)
     assert not (older / "_lakehouse_state_layout").exists()  # refused: nothing recorded
