@@ -36,7 +36,7 @@ import pyarrow as pa
 from pyspark.sql import types as T
 
 from lakehouse.config import RegionConfig
-from lakehouse.io import tables
+from lakehouse.io import deadline, tables
 
 TABLE = "ops.audit_log"
 log = logging.getLogger(__name__)
@@ -110,7 +110,9 @@ def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_A
     commit comments to it: an append whose commit conflicts (``CommitFailedError``, e.g. "Metadata changed since
     last commit") is tried again on the table's new version, up to ``attempts`` times with a jittered backoff
     that doubles (a writer that keeps committing for seconds delays an append, it does not fail it); an append
-    adds no file another commit removes, so a retry never writes a row twice."""
+    adds no file another commit removes, so a retry never writes a row twice. Each attempt has a deadline
+    (:mod:`lakehouse.io.deadline`): an append stuck on storage raises ``StorageTimeout`` instead of blocking the
+    caller, and is not retried (it may still land)."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -118,9 +120,14 @@ def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_A
         return
     data = pa.Table.from_pylist([{**r, "event_time": r["event_time"].replace(tzinfo=UTC)} for r in rows],
                                 schema=arrow_schema())  # fmt: skip
+    uri = tables.table_uri(region, TABLE)
+
+    def append() -> None:
+        write_deltalake(uri, data, mode="append", partition_by=["event_date"])
+
     for attempt in range(1, attempts + 1):
         try:
-            write_deltalake(tables.table_uri(region, TABLE), data, mode="append", partition_by=["event_date"])
+            deadline.within(deadline.STORAGE_DEADLINE_S, f"append to ops.audit_log of {region.name}", append)
             return
         except CommitFailedError as exc:
             if attempt == attempts:

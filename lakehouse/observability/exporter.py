@@ -6,6 +6,7 @@ by itself — each table's Delta version per region, DR replication lag, Kafka e
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lakehouse.config import Config, RegionConfig
+from lakehouse.io.isolated import IsolatedCalls
 from lakehouse.observability.metrics import REGISTRY
 from lakehouse.tables import SPECS
 
@@ -149,6 +151,10 @@ class LakehouseCollector(Collector):
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        # ops.replication_state is read with deltalake at every scrape, for as long as the exporter runs: in a
+        # child process, where a hung read is killed and what the client leaks per read goes with the child
+        self.storage = IsolatedCalls("exporter's table reads")
+        self._reading = threading.Lock()  # scrapes may overlap: one read in the child at a time
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from lakehouse.io import kafka
@@ -248,15 +254,15 @@ class LakehouseCollector(Collector):
             up.add_metric(["all", "airflow"], 0)
         return [runs, duration, ended]
 
-    @staticmethod
     def _replication_state(
-        region: RegionConfig, replicated: GaugeMetricFamily, last_pass: GaugeMetricFamily, up: GaugeMetricFamily
+        self, region: RegionConfig, replicated: GaugeMetricFamily, last_pass: GaugeMetricFamily, up: GaugeMetricFamily
     ) -> None:
         """The replication job's own account of each replica, from ops.replication_state in the target."""
         from lakehouse.replication import state
 
         try:
-            rows = state.read(region)
+            with self._reading:
+                rows = self.storage.call(f"ops.replication_state of {region.name}", state.read, region)
         except Exception as exc:  # noqa: BLE001 - an unreadable state table must not hide the other metrics
             log.warning(f"exporter: ops.replication_state of {region.name} unreadable: {exc}")
             up.add_metric([region.name, "replication_state"], 0)

@@ -79,11 +79,15 @@ class PassLock:
         pid = holder.get("pid")
         return not (isinstance(pid, int) and process.is_alive(pid))
 
-    def acquire(self, timeout_s: float = 300.0) -> None:
-        """Take the lock, waiting up to ``timeout_s`` for another pass to finish."""
+    def acquire(self, timeout_s: float | None = None) -> None:
+        """Take the lock, waiting up to ``timeout_s`` for another pass to finish. The default outwaits a hung
+        holder: its heartbeat stops after ``max_stall_s`` without progress and its lock lapses ``TTL_S`` later, so
+        a pass that hung is taken over rather than given up on just before its lock lapses."""
         if self._depth:
             self._depth += 1
             return
+        if timeout_s is None:
+            timeout_s = self.max_stall_s + TTL_S + 2 * self.heartbeat_s
         self.hdfs.makedirs(posixpath.dirname(self.path))
         deadline = time.monotonic() + timeout_s
         said = False
@@ -140,7 +144,7 @@ class PassLock:
             self.hdfs.delete(self.path)
 
     @contextmanager
-    def held(self, timeout_s: float = 300.0) -> Iterator[None]:
+    def held(self, timeout_s: float | None = None) -> Iterator[None]:
         """``with lock.held(): ...``"""
         self.acquire(timeout_s)
         try:

@@ -24,6 +24,7 @@ from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import FileStatus, Hdfs, copy_file
+from lakehouse.io.isolated import IsolatedCalls
 from lakehouse.observability.exporter import TableVersion, replication_lag
 from lakehouse.replication import deltalog, fencing, state
 from lakehouse.replication.lock import LockBusy, PassLock
@@ -123,6 +124,8 @@ class Replicator:
         self.progress = progress or (lambda _line: None)
         self._reported: set[tuple[str, str, str | None]] = set()  # failures and denials already audited
         self.lock = PassLock(self.dst, self.progress)  # one pass into the target at a time
+        # the pass's Delta writes (state, audit log): in a child process a hung write cannot hold the pass
+        self.storage = IsolatedCalls(f"replication {source.name} -> {target.name}")
 
     # ------------------------------------------------------------------ one table
 
@@ -300,10 +303,8 @@ class Replicator:
         }
 
     def _configuration_at(self, table: str, version: int) -> dict[str, str]:
-        from deltalake import DeltaTable
-
         uri = f"{self.source.warehouse_uri}/{table.replace('.', '/')}"
-        return dict(DeltaTable(uri, version=version).metadata().configuration)
+        return self.storage.call(f"configuration of {table} v{version}", table_configuration, uri, version)
 
     def _copy_sidecars(self, src_log: str, dst_log: str) -> None:
         src_dir, dst_dir = posixpath.join(src_log, deltalog.SIDECARS), posixpath.join(dst_log, deltalog.SIDECARS)
@@ -388,7 +389,8 @@ class Replicator:
         finally:  # what the target holds now, even when the source died mid-pass (a failover reads it)
             out.seconds = time.monotonic() - started
             if write_state:
-                state.write(self.target, [self._state_row(t, begun) for t in out.tables])
+                rows = [self._state_row(t, begun) for t in out.tables]
+                self.storage.call(f"ops.replication_state of {self.target.name}", state.write, self.target, rows)
         return out
 
     def _one(self, table: str) -> TableResult:
@@ -418,7 +420,14 @@ class Replicator:
                             "bytes": t.bytes, "detail": t.detail} for t in acted}  # fmt: skip
         failed = any(t.status == "failed" for t in acted)
         rows.append(audit.entry("replication.pass", route, region, "failed" if failed else "replicated", detail))
-        audit.record(self.source, *rows)
+        self.storage.call(f"ops.audit_log of {self.source.name}", audit.record, self.source, *rows)
+
+
+def table_configuration(uri: str, version: int) -> dict[str, str]:
+    """The table properties of the Delta table at ``uri`` as of ``version`` (read with ``deltalake``)."""
+    from deltalake import DeltaTable
+
+    return dict(DeltaTable(uri, version=version).metadata().configuration)
 
 
 def replicator(cfg: Config, source: str, target: str, progress: Callable[[str], None] | None = None) -> Replicator:

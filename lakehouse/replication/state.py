@@ -18,7 +18,7 @@ import pyarrow as pa
 from pyspark.sql import types as T
 
 from lakehouse.config import RegionConfig
-from lakehouse.io import tables
+from lakehouse.io import deadline, tables
 from lakehouse.io.hdfs import Hdfs
 
 TABLE = "ops.replication_state"
@@ -109,10 +109,14 @@ def write(target: RegionConfig, rows: Sequence[StateRow]) -> None:
         raise ValueError("one pass writes the state of one (source, target) pair")
     source, dest = next(iter(pairs))
     predicate = f"source = '{source}' AND target = '{dest}' AND `table` IN ({names})"
-    if DeltaTable.is_deltatable(uri):
-        write_deltalake(uri, data, mode="overwrite", predicate=predicate)
-    else:
-        write_deltalake(uri, data, mode="overwrite", description="Replication state per (table, source, target).")
+
+    def replace() -> None:
+        if DeltaTable.is_deltatable(uri):
+            write_deltalake(uri, data, mode="overwrite", predicate=predicate)
+        else:
+            write_deltalake(uri, data, mode="overwrite", description="Replication state per (table, source, target).")
+
+    deadline.within(deadline.STORAGE_DEADLINE_S, f"write of ops.replication_state in {target.name}", replace)
 
 
 def read(region: RegionConfig) -> list[dict[str, object]]:
@@ -120,9 +124,11 @@ def read(region: RegionConfig) -> list[dict[str, object]]:
     from deltalake import DeltaTable
 
     uri = tables.table_uri(region, TABLE)
-    if not DeltaTable.is_deltatable(uri):
-        return []
-    rows: list[dict[str, object]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
+
+    def fetch() -> list[dict[str, object]]:
+        return DeltaTable(uri).to_pyarrow_table().to_pylist() if DeltaTable.is_deltatable(uri) else []
+
+    rows = deadline.within(deadline.STORAGE_DEADLINE_S, f"read of ops.replication_state in {region.name}", fetch)
     return sorted(rows, key=lambda r: (str(r["source"]), str(r["target"]), str(r["table"])))
 
 

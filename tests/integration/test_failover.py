@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,9 +57,10 @@ def cli(sandbox: Sandbox, *args: str, timeout: float = 600) -> subprocess.Comple
     )  # fmt: skip
 
 
-def run_dag(sandbox: Sandbox, dag_id: str, **conf: Any) -> dict[str, Any]:
+def run_dag(sandbox: Sandbox, dag_id: str, also: Sequence[Path] = (), **conf: Any) -> dict[str, Any]:
     """Trigger ``dag_id`` on the sandbox through Airflow's REST API, wait for the scheduler to run it, and return
-    the report its one task's job printed (the task's XCom); a failed run fails with the task's log."""
+    the report its one task's job printed (the task's XCom); a failed run fails with the task's log and the tails of
+    the logs ``also`` names (the drill's background processes: what the failover met)."""
     client = AirflowClient.from_config(sandbox.cfg)
     client.wait_for_dag(dag_id, timeout_s=120)
     triggered = time.monotonic()
@@ -71,7 +72,9 @@ def run_dag(sandbox: Sandbox, dag_id: str, **conf: Any) -> dict[str, Any]:
     (task,) = done.tasks
     if done.state != "success":
         logs = sorted((task_log_dir(sandbox.cfg) / f"dag_id={dag_id}" / f"run_id={done.run_id}").rglob("*.log"))
-        pytest.fail(f"{dag_id} {done.state}: {done.tasks}\n" + "".join(p.read_text()[-4000:] for p in logs))
+        tails = [f"\n--- {p} (end) ---\n{p.read_text(errors='replace')[-3000:]}" for p in also if p.exists()]
+        pytest.fail(f"{dag_id} {done.state}: {done.tasks}\n" + "".join(p.read_text()[-4000:] for p in logs)
+                    + "".join(tails))  # fmt: skip
     report: dict[str, Any] = json.loads(client.xcom(dag_id, done.run_id, task))
     report["dag_run_id"], report["dag_seconds"] = done.run_id, time.monotonic() - triggered
     return report
@@ -187,7 +190,8 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
         # the standby started before most tables were replicated: it registers replicas as they arrive
         wait_for_line(logs["europe"], offsets["europe"], r"replicas in the catalog: [^\n]*bronze\.telemetry")
 
-        report = run_dag(sandbox, "region_failover", target_region="europe", mode="planned", flowing_timeout=300)
+        report = run_dag(sandbox, "region_failover", [tmp_path / "replicator.log", *logs.values()],
+                         target_region="europe", mode="planned", flowing_timeout=300)  # fmt: skip
         # the continuous replicator sees the new epoch at its next pass and stops by itself
         assert background.pop("replicator").wait(timeout=120) == 0
         replicated = (tmp_path / "replicator.log").read_text()
@@ -360,7 +364,8 @@ def test_disaster_failover_with_asias_kafka_and_hdfs_killed_then_failback(
         lost_at = replication_state.read_outage(Hdfs(europe), "asia")
         assert lost_at is not None and lost_at.since >= killed - timedelta(seconds=1), replicated.read_text()[-3000:]
         print(f"the replicator recorded asia's outage {(lost_at.since - killed).total_seconds():.1f}s after the kill")
-        report = run_dag(sandbox, "region_failover", target_region="europe", mode="disaster", flowing_timeout=300)
+        report = run_dag(sandbox, "region_failover", [replicated, log], target_region="europe", mode="disaster",
+                         flowing_timeout=300)  # fmt: skip
         print(f"disaster failover: RTO {report['rto_s']:.1f}s ({report['dag_seconds']:.1f}s from the DAG's trigger"
               f" to its end), RPO bound {report['rpo_seconds']:.1f}s, {report['rpo_outage_seconds'] or 0:.1f}s if asia died"
               f" when the replicator lost it; {report['steps']}")  # fmt: skip

@@ -85,6 +85,22 @@ def test_a_progressing_pass_keeps_its_lock_and_a_stalled_one_lets_it_lapse(monke
     assert hdfs.status("/lakehouse/_dr/replication.lock") is None
 
 
+def test_a_waiter_outwaits_a_hung_pass_and_takes_its_lock_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planned failover's final pass waits with the default: a replicator's pass hung in a storage call (CI,
+    2026-12-05) must not make it give up before that pass's lock lapses."""
+    monkeypatch.setattr(lock, "TTL_S", 0.6)
+    hdfs = MemoryHdfs()
+    hung = lock.PassLock(hdfs, heartbeat_s=0.05, max_stall_s=0.4)  # type: ignore[arg-type]
+    hung.acquire()  # and never progresses
+    taken: list[str] = []
+    waiter = lock.PassLock(hdfs, taken.append, heartbeat_s=0.05, max_stall_s=0.4)  # type: ignore[arg-type]
+    waiter.owner["host"] = "another-host"  # only the lapse lets it in
+    waiter.acquire()
+    assert any("is gone; taking it over" in line for line in taken), taken
+    waiter.release()
+    hung.release()
+
+
 def test_a_lock_held_by_a_live_refreshing_pass_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lock, "TTL_S", 0.6)
     hdfs = MemoryHdfs()
