@@ -15,6 +15,7 @@ data files no version references.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable
 from multiprocessing.pool import Pool
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ CALLS_PER_CHILD = 100  # then a fresh child: what the storage client leaked per 
 
 class IsolatedCalls:
     """Calls of top-level functions in one child process (started on first use, spawned: no runtime of the parent
-    is copied into it), each with a deadline."""
+    is copied into it), one at a time, each with a deadline. A process needs one: :data:`SHARED`."""
 
     def __init__(
         self, name: str, deadline_s: float = STORAGE_DEADLINE_S + 30.0, calls_per_child: int = CALLS_PER_CHILD
@@ -37,32 +38,42 @@ class IsolatedCalls:
         self.deadline_s = deadline_s  # beyond the call's own deadline (if it has one), so that one speaks first
         self.calls_per_child = calls_per_child
         self._pool: Pool | None = None
+        self._one_at_a_time = threading.Lock()  # callers of several threads (overlapping scrapes) queue here
 
     def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the child: its result, or the exception it raised; :class:`StorageTimeout` when it
         does not return within the deadline (the child is killed). After a storage timeout, whether the child's
         or this one, the child is replaced: its storage client may be wedged."""
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")
-            self._pool = context.Pool(1, maxtasksperchild=self.calls_per_child)
-        pending = self._pool.apply_async(fn, args)
-        try:
-            result: T = pending.get(self.deadline_s)
-            return result
-        except multiprocessing.TimeoutError:
-            self.close()
-            raise StorageTimeout(
-                f"{what}: no answer within {self.deadline_s:.0f}s; its process ({self.name}) was killed",
-                fix="check the region's HDFS (NameNode and DataNode logs, `lakehouse stack status`); the next "
-                "attempt runs in a new process",
-            ) from None
-        except StorageTimeout:
-            self.close()
-            raise
+        with self._one_at_a_time:
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")
+                self._pool = context.Pool(1, maxtasksperchild=self.calls_per_child)
+            pending = self._pool.apply_async(fn, args)
+            try:
+                result: T = pending.get(self.deadline_s)
+                return result
+            except multiprocessing.TimeoutError:
+                self._stop()
+                raise StorageTimeout(
+                    f"{what}: no answer within {self.deadline_s:.0f}s; its process ({self.name}) was killed",
+                    fix="check the region's HDFS (NameNode and DataNode logs, `lakehouse stack status`); the next "
+                    "attempt runs in a new process",
+                ) from None
+            except StorageTimeout:
+                self._stop()
+                raise
 
     def close(self) -> None:
         """Stop the child (killed if busy); the next call starts a new one."""
+        with self._one_at_a_time:
+            self._stop()
+
+    def _stop(self) -> None:
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+
+
+# the process's child for its storage calls (replicators, the exporter): one, however many callers
+SHARED = IsolatedCalls("storage calls")

@@ -6,7 +6,6 @@ by itself — each table's Delta version per region, DR replication lag, Kafka e
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lakehouse.config import Config, RegionConfig
-from lakehouse.io.isolated import IsolatedCalls
+from lakehouse.io import isolated
 from lakehouse.observability.metrics import REGISTRY
 from lakehouse.tables import SPECS
 
@@ -153,8 +152,7 @@ class LakehouseCollector(Collector):
         self.cfg = cfg
         # ops.replication_state is read with deltalake at every scrape, for as long as the exporter runs: in a
         # child process, where a hung read is killed and what the client leaks per read goes with the child
-        self.storage = IsolatedCalls("exporter's table reads")
-        self._reading = threading.Lock()  # scrapes may overlap: one read in the child at a time
+        self.storage = isolated.SHARED
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from lakehouse.io import kafka
@@ -261,8 +259,7 @@ class LakehouseCollector(Collector):
         from lakehouse.replication import state
 
         try:
-            with self._reading:
-                rows = self.storage.call(f"ops.replication_state of {region.name}", state.read, region)
+            rows = self.storage.call(f"ops.replication_state of {region.name}", state.read, region)
         except Exception as exc:  # noqa: BLE001 - an unreadable state table must not hide the other metrics
             log.warning(f"exporter: ops.replication_state of {region.name} unreadable: {exc}")
             up.add_metric([region.name, "replication_state"], 0)

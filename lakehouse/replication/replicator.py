@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from lakehouse import audit
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
+from lakehouse.io import isolated
 from lakehouse.io.hdfs import FileStatus, Hdfs, copy_file
-from lakehouse.io.isolated import IsolatedCalls
 from lakehouse.observability.exporter import TableVersion, replication_lag
 from lakehouse.replication import deltalog, fencing, state
 from lakehouse.replication.lock import LockBusy, PassLock
@@ -125,7 +125,7 @@ class Replicator:
         self._reported: set[tuple[str, str, str | None]] = set()  # failures and denials already audited
         self.lock = PassLock(self.dst, self.progress)  # one pass into the target at a time
         # the pass's Delta writes (state, audit log): in a child process a hung write cannot hold the pass
-        self.storage = IsolatedCalls(f"replication {source.name} -> {target.name}")
+        self.storage = isolated.SHARED
 
     # ------------------------------------------------------------------ one table
 
