@@ -7,43 +7,57 @@ at the 55th; CI, 2026-12-05: a replicator's pass hung the same way and a planned
 its lock), and (2) leaked: about one NameNode connection per call stayed open (55 after 54 writes). A thread with a
 deadline (:mod:`lakehouse.io.deadline`) frees the caller but not the wedged runtime, which the next call meets
 again. :class:`IsolatedCalls` runs the calls in one child process instead: a call past its deadline kills the
-child and the next call starts a new one, and the child is replaced every ``calls_per_child`` calls, which
+child and the next call (or a retry, for a call that may run twice) starts a new one, and the child is replaced every ``calls_per_child`` calls, which
 bounds the leak. A killed write leaves no partial version (a Delta commit is one file published at once), at most
 data files no version references.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
 from multiprocessing.pool import Pool
 from typing import Any, TypeVar
 
-from lakehouse.io.deadline import STORAGE_DEADLINE_S, StorageTimeout
+from lakehouse.io.deadline import StorageTimeout
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CALLS_PER_CHILD = 100  # then a fresh child: what the storage client leaked per call goes with the old one
+# a pass's state write takes ~1 s here (up to a few under load): a call silent 20x that long is stuck, and the
+# pass (or a failover's final pass) waits no longer than that before trying again in a new child
+DEADLINE_S = 20.0
 
 
 class IsolatedCalls:
     """Calls of top-level functions in one child process (started on first use, spawned: no runtime of the parent
     is copied into it), one at a time, each with a deadline. A process needs one: :data:`SHARED`."""
 
-    def __init__(
-        self, name: str, deadline_s: float = STORAGE_DEADLINE_S + 30.0, calls_per_child: int = CALLS_PER_CHILD
-    ) -> None:
+    def __init__(self, name: str, deadline_s: float = DEADLINE_S, calls_per_child: int = CALLS_PER_CHILD) -> None:
         self.name = name
-        self.deadline_s = deadline_s  # beyond the call's own deadline (if it has one), so that one speaks first
+        self.deadline_s = deadline_s
         self.calls_per_child = calls_per_child
         self._pool: Pool | None = None
         self._one_at_a_time = threading.Lock()  # callers of several threads (overlapping scrapes) queue here
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+    def call(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 1) -> T:
         """``fn(*args)`` in the child: its result, or the exception it raised; :class:`StorageTimeout` when it
-        does not return within the deadline (the child is killed). After a storage timeout, whether the child's
-        or this one, the child is replaced: its storage client may be wedged."""
+        does not return within the deadline (the child is killed), after ``attempts`` tries, each in a new child
+        (more than one only for a call that may run twice: a read, an idempotent write). After a storage timeout,
+        whether the child's or this one, the child is replaced."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call_once(what, fn, args)
+            except StorageTimeout:
+                if attempt == attempts:
+                    raise
+                log.warning(f"{what}: no answer within {self.deadline_s:.0f}s; trying again in a new process")
+        raise AssertionError("unreachable")
+
+    def _call_once(self, what: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         with self._one_at_a_time:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")

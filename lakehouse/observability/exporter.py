@@ -259,7 +259,7 @@ class LakehouseCollector(Collector):
         from lakehouse.replication import state
 
         try:
-            rows = self.storage.call(f"ops.replication_state of {region.name}", state.read, region)
+            rows = self.storage.call(f"ops.replication_state of {region.name}", state.read, region, attempts=2)
         except Exception as exc:  # noqa: BLE001 - an unreadable state table must not hide the other metrics
             log.warning(f"exporter: ops.replication_state of {region.name} unreadable: {exc}")
             up.add_metric([region.name, "replication_state"], 0)

@@ -304,7 +304,7 @@ class Replicator:
 
     def _configuration_at(self, table: str, version: int) -> dict[str, str]:
         uri = f"{self.source.warehouse_uri}/{table.replace('.', '/')}"
-        return self.storage.call(f"configuration of {table} v{version}", table_configuration, uri, version)
+        return self.storage.call(f"configuration of {table} v{version}", table_configuration, uri, version, attempts=2)
 
     def _copy_sidecars(self, src_log: str, dst_log: str) -> None:
         src_dir, dst_dir = posixpath.join(src_log, deltalog.SIDECARS), posixpath.join(dst_log, deltalog.SIDECARS)
@@ -390,7 +390,10 @@ class Replicator:
             out.seconds = time.monotonic() - started
             if write_state:
                 rows = [self._state_row(t, begun) for t in out.tables]
-                self.storage.call(f"ops.replication_state of {self.target.name}", state.write, self.target, rows)
+                # idempotent (the rows of these tables replaced): a write that hung is tried once more
+                self.storage.call(
+                    f"ops.replication_state of {self.target.name}", state.write, self.target, rows, attempts=2
+                )
         return out
 
     def _one(self, table: str) -> TableResult:

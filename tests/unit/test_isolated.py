@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,18 @@ def test_a_hung_call_is_killed_at_its_deadline_and_the_next_runs_in_a_new_child(
 def test_the_child_is_replaced_after_its_share_of_calls(calls: IsolatedCalls) -> None:
     pids = [calls.call("pid", os.getpid) for _ in range(6)]
     assert len(set(pids[:3])) == 1 and len(set(pids[3:])) == 1 and pids[0] != pids[3]
+
+
+def hangs_the_first_time(marker: str) -> str:
+    """Hangs when ``marker`` does not exist yet (creating it), answers otherwise: a storage call that hung once."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        time.sleep(600)
+    return "written"
+
+
+def test_a_call_that_may_run_twice_is_tried_again_in_a_new_child(calls: IsolatedCalls, tmp_path: Path) -> None:
+    calls.deadline_s = 2.0
+    assert calls.call("an idempotent write", hangs_the_first_time, str(tmp_path / "m"), attempts=2) == "written"
+    with pytest.raises(StorageTimeout):
+        calls.call("a write tried once", hangs_the_first_time, str(tmp_path / "n"))
