@@ -14,6 +14,7 @@ data files no version references.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import threading
@@ -42,6 +43,7 @@ class IsolatedCalls:
         self.calls_per_child = calls_per_child
         self._pool: Pool | None = None
         self._one_at_a_time = threading.Lock()  # callers of several threads (overlapping scrapes) queue here
+        atexit.register(self.close)  # before interpreter teardown, when the pool can no longer stop cleanly
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 1) -> T:
         """``fn(*args)`` in the child: its result, or the exception it raised; :class:`StorageTimeout` when it
