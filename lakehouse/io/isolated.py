@@ -1,15 +1,16 @@
 """Storage calls of a long-running process, run in a child process it can kill when one hangs.
 
-The ``deltalake`` package (delta-rs) reaches HDFS through its bundled Rust client. In a long-running process
-(the continuous replicator writes ``ops.replication_state`` every pass) it has (1) hung: the table load inside
-``write_deltalake`` blocked for good, its runtime wedged (reproduced here: a loop of state writes 4 s apart hung
-at the 55th; CI, 2026-12-05: a replicator's pass hung the same way and a planned failover gave up waiting for
-its lock), and (2) leaked: about one NameNode connection per call stayed open (55 after 54 writes). A thread with a
-deadline (:mod:`lakehouse.io.deadline`) frees the caller but not the wedged runtime, which the next call meets
-again. :class:`IsolatedCalls` runs the calls in one child process instead: a call past its deadline kills the
-child and the next call (or a retry, for a call that may run twice) starts a new one, and the child is replaced every ``calls_per_child`` calls, which
-bounds the leak. A killed write leaves no partial version (a Delta commit is one file published at once), at most
-data files no version references.
+The ``deltalake`` package (delta-rs) reaches HDFS through its bundled Rust client, which now and then never
+returns from a call and keeps one NameNode connection open per call. Measured here with loops of
+``ops.replication_state`` writes 4 s apart, as a continuous replicator makes them: one write in 50-70 never came
+back (the 55th, 51st and 67th of three loops; CI of 2026-12-05: a replicator's pass hung so after its last table
+while a planned failover waited for its lock and gave up), and a process that had made 87 writes held 87
+NameNode connections. A thread with a deadline (:mod:`lakehouse.io.deadline`) frees the caller, and the next
+call works, but the stuck call and the connections stay with the process for as long as it runs.
+:class:`IsolatedCalls` runs the calls in one child process instead: a call past its deadline kills the child and
+the next call (or a retry, for a call that may run twice) starts a new one, and the child is replaced every
+``calls_per_child`` calls, which bounds the leak (the parent holds no connection). A killed write leaves no
+partial version (a Delta commit is one file published at once), at most data files no version references.
 """
 
 from __future__ import annotations
