@@ -390,9 +390,10 @@ class Replicator:
             out.seconds = time.monotonic() - started
             if write_state:
                 rows = [self._state_row(t, begun) for t in out.tables]
-                # idempotent (the rows of these tables replaced): a write that hung is tried once more
+                # idempotent (the rows of these tables replaced): a write that hung is tried again, in a new child
+                # (a retry right after a hang hung too, once in two here)
                 self.storage.call(
-                    f"ops.replication_state of {self.target.name}", state.write, self.target, rows, attempts=2
+                    f"ops.replication_state of {self.target.name}", state.write, self.target, rows, attempts=3
                 )
         return out
 
