@@ -208,9 +208,20 @@ def _pipeline(args: argparse.Namespace) -> int:
         print(f"pipeline ({region.name}) " + (f"stopped (pid {stopped})" if stopped else "was not running"))
         return 0
     if args.action == "status":
+        from lakehouse.replication import handover
+
         pid = pipeline.running_pid(cfg, region)
-        print(f"pipeline ({region.name}): " + (f"running (pid {pid})" if pid else "not running"))
-        return 0 if pid else 1
+        print(f"pipeline ({region.name}): " + (f"running (pid {pid})" if pid else "not running") + " on this host")
+        try:  # any host's pipeline of the region, as a failover sees it
+            seen = handover.read_status(region)
+        except Exception as exc:  # noqa: BLE001 -- the local answer stands; say why the region's is missing
+            print(f"pipeline ({region.name}) in the region's HDFS: unknown ({exc})")
+            return 0 if pid else 1
+        if seen is not None:
+            state = seen.state if seen.state == "stopped" or seen.alive() else f"{seen.state}, stale (died?)"
+            print(f"pipeline ({region.name}) in the region's HDFS: {state} at epoch {seen.epoch} ({seen.where()},"
+                  f" {seen.age_s():.0f}s ago)")  # fmt: skip
+        return 0 if pid or (seen is not None and seen.alive()) else 1
     from lakehouse.session import build_spark
 
     spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}")
@@ -837,8 +848,9 @@ def build_parser() -> argparse.ArgumentParser:
                       " run: in the foreground (continuous, or --once)")  # fmt: skip
     pipe.add_argument("--once", action="store_true", help="run: one catch-up pass (availableNow), then exit")
     pipe.add_argument("--standby", action="store_true",
-                      help="start/run in a secondary region: a warm standby (Spark up, replicas in its catalog) that"
-                      " starts its queries the moment a failover promotes the region (docs/dr.md)")  # fmt: skip
+                      help="start/run as a warm standby (Spark up, replicas in its catalog) that starts its queries"
+                      " when the region is the primary in force: at once in the primary, the moment a failover"
+                      " promotes it elsewhere; a deployment runs it in every region (docs/dr.md)")  # fmt: skip
     pipe.add_argument("--region", default=None, help="region (default: the primary)")
     pipe.set_defaults(func=_pipeline)
 

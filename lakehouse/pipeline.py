@@ -28,7 +28,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
 from lakehouse.io import kafka
 from lakehouse.observability import exporter, listener
-from lakehouse.replication import fencing
+from lakehouse.replication import fencing, handover
 from lakehouse.session import without_gateway
 from lakehouse.stack import manager, process
 from lakehouse.tables import SPECS, ensure_all, register_existing, uri
@@ -72,14 +72,24 @@ class Reconciliation:
         return self.records == self.bronze_rows == self.accepted + self.quarantined + self.duplicate
 
 
-def prepare(spark: SparkSession, cfg: Config, region: RegionConfig, registered: Collection[str] = ()) -> None:
-    """Topics and tables of the region exist (idempotent); ``registered`` tables (a standby's) are not revisited."""
+def prepare(spark: SparkSession, cfg: Config, region: RegionConfig, registered: Collection[str] = ()) -> fencing.Guard:
+    """Topics and tables of the region exist (idempotent); ``registered`` tables (a standby's) are not revisited.
+    Returns the process's fence (the epoch it runs under)."""
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
-    fencing.install(cfg, region)  # only the primary of the epoch in force runs; a newer epoch stops its writers
+    guard = fencing.install(cfg, region)  # only the primary of the epoch in force runs; a newer epoch stops it
+    request = handover.read_stop(region, confirm=True)
+    if handover.holds(request, guard.epoch):
+        assert request is not None
+        raise LakehouseError(
+            f"a failover stopped the pipeline of {region.name} at epoch {guard.epoch} ({request.by}, requested "
+            f"{request.requested}); it does not start again under that epoch",
+            fix=f"wait for the failover to finish, or run `lakehouse pipeline run --region {region.name} --standby`",
+        )
     kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
     ensure_all(spark, region, skip=registered)
     listener.install(spark, region.name)
+    return guard
 
 
 def await_promotion(
@@ -91,10 +101,14 @@ def await_promotion(
     rescan_s: float = STANDBY_RESCAN_S,
 ) -> set[str]:
     """Warm standby: with Spark up, put the replicas the region holds in its catalog (no table is created or
-    altered: a replica's versions come from its primary alone), then wait until the region's own fencing
-    state names it the primary (a failover wrote it there; a lost primary is never asked). Replicas that
+    altered: a replica's versions come from its primary alone), then wait until the region is the primary: its
+    own fencing state names it (a failover wrote it there; a lost primary is never asked; none: the configured
+    primary at epoch 0), the state in force among the regions that answer agrees (a primary back from a disaster
+    waits), and no failover's stop request holds for that epoch (lakehouse.replication.handover). So a deployment
+    runs ``pipeline run --standby`` in every region and each one runs when its region is the primary. Replicas that
     arrive while it waits (a table replicated for the first time) join the catalog within ``rescan_s``, so a
-    promotion finds every replica registered. Returns the tables registered."""
+    promotion finds every replica registered. Its status (``standby``) goes to the region's HDFS every few
+    seconds, where a failover finds it. Returns the tables registered."""
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     registered = set(register_existing(spark, region))
     spark.range(10_000).selectExpr("sum(id)").collect()  # the executor's first task, before it counts
@@ -102,16 +116,23 @@ def await_promotion(
     progress(
         f"pipeline ({region.name}): standby, {len(registered)} replicas in the catalog:{names} waiting for promotion"
     )
+    heartbeat = handover.Heartbeat(region, progress)
     scanned = time.monotonic()
+    said = ""
     while True:
         try:
-            state = fencing.read_region(region)
+            own = fencing.in_force([fencing.read_region(region)], cfg.primary.name)
+            waiting = _why_waiting(cfg, region, own)
         except Exception as exc:  # noqa: BLE001 -- the region's own HDFS blinked: keep waiting, say so
-            progress(f"pipeline ({region.name}): standby cannot read its fencing state ({exc}); retrying")
-            state = None
-        if state is not None and state.primary == region.name:
-            progress(f"pipeline ({region.name}): promoted at epoch {state.epoch}; starting the queries")
+            own, waiting = None, f"cannot read its fencing state ({exc}); retrying"
+        if waiting is None:
+            assert own is not None
+            progress(f"pipeline ({region.name}): promoted at epoch {own.epoch}; starting the queries")
             return registered
+        if waiting != said:
+            progress(f"pipeline ({region.name}): standby, {waiting}")
+            said = waiting
+        heartbeat.beat("standby", own.epoch if own is not None else -1)
         if time.monotonic() - scanned >= rescan_s:
             try:
                 arrived = register_existing(spark, region, skip=registered)
@@ -124,6 +145,20 @@ def await_promotion(
                          + ", ".join(sorted(arrived)))  # fmt: skip
             scanned = time.monotonic()
         time.sleep(poll_s)
+
+
+def _why_waiting(cfg: Config, region: RegionConfig, own: fencing.RegionState) -> str | None:
+    """Why a standby in ``region`` whose own fencing state is ``own`` keeps waiting (None: it is promoted)."""
+    if own.primary != region.name:
+        return f"epoch {own.epoch}: {own.primary} is the primary"
+    state, _ = fencing.current(cfg)  # its own state says so: the other regions' must not say otherwise
+    if state.primary != region.name:
+        return f"epoch {state.epoch} in force: {state.primary} is the primary"
+    request = handover.read_stop(region)
+    if handover.holds(request, state.epoch):
+        assert request is not None
+        return f"held by a failover's stop request at epoch {state.epoch} ({request.by})"
+    return None
 
 
 def run_once(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print) -> dict[str, int]:
@@ -173,12 +208,16 @@ def _catch_up(spark: SparkSession, cfg: Config, region: RegionConfig, read: dict
 def run_continuous(
     spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progress = print, standby: bool = False
 ) -> None:
-    """Run every query on its processing-time trigger until SIGTERM/SIGINT or a query fails; with ``standby``,
-    first wait as a warm standby until a failover promotes the region (:func:`await_promotion`)."""
+    """Run every query on its processing-time trigger until SIGTERM/SIGINT, a failover's stop request
+    (lakehouse.replication.handover) or a failed query; with ``standby``, first wait as a warm standby until the
+    region is the primary (:func:`await_promotion`). The process's status (``running``, then ``stopped``) goes
+    to the region's HDFS."""
     registered = await_promotion(spark, cfg, region, progress) if standby else set()
-    prepare(spark, cfg, region, registered)
+    guard = prepare(spark, cfg, region, registered)
     exporter.serve_pipeline_metrics(cfg, region)
     queries = [start(spark, cfg, region, False) for _, start in STARTERS]
+    heartbeat = handover.Heartbeat(region, progress)
+    heartbeat.beat("running", guard.epoch)
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -197,23 +236,40 @@ def run_continuous(
     progress(f"pipeline ({region.name}): {len(queries)} queries running: " + ", ".join(names))
     audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "started",
                                          {"queries": names, "standby": standby}))  # fmt: skip
+    requested: handover.StopRequest | None = None
     try:
-        _supervise(queries, region, progress, lambda: stopping)
+        requested = _supervise(queries, region, guard, heartbeat, progress, lambda: stopping)
     except fencing.Fenced:
+        heartbeat.beat("stopped", guard.epoch)
         raise  # the fence recorded the denial in the primary's log; this region's own log is a replica now
     except Exception as exc:
         if not stopping:
             audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "failed",
                                                  {"error": str(exc)[:2000]}))  # fmt: skip
+            heartbeat.beat("stopped", guard.epoch)
             raise
         progress(f"pipeline ({region.name}): the JVM stopped with the signal ({exc})")  # its shutdown stops queries
-    audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "stopped", {"queries": names}))
+    detail: dict[str, object] = {"queries": names}
+    if requested is not None:
+        detail["stop_request"] = {"id": requested.id, "by": requested.by}
+    # the audit row first, the acknowledgement after it: a failover's final pass, which waits for the
+    # acknowledgement, then carries this last commit of the region too
+    audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "stopped", detail))
+    heartbeat.beat("stopped", guard.epoch, requested.id if requested is not None else None)
+    if requested is not None:
+        progress(f"pipeline ({region.name}): stopped for {requested.by}; acknowledged")
 
 
 def _supervise(
-    queries: list[StreamingQuery], region: RegionConfig, progress: Progress, stopping: Callable[[], bool]
-) -> None:
-    """Until ``stopping()``: check the fence and that every query is alive, once a second."""
+    queries: list[StreamingQuery],
+    region: RegionConfig,
+    guard: fencing.Guard,
+    heartbeat: handover.Heartbeat,
+    progress: Progress,
+    stopping: Callable[[], bool],
+) -> handover.StopRequest | None:
+    """Until ``stopping()``: check the fence, a failover's stop request and that every query is alive, once a
+    second, and keep the process's status fresh. Returns the stop request it stopped the queries for, if any."""
     while not stopping():
         try:
             fencing.check()
@@ -222,10 +278,23 @@ def _supervise(
             for q in queries:
                 q.stop()
             raise
+        try:
+            request = handover.read_stop(region, timeout_s=5.0)
+        except Exception as exc:  # noqa: BLE001 -- the region's HDFS blinked: the next look (a second later) asks again
+            progress(f"pipeline ({region.name}): cannot look for a stop request ({exc})")
+            request = None
+        if handover.holds(request, guard.epoch):
+            assert request is not None
+            progress(f"pipeline ({region.name}): stop requested by {request.by}; stopping queries")
+            for q in queries:
+                q.stop()
+            return request
         for q in queries:
             if not stopping() and not q.isActive:
                 raise LakehouseError(f"query {q.name} stopped: {q.exception()}", fix="read the pipeline log")
+        heartbeat.beat("running", guard.epoch)
         time.sleep(1.0)
+    return None
 
 
 def reconcile(spark: SparkSession, region: RegionConfig) -> Reconciliation:

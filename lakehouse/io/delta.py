@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -85,7 +86,16 @@ def register(spark: SparkSession, spec: TableSpec, uri: str, comments: bool = Tr
         described = spark.sql(f"DESCRIBE TABLE EXTENDED {spec.name}").where("col_name = 'Location'").first()
         if described is None or not _same_location(str(described["data_type"]), uri):
             spark.sql(f"DROP TABLE {spec.name}")
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.name} USING DELTA LOCATION {sql_string(uri)}")
+    try:
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.name} USING DELTA LOCATION {sql_string(uri)}")
+    except AnalysisException as exc:
+        # another process (a simulator registering devices, a pipeline starting) created the entry between the
+        # catalog's check and the metastore's create: what this call wanted, if it points at the same table
+        if "AlreadyExists" not in str(exc) and "ALREADY_EXISTS" not in str(exc):
+            raise
+        described = spark.sql(f"DESCRIBE TABLE EXTENDED {spec.name}").where("col_name = 'Location'").first()
+        if described is None or not _same_location(str(described["data_type"]), uri):
+            raise
     if not comments:
         return
     if spark.catalog.getTable(spec.name).description != spec.comment:

@@ -1,7 +1,9 @@
 """Region failover and failback, timed: RPO (what the new primary lacks) and RTO (trigger to data flowing).
 
-planned:  stop the primary's pipeline, final replication pass (RPO 0), fence (new epoch), start the pipeline
-          in the target on its own Kafka, wait until it commits.
+planned:  stop the primary's pipeline (a stop request in its region's HDFS, acknowledged by the pipeline on
+          whatever host it runs: lakehouse.replication.handover), final replication pass (RPO 0), fence (new
+          epoch), promote the target's warm standby (or start a pipeline there) on its own Kafka, wait until it
+          commits.
 disaster: the primary is unreachable: fence (new epoch, written where it can be), promote with what was
           replicated; the RPO per table comes from the last pass's ``ops.replication_state`` in the target.
 failback: fence the old primary's HDFS, move its commits that never reached the new primary into an
@@ -22,11 +24,12 @@ from lakehouse import audit, pipeline
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.io.hdfs import Hdfs, copy_file
-from lakehouse.replication import deltalog, fencing, models, state
+from lakehouse.replication import deltalog, fencing, handover, models, state
 from lakehouse.replication.lock import PassLock
 from lakehouse.replication.replicator import Replicator
 
 Progress = Callable[[str], None]
+STOP_TIMEOUT_S = 120.0  # a planned failover waits this long for the primary's pipeline to acknowledge its stop
 
 
 @dataclass
@@ -146,6 +149,7 @@ def failover(
     )
     tables = list(cfg.replication.tables)
     held: PassLock | None = None  # the target's replication lock, from the final pass until the new epoch is written
+    stop: handover.StopRequest | None = None  # the primary's pipeline stopped, until the new epoch is written
     try:
         if mode == "planned":
             if not reached.get(source.name):
@@ -153,13 +157,19 @@ def failover(
                     f"the primary {source.name} does not answer: a planned failover needs it",
                     fix=f"lakehouse failover --target-region {target.name} --mode disaster",
                 )
-            stopped = pipeline.stop_background(cfg, source)
-            _step(
-                report,
-                progress,
-                started,
-                f"primary pipeline stopped (pid {stopped})" if stopped else "no primary pipeline ran",
-            )
+            # no pipeline commits in the source from the acknowledgement on, so the final pass leaves nothing behind
+            was = handover.read_status(source)
+            stop = handover.request_stop(source, current.epoch, f"planned failover {source.name} -> {target.name}")
+            stopped, status = handover.await_stopped(source, stop, STOP_TIMEOUT_S)
+            if not stopped:
+                where = status.where() if status is not None else "?"
+                raise LakehouseError(
+                    f"the primary's pipeline ({where}) did not stop within {STOP_TIMEOUT_S:.0f}s of the request;"
+                    " not promoting",
+                    fix=f"read that pipeline's log; `lakehouse pipeline stop --region {source.name}` on its host",
+                )
+            _step(report, progress, started, f"primary pipeline stopped ({status.where()})"
+                  if handover.running(was) and status is not None else "no primary pipeline ran")  # fmt: skip
             rep = _replicator(cfg, source, target, lambda _m: None)
             # held until the new epoch is written: a continuous replicator's pass cannot slip in between
             held = rep.lock
@@ -202,16 +212,27 @@ def failover(
                      f" replicator at {outage.since:%H:%M:%S} UTC: up to {detected:.1f}s lost if it died then"))  # fmt: skip
         new = current.advanced(target.name, f"{mode} failover from {source.name}")
         written = fencing.write(cfg, new)
+        stop = None  # spent: no pipeline runs in the source under the new epoch anyway
         _step(report, progress, started, f"fenced: epoch {new.epoch} written to {', '.join(written)}")
+    except BaseException:
+        if stop is not None:  # not promoted: the source's standby (a deployment's pipeline) resumes at once
+            try:
+                handover.withdraw_stop(source, stop)
+                _step(report, progress, started, f"not promoted: the stop request in {source.name} is withdrawn")
+            except Exception as exc:  # noqa: BLE001 -- the failover's own error is the one to raise
+                _step(report, progress, started, f"not promoted; could not withdraw the stop request ({exc})")
+        raise
     finally:
         if held is not None:
             held.release()
     if start_pipeline:
         baseline = {"bronze.telemetry": _committed_versions(target, "bronze.telemetry")}
-        standby = pipeline.running_pid(cfg, target)  # a warm standby starts its queries on the epoch just written
-        pid = pipeline.start_background(cfg, target)
-        how = f"standby pipeline promoted in {target.name}" if standby else f"pipeline started in {target.name}"
-        _step(report, progress, started, f"{how} on its Kafka (pid {pid})")
+        waiting = handover.read_status(target)  # a warm standby (any host) starts its queries on the new epoch
+        if waiting is not None and waiting.state == "standby" and waiting.alive():
+            how = f"standby pipeline promoted in {target.name} ({waiting.where()})"
+        else:
+            how = f"pipeline started in {target.name} (pid {pipeline.start_background(cfg, target)})"
+        _step(report, progress, started, f"{how} on its Kafka")
         report.flowing = wait_flowing(cfg, target, baseline, flowing_timeout_s)
         _step(report, progress, started, "data flowing in the new primary" if report.flowing else "NOT flowing yet")
     report.rto_s = time.monotonic() - started

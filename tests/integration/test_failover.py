@@ -41,6 +41,7 @@ from tests.conftest import shared_stack_lock
 pytestmark = [pytest.mark.integration, pytest.mark.last, pytest.mark.timeout(2400)]
 
 TABLES = ("ops.dr_a", "ops.dr_b")  # written by the tests themselves (deltalake)
+PROMOTED: dict[str, subprocess.Popen[bytes]] = {}  # the planned drill's promoted pipeline, until the failback
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,18 @@ def sandbox(stack: Config) -> Iterator[Sandbox]:
         append(table_uri(cfg.regions["asia"], table), i * 1000)
     sb = Sandbox(path, cfg, env)
     yield sb
+    stop_promoted()
     for region in cfg.regions.values():
         pipeline.stop_background(cfg, region)
     path.unlink()
+
+
+def stop_promoted() -> None:
+    """SIGTERM to the planned drill's promoted pipeline: its queries stop cleanly, as `pipeline stop` does."""
+    for proc in PROMOTED.values():
+        proc.terminate()
+        proc.wait(timeout=120)
+    PROMOTED.clear()
 
 
 def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_standby(
@@ -155,17 +165,20 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
 ) -> None:
     cfg = sandbox.cfg
     asia, europe = cfg.regions["asia"], cfg.regions["europe"]
-    logs = {r: cfg.state_dir / "pipeline" / r / "pipeline.log" for r in ("asia", "europe")}
-    offsets = {r: log_size(log) for r, log in logs.items()}
+    logs = {r: tmp_path / f"pipeline-{r}.log" for r in ("asia", "europe")}
+    offsets = dict.fromkeys(logs, 0)
 
-    # asia streams: its pipeline runs on its processing-time triggers while devices keep sending to asia's Kafka
-    # (in real time, through the whole drill: devices do not know of failovers); europe stands by warm (Spark up,
-    # the replicas in its catalog as they arrive), the replicator keeps it current as production does
-    for region, flags in (("asia", ()), ("europe", ("--standby",))):
-        started = cli(sandbox, "pipeline", "start", "--region", region, *flags)
-        assert started.returncode == 0, started.stdout + started.stderr
+    # as deployed (docker-compose.yml): each region runs `pipeline run --standby`, which runs the queries in the
+    # primary (asia: the configured primary, no epoch yet) and stands by warm elsewhere (europe: Spark up, the
+    # replicas in its catalog as they arrive); no pid file, so the failover finds both through their regions'
+    # HDFS alone, as it does across hosts. Asia streams while devices keep sending to its Kafka (in real time,
+    # through the whole drill: devices do not know of failovers); the replicator keeps europe current.
     devices = ("simulate", "--devices", "3", "--rate", "5", "--seconds", "900", "--region", "asia", "--prefix", "dra")
     background = {
+        **{
+            f"pipeline-{r}": spawn(sandbox, log, "pipeline", "run", "--region", r, "--standby")
+            for r, log in logs.items()
+        },
         "devices": spawn(sandbox, tmp_path / "devices.log", *devices),
         "replicator": spawn(sandbox, tmp_path / "replicator.log", "replicate", "--target", "europe", "--continuous"),
     }
@@ -196,6 +209,12 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
         assert background.pop("replicator").wait(timeout=120) == 0
         replicated = (tmp_path / "replicator.log").read_text()
         assert "asia is not the primary in force (epoch 1: europe)" in replicated, replicated[-3000:]
+        # asia's pipeline stopped at the failover's request, acknowledged it and ended (a deployment restarts it:
+        # a standby again, which waits, europe being the primary now)
+        assert background.pop("pipeline-asia").wait(timeout=120) == 0, logs["asia"].read_text()[-3000:]
+        stopped = logs["asia"].read_text()
+        assert "stop requested by planned failover asia -> europe" in stopped and "acknowledged" in stopped
+        PROMOTED["europe"] = background.pop("pipeline-europe")  # europe's primary now: it runs until the failback
     finally:
         for proc in background.values():
             proc.terminate()
@@ -204,7 +223,7 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
           f" end); {report['steps']}")  # fmt: skip
     assert report["epoch"] == 1 and report["target"] == "europe" and report["flowing"] is True
     assert any("] primary pipeline stopped (pid " in step for step in report["steps"]), report["steps"]
-    assert any("standby pipeline promoted in europe" in step for step in report["steps"]), report["steps"]
+    assert any("standby pipeline promoted in europe (pid " in step for step in report["steps"]), report["steps"]
     streamed = present(asia, cfg.replication.tables)
     assert {"bronze.telemetry", "silver.vitals", "gold.news2", *TABLES} <= streamed
     assert report["rpo_versions"] == 0 and {r["table"] for r in report["rpo"]} == streamed
@@ -243,6 +262,7 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
     # promotion, the refused writers and the standby's run in europe's (the primary now)
     runs = audit.read(asia, "pipeline.run")
     assert [(r["target"], r["outcome"]) for r in runs[-2:]] == [("continuous", "started"), ("continuous", "stopped")]
+    assert json.loads(runs[-1]["detail"])["stop_request"]["by"] == "planned failover asia -> europe"
     passes = [json.loads(p["detail"]) for p in audit.read(asia, "replication.pass")]
     assert len(passes) >= 2 and any(p.get(TABLES[0], {}).get("status") == "replicated" for p in passes[1:]), passes
     (promoted,) = audit.read(europe, "region.failover")
@@ -260,7 +280,7 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
 def test_failback_archives_unreplicated_commits_and_returns_to_asia(sandbox: Sandbox) -> None:
     cfg = sandbox.cfg
     asia, europe = cfg.regions["asia"], cfg.regions["europe"]
-    pipeline.stop_background(cfg, europe)
+    stop_promoted()
     append(table_uri(europe, TABLES[1]), 7000)  # the new primary moves on
     before = datetime.now(UTC)
     append(table_uri(asia, TABLES[1]), 9000, n=7)  # a stale asia writer, behind the fence's back

@@ -358,3 +358,30 @@ def test_hdfs_permissions_let_other_users_read_gold_only(stack: Config, sandbox:
         time.sleep(3)
     assert sorted(r["region"] for r in recorded) == ["asia", "europe"], recorded
     assert {r["outcome"] for r in recorded} == {"denied"}
+
+
+def test_a_stop_request_and_the_pipelines_acknowledgement_round_trip_through_the_regions_hdfs(
+    sandbox: Sandbox,
+) -> None:
+    """What a planned failover and a pipeline on other hosts say to each other (lakehouse.replication.handover),
+    through the sandbox region's real HDFS: the request, the wait for the acknowledgement, the withdrawal."""
+    from lakehouse.replication import handover
+
+    region = sandbox.cfg.regions["europe"]
+    heartbeat = handover.Heartbeat(region, print)
+    heartbeat.beat("running", 7)
+    status = handover.read_status(region)
+    assert status is not None and (status.state, status.epoch, status.pid) == ("running", 7, os.getpid())
+    assert handover.running(status)
+
+    request = handover.request_stop(region, 7, "planned failover europe -> asia")
+    assert handover.read_stop(region) == request and handover.holds(handover.read_stop(region), 7)
+    stopped, seen = handover.await_stopped(region, request, timeout_s=1.0, poll_s=0.2)
+    assert not stopped and seen is not None and seen.state == "running", "no acknowledgement: still running"
+    heartbeat.beat("stopped", 7, request.id)
+    stopped, seen = handover.await_stopped(region, request, timeout_s=5.0)
+    assert stopped and seen is not None and seen.stop_request == request.id
+
+    newer = handover.request_stop(region, 8, "planned failover europe -> asia, again")
+    assert not handover.withdraw_stop(region, request), "a later request is not withdrawn by an older one's owner"
+    assert handover.withdraw_stop(region, newer) and handover.read_stop(region, confirm=True) is None

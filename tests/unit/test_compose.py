@@ -138,7 +138,7 @@ def test_mlflow_requires_a_user_and_its_clients_hold_the_profiles_password() -> 
     password = CLUSTER.mlflow.password_file
     assert password.parent == Path("/run/secrets") and password.name in COMPOSE["secrets"]
     assert CLUSTER.mlflow.username != "admin"  # the pipeline is not the server's admin
-    for client in ("airflow-scheduler", "pipeline-asia", "pipeline-europe"):
+    for client in ("airflow-scheduler", "pipeline-asia", "pipeline-europe", "replicator"):
         assert password.name in SERVICES[client]["secrets"], f"{client} cannot authenticate to MLflow"
 
 
@@ -183,3 +183,23 @@ def test_the_spark_cluster_profile_describes_the_compose_workers() -> None:
         assert command[command.index("--cores") + 1] == str(sc.worker_cores)
         assert command[command.index("--memory") + 1] == sc.worker_memory
     assert CLUSTER.spark.conf["spark.executor.memory"] == sc.executor_memory
+
+
+def test_every_region_runs_a_pipeline_that_follows_the_primary_and_a_replicator_follows_it_too() -> None:
+    """DR as deployed (docs/dr.md): each region's pipeline runs its queries while its region is the primary in force
+    and stands by warm otherwise (`--standby`), so a failover finds a standby to promote and a stopped or fenced
+    pipeline comes back as a standby (restart policy); the one replicator takes its direction from the primary in
+    force (no --source or --target), so after a failover it replicates the other way."""
+    for region in CLUSTER.regions:
+        svc = SERVICES[f"pipeline-{region}"]
+        assert svc["command"][-4:] == ["run", "--region", region, "--standby"], svc["command"]
+        assert svc["restart"] == "unless-stopped"
+        assert svc["environment"]["LAKEHOUSE_ENV"] == "cluster"
+        assert set(svc["networks"]) == set(CLUSTER.regions), "it reads the fencing state of every region"
+    replicator = SERVICES["replicator"]
+    command = replicator["command"]
+    assert command[command.index("replicate") :] == ["replicate", "--continuous"], command
+    assert replicator["restart"] == "unless-stopped" and replicator["environment"]["LAKEHOUSE_ENV"] == "cluster"
+    assert set(replicator["networks"]) == set(CLUSTER.regions)
+    assert {f"namenode-{r}" for r in CLUSTER.regions} <= set(replicator["depends_on"])
+    assert CLUSTER.replication.interval_s <= 10, "the disaster RPO target: one interval plus a pass"

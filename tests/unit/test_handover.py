@@ -1,0 +1,34 @@
+"""The pipeline's status and a failover's stop request as read by both sides (lakehouse.replication.handover);
+their round trip through a region's HDFS runs in tests/integration/test_replication.py and the DR drills."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from lakehouse.replication.handover import FRESH_S, PipelineStatus, StopRequest, holds, running
+
+
+def status(state: str, age_s: float, stop_request: str | None = None) -> PipelineStatus:
+    updated = (datetime.now(UTC) - timedelta(seconds=age_s)).isoformat()
+    return PipelineStatus("asia", state, 3, "host-a", 4242, updated, stop_request)
+
+
+def test_a_status_is_alive_while_fresh_and_not_stopped() -> None:
+    assert status("running", 1.0).alive() and status("standby", FRESH_S - 5).alive()
+    assert not status("running", FRESH_S + 5).alive(), "a process that stopped writing died"
+    assert not status("stopped", 0.0).alive()
+    assert status("running", 12.0).age_s() >= 12.0
+    assert status("running", 0.0).where() == "pid 4242 on host-a"
+
+
+def test_only_a_fresh_running_pipeline_is_running() -> None:
+    assert running(status("running", 0.0))
+    assert not running(None) and not running(status("standby", 0.0)) and not running(status("stopped", 0.0))
+    assert not running(status("running", FRESH_S + 1))
+
+
+def test_a_stop_request_holds_only_for_its_epoch() -> None:
+    request = StopRequest("id-1", 3, datetime.now(UTC).isoformat(), "planned failover asia -> europe")
+    assert holds(request, 3)
+    assert not holds(request, 4), "a request of an earlier epoch is spent once a failover moved the epoch on"
+    assert not holds(None, 3)
