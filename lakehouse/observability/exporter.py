@@ -1,6 +1,7 @@
 """Getting metrics to Prometheus: serve ``/metrics`` (long-running jobs), push to the Pushgateway (batch
 jobs), and the lakehouse exporter: a small process that measures, at every scrape, what no job reports
-by itself — each table's Delta version per region, DR replication lag, Kafka end offsets.
+by itself — each table's Delta version per region, DR replication lag, Kafka end offsets, which region is the
+primary in force and what each region's pipeline last reported (lakehouse.replication.handover).
 """
 
 from __future__ import annotations
@@ -187,7 +188,8 @@ class LakehouseCollector(Collector):
             "When the latest replication pass over the table started (ops.replication_state.pass_time)",
             labels=["table", "source", "target"],
         )  # fmt: skip
-        primary = self.cfg.primary
+        dr = self._dr_state(up)
+        primary = self.cfg.region(dr.primary)  # the lag runs from the primary in force: a failover reverses it
         seen: dict[str, dict[str, TableVersion]] = {}
         for region in self.cfg.regions.values():
             try:
@@ -215,7 +217,46 @@ class LakehouseCollector(Collector):
                 lag_s.add_metric([table, primary.name, region.name], seconds)
             self._replication_state(region, replicated, last_pass, up)
         airflow = self._dag_runs(up)  # before ``up`` is yielded: it carries Airflow's source sample too
-        yield from (version, lag_v, lag_s, offsets, up, replicated, last_pass, *airflow)
+        yield from (version, lag_v, lag_s, offsets, up, replicated, last_pass, *dr.families, *airflow)
+
+    def _dr_state(self, up: GaugeMetricFamily) -> DrState:
+        """The region state in force and each region's pipeline status, as a failover reads them."""
+        from lakehouse.replication import fencing, handover
+
+        state, reached = fencing.current(self.cfg)
+        primary = GaugeMetricFamily(
+            "lakehouse_region_primary",
+            "1 for the primary in force (the highest epoch among the regions that answer), 0 for the others",
+            labels=["region"],
+        )
+        epoch = GaugeMetricFamily("lakehouse_region_epoch", "Epoch of the region state in force", labels=[])
+        epoch.add_metric([], state.epoch)
+        status = GaugeMetricFamily(
+            "lakehouse_pipeline_status",
+            "1 for what the region's pipeline last reported in its HDFS (standby, running, stopped), stale when"
+            " it has not reported for 30 s (died), none when no pipeline ever ran there; 0 for the other states",
+            labels=["region", "state"],
+        )
+        age = GaugeMetricFamily(
+            "lakehouse_pipeline_status_age_seconds", "Seconds since the region's pipeline last reported",
+            labels=["region"],
+        )  # fmt: skip
+        for region in self.cfg.regions.values():
+            primary.add_metric([region.name], float(region.name == state.primary))
+            up.add_metric([region.name, "region_state"], float(reached.get(region.name, False)))
+            try:
+                seen = handover.read_status(region, timeout_s=5.0)
+            except Exception as exc:  # noqa: BLE001 - one region down must not hide the other
+                log.warning(f"exporter: pipeline status of {region.name} unreadable: {exc}")
+                up.add_metric([region.name, "pipeline_status"], 0)
+                continue
+            up.add_metric([region.name, "pipeline_status"], 1)
+            now = "none" if seen is None else seen.state if seen.state == "stopped" or seen.alive() else "stale"
+            for name in (*handover.STATES, "stale", "none"):
+                status.add_metric([region.name, name], float(name == now))
+            if seen is not None:
+                age.add_metric([region.name], seen.age_s())
+        return DrState(state.primary, [primary, epoch, status, age])
 
     def _dag_runs(self, up: GaugeMetricFamily) -> list[GaugeMetricFamily]:
         """Per DAG, from Airflow's REST API: its latest runs by state and the duration and end of the latest
@@ -269,6 +310,14 @@ class LakehouseCollector(Collector):
             replicated.add_metric([*labels, str(r["status"])], float(str(r["replicated_version"])))
             stamp = r["pass_time"]
             last_pass.add_metric(labels, stamp.timestamp() if hasattr(stamp, "timestamp") else 0.0)
+
+
+@dataclass(frozen=True)
+class DrState:
+    """The primary in force and the DR metric families of one scrape."""
+
+    primary: str
+    families: list[GaugeMetricFamily]
 
 
 def run_exporter(cfg: Config, home: Path, poll_s: float = 5.0) -> None:

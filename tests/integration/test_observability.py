@@ -225,7 +225,15 @@ def test_exporter_reports_table_versions_and_replication_lag(observed: Observed)
     for table, behind in lag.items():
         assert behind == max(0.0, versions[("asia", table)] - versions[("europe", table)]), table
     sources = {(r["metric"]["region"], r["metric"]["source"]) for r in promql(cfg, "lakehouse_exporter_source_up == 1")}
-    assert sources == {(r, s) for r in ("asia", "europe") for s in ("hdfs", "kafka")} | {("all", "airflow")}
+    each = ("hdfs", "kafka", "region_state", "pipeline_status")
+    assert sources == {(r, s) for r in ("asia", "europe") for s in each} | {("all", "airflow")}
+    # the primary in force and what each region's pipeline last reported in its HDFS (the stack's own root: none
+    # of this module's pipelines, which run in a sandbox, report there)
+    primary = {r["metric"]["region"]: float(r["value"][1]) for r in promql(cfg, "lakehouse_region_primary")}
+    assert primary == {"asia": 1.0, "europe": 0.0}
+    states = promql(cfg, "lakehouse_pipeline_status == 1")
+    assert {r["metric"]["region"] for r in states} == {"asia", "europe"}, "one state per region"
+    assert {r["metric"]["state"] for r in states} <= {"standby", "running", "stopped", "stale", "none"}
     runs = promql(cfg, "lakehouse_airflow_dag_runs")  # the exporter read Airflow's API: a series per DAG and state
     assert {r["metric"]["dag"] for r in runs} >= {"nightly_retraining", "data_quality_daily", "table_replication"}
     assert {r["metric"]["region"] for r in promql(cfg, "lakehouse_kafka_end_offset")} == {"asia", "europe"}
