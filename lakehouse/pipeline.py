@@ -85,6 +85,13 @@ def prepare(spark: SparkSession, cfg: Config, region: RegionConfig, registered: 
             f"{request.requested}); it does not start again under that epoch",
             fix=f"wait for the failover to finish, or run `lakehouse pipeline run --region {region.name} --standby`",
         )
+    other = handover.other_running(region)
+    if other is not None:
+        raise LakehouseError(
+            f"a pipeline already runs in {region.name} ({other.where()}, epoch {other.epoch}, reported "
+            f"{other.age_s():.0f}s ago)",
+            fix=f"`lakehouse pipeline status --region {region.name}`; stop that one first",
+        )
     kafka.ensure_topic(region, cfg.topics.telemetry, cfg.topics)
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
     ensure_all(spark, region, skip=registered)
@@ -110,13 +117,17 @@ def await_promotion(
     promotion finds every replica registered. Its status (``standby``) goes to the region's HDFS every few
     seconds, where a failover finds it. Returns the tables registered."""
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
+    heartbeat = handover.Heartbeat(region, progress)
+    try:  # said at once: a failover that comes while the catalog fills finds the standby (and promotes it)
+        heartbeat.beat("standby", fencing.in_force([fencing.read_region(region)], cfg.primary.name).epoch)
+    except Exception as exc:  # noqa: BLE001 -- the loop below says it and retries
+        progress(f"pipeline ({region.name}): standby cannot read its fencing state yet ({exc})")
     registered = set(register_existing(spark, region))
     spark.range(10_000).selectExpr("sum(id)").collect()  # the executor's first task, before it counts
     names = "".join(f" {n}," for n in sorted(registered))
     progress(
         f"pipeline ({region.name}): standby, {len(registered)} replicas in the catalog:{names} waiting for promotion"
     )
-    heartbeat = handover.Heartbeat(region, progress)
     scanned = time.monotonic()
     said = ""
     while True:
@@ -158,6 +169,9 @@ def _why_waiting(cfg: Config, region: RegionConfig, own: fencing.RegionState) ->
     if handover.holds(request, state.epoch):
         assert request is not None
         return f"held by a failover's stop request at epoch {state.epoch} ({request.by})"
+    other = handover.other_running(region)
+    if other is not None:
+        return f"a pipeline already runs in {region.name} ({other.where()})"
     return None
 
 

@@ -54,8 +54,11 @@ class PipelineStatus:
         return ((now or datetime.now(UTC)) - datetime.fromisoformat(self.updated)).total_seconds()
 
     def alive(self, now: datetime | None = None) -> bool:
-        """A pipeline process (standby or running) that wrote within ``FRESH_S``."""
-        return self.state != "stopped" and self.age_s(now) <= FRESH_S
+        """A pipeline process (standby or running) that wrote within ``FRESH_S`` (and, on this host, whose process
+        still exists: one killed with SIGKILL says nothing)."""
+        if self.state == "stopped" or self.age_s(now) > FRESH_S:
+            return False
+        return self.host != socket.gethostname() or _exists(self.pid)
 
     def where(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -69,6 +72,16 @@ class StopRequest:
     epoch: int
     requested: str
     by: str
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _path(region: RegionConfig, name: str) -> str:
@@ -144,6 +157,15 @@ def withdraw_stop(region: RegionConfig, request: StopRequest) -> bool:
 def running(status: PipelineStatus | None) -> bool:
     """Whether ``status`` is a pipeline process running its queries now (not a standby, not stopped, not stale)."""
     return status is not None and status.state == "running" and status.alive()
+
+
+def other_running(region: RegionConfig) -> PipelineStatus | None:
+    """The status of another process (not this one) running the region's queries now, if any: a region runs one
+    pipeline (two would write the same tables from the same checkpoints)."""
+    status = read_status(region)
+    if running(status) and status is not None and (status.host, status.pid) != (socket.gethostname(), os.getpid()):
+        return status
+    return None
 
 
 def await_stopped(

@@ -32,3 +32,19 @@ def test_a_stop_request_holds_only_for_its_epoch() -> None:
     assert holds(request, 3)
     assert not holds(request, 4), "a request of an earlier epoch is spent once a failover moved the epoch on"
     assert not holds(None, 3)
+
+
+def test_on_this_host_a_status_whose_process_is_gone_is_not_alive() -> None:
+    """A pipeline killed with SIGKILL writes no last word: on its own host, its missing process tells."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    now = datetime.now(UTC).isoformat()
+    here = socket.gethostname()
+    assert not PipelineStatus("asia", "running", 1, here, gone.pid, now).alive()
+    assert PipelineStatus("asia", "running", 1, here, os.getpid(), now).alive()
+    assert PipelineStatus("asia", "running", 1, "another-host", gone.pid, now).alive(), "elsewhere: its reports tell"
