@@ -11,6 +11,7 @@ profile: each region's pipeline is a long-running service, docker-compose.yml), 
                              runs under that epoch stops its queries cleanly, records ``stopped`` with the request's
                              id and ends; no pipeline starts (or leaves its standby) under that epoch while it holds
 
+A region runs one pipeline: a second one refuses to start, or keeps standing by, while another reports running.
 A failover that does not promote withdraws its request (the region's standby resumes at once). The request is
 what makes a planned failover's RPO 0 on every profile: the final replication pass starts only once the primary
 acknowledged that its queries stopped, so nothing commits there after the pass.
