@@ -218,8 +218,7 @@ def _pipeline(args: argparse.Namespace) -> int:
             print(f"pipeline ({region.name}) in the region's HDFS: unknown ({exc})")
             return 0 if pid else 1
         if seen is not None:
-            state = seen.state if seen.state == "stopped" or seen.alive() else f"{seen.state}, stale (died?)"
-            print(f"pipeline ({region.name}) in the region's HDFS: {state} at epoch {seen.epoch} ({seen.where()},"
+            print(f"pipeline ({region.name}) in the region's HDFS: {seen.shown()} at epoch {seen.epoch} ({seen.where()},"
                   f" {seen.age_s():.0f}s ago)")  # fmt: skip
         return 0 if pid or (seen is not None and seen.alive()) else 1
     from lakehouse.session import build_spark
@@ -702,8 +701,18 @@ def _failover(args: argparse.Namespace) -> int:
     cfg = load_config()
     say = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.status:
+        from lakehouse.replication import handover
+
         current, reached = fencing.current(cfg)
-        print(json.dumps({"epoch": current.epoch, "primary": current.primary, "reachable": reached}))
+        pipelines: dict[str, dict[str, object] | None] = {}
+        for name, ok in reached.items():  # each region's pipeline as its HDFS last heard of it (None: never ran)
+            seen = handover.read_status(cfg.region(name), timeout_s=5.0) if ok else None
+            pipelines[name] = None if seen is None else {
+                "state": seen.shown(), "epoch": seen.epoch,
+                "host": seen.host, "pid": seen.pid, "seconds_ago": round(seen.age_s(), 1),
+            }  # fmt: skip
+        print(json.dumps({"epoch": current.epoch, "primary": current.primary, "reachable": reached,
+                          "pipelines": pipelines}))  # fmt: skip
         return 0
     if not args.target_region:
         raise LakehouseError(
@@ -962,7 +971,8 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--mode", choices=["planned", "disaster"], default="planned", help="default planned")
     fo.add_argument("--no-pipeline", action="store_true", help="fence and promote only; start no pipeline")
     fo.add_argument("--flowing-timeout", type=float, default=120.0, help="seconds to wait for data to flow")
-    fo.add_argument("--status", action="store_true", help="print the region state in force (epoch, primary)")
+    fo.add_argument("--status", action="store_true", help="print the region state in force (epoch, primary, regions"
+                    " reached) and each region's pipeline as its HDFS last heard of it, as JSON")  # fmt: skip
     fo.add_argument("--json", action="store_true", help="one JSON object on stdout, progress on stderr")
     fo.set_defaults(func=_failover)
 

@@ -251,7 +251,7 @@ class LakehouseCollector(Collector):
                 up.add_metric([region.name, "pipeline_status"], 0)
                 continue
             up.add_metric([region.name, "pipeline_status"], 1)
-            now = "none" if seen is None else seen.state if seen.state == "stopped" or seen.alive() else "stale"
+            now = "none" if seen is None else seen.shown()
             for name in (*handover.STATES, "stale", "none"):
                 status.add_metric([region.name, name], float(name == now))
             if seen is not None:

@@ -61,6 +61,10 @@ class PipelineStatus:
             return False
         return self.host != socket.gethostname() or _exists(self.pid)
 
+    def shown(self) -> str:
+        """Its state as ops read it: ``stale`` for a process that stopped reporting without saying it stopped."""
+        return self.state if self.state == "stopped" or self.alive() else "stale"
+
     def where(self) -> str:
         return f"pid {self.pid} on {self.host}"
 

@@ -255,8 +255,10 @@ def test_planned_failover_while_asia_streams_loses_nothing_and_promotes_europes_
         guard.check()
     with pytest.raises(fencing.Fenced):
         fencing.Guard(cfg, asia)  # a pipeline starting in asia refuses
-    status = cli(sandbox, "failover", "--status")
-    assert json.loads(status.stdout)["primary"] == "europe"
+    status = json.loads(cli(sandbox, "failover", "--status").stdout)
+    assert status["primary"] == "europe" and status["epoch"] == 1
+    assert status["pipelines"]["asia"]["state"] == "stopped", status  # it acknowledged the stop request
+    assert status["pipelines"]["europe"]["state"] == "running" and status["pipelines"]["europe"]["epoch"] == 1
 
     # the audit trail: asia's pipeline stopped cleanly and both passes in asia's log (it was the primary); the
     # promotion, the refused writers and the standby's run in europe's (the primary now)

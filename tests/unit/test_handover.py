@@ -19,6 +19,8 @@ def test_a_status_is_alive_while_fresh_and_not_stopped() -> None:
     assert not status("stopped", 0.0).alive()
     assert status("running", 12.0).age_s() >= 12.0
     assert status("running", 0.0).where() == "pid 4242 on host-a"
+    assert [status(s, 0.0).shown() for s in ("running", "standby", "stopped")] == ["running", "standby", "stopped"]
+    assert status("running", FRESH_S + 5).shown() == "stale" and status("stopped", FRESH_S + 5).shown() == "stopped"
 
 
 def test_only_a_fresh_running_pipeline_is_running() -> None:
