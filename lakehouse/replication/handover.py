@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from lakehouse.config import RegionConfig
 from lakehouse.io.hdfs import Hdfs
+from lakehouse.stack import process
 
 STATUS_FILE = "_dr/pipeline.json"
 STOP_FILE = "_dr/pipeline.stop.json"
@@ -59,7 +60,7 @@ class PipelineStatus:
         still exists: one killed with SIGKILL says nothing)."""
         if self.state == "stopped" or self.age_s(now) > FRESH_S:
             return False
-        return self.host != socket.gethostname() or _exists(self.pid)
+        return self.host != socket.gethostname() or process.is_alive(self.pid)
 
     def shown(self) -> str:
         """Its state as ops read it: ``stale`` for a process that stopped reporting without saying it stopped."""
@@ -77,16 +78,6 @@ class StopRequest:
     epoch: int
     requested: str
     by: str
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _path(region: RegionConfig, name: str) -> str:
