@@ -223,6 +223,16 @@ def _pipeline(args: argparse.Namespace) -> int:
         return 0 if pid or (seen is not None and seen.alive()) else 1
     from lakehouse.session import build_spark
 
+    if args.tier == "background":
+        from lakehouse import tiers
+
+        if args.once or args.standby or args.action != "run" or args.metrics_port is None:
+            raise LakehouseError("--tier background is the child `pipeline run` starts itself",
+                                 fix="run `lakehouse pipeline run [--standby]`; it starts its background tier")  # fmt: skip
+        tiers.become_background(cfg)
+        spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}-background")
+        starters = [(name, start) for name, start in pipeline.STARTERS if name not in tiers.FRONT]
+        return tiers.run_background(spark, cfg, region, starters, args.metrics_port)
     spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}")
     if args.once:
         pipeline.run_once(spark, cfg, region, progress=lambda m: print(m, flush=True))
@@ -861,6 +871,10 @@ def build_parser() -> argparse.ArgumentParser:
                       " when the region is the primary in force: at once in the primary, the moment a failover"
                       " promotes it elsewhere; a deployment runs it in every region (docs/dr.md)")  # fmt: skip
     pipe.add_argument("--region", default=None, help="region (default: the primary)")
+    pipe.add_argument("--tier", choices=["background"], default=None,
+                      help="internal: the child process `pipeline run` starts for the queries that do not read Kafka"
+                      " (silver, window tables, gold.alerts), at pipeline.background_nice")  # fmt: skip
+    pipe.add_argument("--metrics-port", type=int, default=None, help="internal: with --tier, its loopback metrics port")
     pipe.set_defaults(func=_pipeline)
 
     mnt = sub.add_parser("maintain", help="compact small files (OPTIMIZE) and VACUUM a region's tables")

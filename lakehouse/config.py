@@ -249,6 +249,9 @@ class PipelineConfig:
     # a patient with no accepted measurement for this long (processing time) leaves the real-time state; longer
     # than max_event_age_s + future_tolerance_s, so anything of theirs accepted later is newer than all they had
     news2_state_ttl_s: int = 31 * 86400
+    # CPU priority (nice, 0-19) of the background tier's process: silver, window tables, gold.alerts run there, the
+    # queries that read Kafka (real time, bronze) in the pipeline's own process (lakehouse.tiers)
+    background_nice: int = 10
 
 
 @dataclass(frozen=True)
@@ -347,6 +350,13 @@ class Config:
 
 
 # --------------------------------------------------------------------------- parsing helpers
+
+
+def _background_nice(pipe: Mapping[str, Any]) -> int:
+    nice = _get(pipe, "background_nice", int, "pipeline", 10)
+    if not 0 <= nice <= 19:
+        raise ConfigError(f"pipeline.background_nice must be 0-19 (a CPU priority below the pipeline's), got {nice}")
+    return nice
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type[T], where: str, default: Any = ...) -> T:
@@ -722,6 +732,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
             news2_state_buckets=state_buckets,
             news2_state_ttl_s=state_ttl_s,
+            background_nice=_background_nice(pipe),
             future_tolerance_s=future_tolerance_s,
             max_event_age_s=max_event_age_s,
             minute_watermark_s=_get(pipe, "minute_watermark_s", int, "pipeline", 600),

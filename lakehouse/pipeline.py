@@ -3,7 +3,9 @@
 Queries, in dependency order: Kafka -> gold.news2 + alerts.news2 (real time, per-patient state);
 alerts.news2 -> gold.alerts; Kafka -> bronze.telemetry; bronze -> silver.*; silver -> gold.vitals_minute;
 silver -> gold.vitals_hourly. ``run --once`` drains each in turn
-(availableNow) for schedulers; ``run`` keeps them all going on processing-time triggers until SIGTERM;
+(availableNow) for schedulers; ``run`` keeps them all going on processing-time triggers until SIGTERM, the
+queries that read Kafka (real time, bronze) in its own process and the rest in a child at a lower CPU priority
+(lakehouse.tiers);
 ``start``/``stop`` do that in the background, supervised like the stack's services.
 """
 
@@ -22,7 +24,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse import audit
+from lakehouse import audit, tiers
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import alerts_job, bronze, gold_job, news2_job, silver_job
@@ -106,6 +108,7 @@ def await_promotion(
     progress: Progress = print,
     poll_s: float = 1.0,
     rescan_s: float = STANDBY_RESCAN_S,
+    check: Callable[[], None] = lambda: None,
 ) -> set[str]:
     """Warm standby: with Spark up, put the replicas the region holds in its catalog (no table is created or
     altered: a replica's versions come from its primary alone), then wait until the region is the primary: its
@@ -115,7 +118,8 @@ def await_promotion(
     runs ``pipeline run --standby`` in every region and each one runs when its region is the primary. Replicas that
     arrive while it waits (a table replicated for the first time) join the catalog within ``rescan_s``, so a
     promotion finds every replica registered. Its status (``standby``) goes to the region's HDFS every few
-    seconds, where a failover finds it. Returns the tables registered."""
+    seconds, where a failover finds it. ``check`` runs at each look (it raises to end the wait: the background
+    tier died). Returns the tables registered."""
     manager.require(cfg, "hdfs-namenode", "hdfs-datanode", "metastore", region=region.name)
     heartbeat = handover.Heartbeat(region, progress)
     try:  # said at once: a failover that comes while the catalog fills finds the standby (and promotes it)
@@ -131,6 +135,7 @@ def await_promotion(
     scanned = time.monotonic()
     said = ""
     while True:
+        check()
         try:
             own = fencing.in_force([fencing.read_region(region)], cfg.primary.name)
             waiting = _why_waiting(cfg, region, own)
@@ -224,12 +229,30 @@ def run_continuous(
 ) -> None:
     """Run every query on its processing-time trigger until SIGTERM/SIGINT, a failover's stop request
     (lakehouse.replication.handover) or a failed query; with ``standby``, first wait as a warm standby until the
-    region is the primary (:func:`await_promotion`). The process's status (``running``, then ``stopped``) goes
-    to the region's HDFS."""
-    registered = await_promotion(spark, cfg, region, progress) if standby else set()
+    region is the primary (:func:`await_promotion`). The front tier's queries (real time, bronze) run here, the
+    others in the background tier's child (lakehouse.tiers), which warms up beside a standby and starts its
+    queries after this process's checks. The process's status (``running``, then ``stopped``) goes to the region's HDFS."""
+    background = tiers.Background.spawn(cfg, region, progress)
+    try:
+        _run_tiers(spark, cfg, region, background, progress, standby)
+    finally:
+        code = background.stop()  # before an acknowledgement: the background's commits have all landed
+        progress(f"pipeline ({region.name}): background tier ended (exit {code})")
+
+
+def _run_tiers(
+    spark: SparkSession,
+    cfg: Config,
+    region: RegionConfig,
+    background: tiers.Background,
+    progress: Progress,
+    standby: bool,
+) -> None:
+    registered = await_promotion(spark, cfg, region, progress, check=background.require_alive) if standby else set()
     guard = prepare(spark, cfg, region, registered)
-    exporter.serve_pipeline_metrics(cfg, region)
-    queries = [start(spark, cfg, region, False) for _, start in STARTERS]
+    exporter.serve_pipeline_metrics(cfg, region, tiers.MergedRegistry(background.metrics))
+    queries = [start(spark, cfg, region, False) for name, start in STARTERS if name in tiers.FRONT]
+    background.go(guard.epoch)
     heartbeat = handover.Heartbeat(region, progress)
     heartbeat.beat("running", guard.epoch)
     stopping = False
@@ -246,23 +269,27 @@ def run_continuous(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    names = [q.name or "?" for q in queries]
-    progress(f"pipeline ({region.name}): {len(queries)} queries running: " + ", ".join(names))
+    names = [name for name, _ in STARTERS]
+    progress(f"pipeline ({region.name}): {len(names)} queries running: " + ", ".join(
+        f"{name} ({'front' if name in tiers.FRONT else 'background'})" for name in names))  # fmt: skip
     audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "started",
                                          {"queries": names, "standby": standby}))  # fmt: skip
     requested: handover.StopRequest | None = None
     try:
-        requested = _supervise(queries, region, guard, heartbeat, progress, lambda: stopping)
+        requested = _supervise(queries, background, region, guard, heartbeat, progress, lambda: stopping)
     except fencing.Fenced:
+        background.stop()
         heartbeat.beat("stopped", guard.epoch)
         raise  # the fence recorded the denial in the primary's log; this region's own log is a replica now
     except Exception as exc:
         if not stopping:
+            background.stop()
             audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "failed",
                                                  {"error": str(exc)[:2000]}))  # fmt: skip
             heartbeat.beat("stopped", guard.epoch)
             raise
         progress(f"pipeline ({region.name}): the JVM stopped with the signal ({exc})")  # its shutdown stops queries
+    background.stop()  # its queries' last commits land before the audit row and the acknowledgement
     detail: dict[str, object] = {"queries": names}
     if requested is not None:
         detail["stop_request"] = {"id": requested.id, "by": requested.by}
@@ -276,14 +303,16 @@ def run_continuous(
 
 def _supervise(
     queries: list[StreamingQuery],
+    background: tiers.Background,
     region: RegionConfig,
     guard: fencing.Guard,
     heartbeat: handover.Heartbeat,
     progress: Progress,
     stopping: Callable[[], bool],
 ) -> handover.StopRequest | None:
-    """Until ``stopping()``: check the fence, a failover's stop request and that every query is alive, once a
-    second, and keep the process's status fresh. Returns the stop request it stopped the queries for, if any."""
+    """Until ``stopping()``: check the fence, a failover's stop request and that every query and the background
+    tier are alive, once a second, and keep the process's status fresh. Returns the stop request it stopped the
+    queries for (the background tier's too), if any."""
     while not stopping():
         try:
             fencing.check()
@@ -302,10 +331,13 @@ def _supervise(
             progress(f"pipeline ({region.name}): stop requested by {request.by}; stopping queries")
             for q in queries:
                 q.stop()
+            background.stop()
             return request
         for q in queries:
             if not stopping() and not q.isActive:
                 raise LakehouseError(f"query {q.name} stopped: {q.exception()}", fix="read the pipeline log")
+        if not stopping():
+            background.require_alive()
         heartbeat.beat("running", guard.epoch)
         time.sleep(1.0)
     return None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from lakehouse.config import Config
@@ -18,3 +22,13 @@ def start(
         seconds = cfg.pipeline.trigger_interval_s if interval_s is None else interval_s
         writer = writer.trigger(processingTime=f"{seconds} seconds")
     return writer.start(path) if path else writer.start()
+
+
+@contextmanager
+def in_pool(spark: SparkSession, pool: str) -> Iterator[None]:
+    """Queries started inside run their jobs in the FAIR scheduler pool ``pool`` (conf/spark/fairscheduler.xml)."""
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+    try:
+        yield
+    finally:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]

@@ -33,8 +33,9 @@ def host_port(endpoint: str) -> tuple[str, int]:
     return parsed.hostname, parsed.port
 
 
-def serve_pipeline_metrics(cfg: Config, region: RegionConfig) -> str | None:
-    """Serve the project's registry on the region's ``pipeline_metrics`` endpoint; returns its URL.
+def serve_pipeline_metrics(cfg: Config, region: RegionConfig, registry: Collector = REGISTRY) -> str | None:
+    """Serve ``registry`` (the pipeline's: the project's with the background tier's) on the region's
+    ``pipeline_metrics`` endpoint; returns its URL.
 
     Metrics never stop a pipeline: when the port is taken (another pipeline of the region runs), a
     warning line says so and None comes back.
@@ -42,7 +43,7 @@ def serve_pipeline_metrics(cfg: Config, region: RegionConfig) -> str | None:
     host, port = host_port(cfg.observability.pipeline_metrics[region.name])
     bind = "127.0.0.1" if host in ("127.0.0.1", "localhost") else "0.0.0.0"
     try:
-        start_http_server(port, addr=bind, registry=REGISTRY)
+        start_http_server(port, addr=bind, registry=registry)
     except OSError as exc:
         log.warning(f"metrics not served: {bind}:{port} is taken ({exc})")
         return None

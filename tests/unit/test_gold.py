@@ -140,7 +140,7 @@ def test_a_batch_is_tallied_by_kind_and_its_alert_events_by_level_and_status(spa
         + [("alert", "open", "high"), ("alert", "open", "high"), ("alert", "closed", "medium"),
            ("alert", "open", "single_parameter")],
         "kind string, status string, level string",
-    )  # fmt: skip
+    ).toArrow()  # fmt: skip
     kinds, episodes = news2_job._tally(rows)
     assert kinds == {"observation": 3, "alert": 4}
     assert episodes == {("high", "opened"): 2, ("medium", "closed"): 1, ("single_parameter", "opened"): 1}
@@ -302,3 +302,22 @@ def test_with_a_hold_time_a_buckets_timeout_makes_pending_observations_final(
     assert sorted((r["patient_ref"], r["heart_rate"]) for r in observations) == [("p1", 135.0), ("p2", 70.0)]
     held = min(r["computed_time"] for r in observations) - alert[0]["opened_time"]
     assert held >= dt.timedelta(milliseconds=1500)  # final one hold after the batch that brought the data
+
+
+def test_a_batch_brought_to_the_driver_gives_its_observations_exactly_as_a_local_relation(spark: SparkSession) -> None:
+    observation = {"kind": "observation", "patient_ref": "p1", "observation_time": T0, "observation_date": T0.date(),
+                   "ward": None, "heart_rate": 131.0, "news2_total": 7, "last_event_time": T0,
+                   "computed_time": T0 + dt.timedelta(microseconds=123_456)}  # fmt: skip
+    alert = {"kind": "alert", "patient_ref": "p1", "alert_id": "a1", "level": "high", "status": "open",
+             "triggering_parameters": ["heart_rate"], "opened_time": T0}  # fmt: skip
+    batch = spark.createDataFrame(
+        [{n: r.get(n) for n in news2_job.OUTPUT_SCHEMA.fieldNames()} for r in (observation, alert)],
+        news2_job.OUTPUT_SCHEMA,
+    )
+    names = [f.name for f in gold.NEWS2_SCHEMA]
+    local = news2_job.observations_of(spark, batch.toArrow())
+    assert local.collect() == batch.filter("kind = 'observation'").select(*names).collect()
+    assert local.schema.fieldNames() == names
+    # checks and the append's plan fold over it on the driver: no Spark job for a filter or a projection
+    derived = local.filter("news2_total >= 5").select("patient_ref", (F.col("news2_total") + 1).alias("t"))
+    assert derived._jdf.queryExecution().optimizedPlan().toString().startswith("LocalRelation")
