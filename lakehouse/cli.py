@@ -230,10 +230,10 @@ def _pipeline(args: argparse.Namespace) -> int:
             raise LakehouseError("--tier background is the child `pipeline run` starts itself",
                                  fix="run `lakehouse pipeline run [--standby]`; it starts its background tier")  # fmt: skip
         tiers.become_background(cfg)
-        spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}-background")
+        spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}-background", catalog_region=region.name)
         starters = [(name, start) for name, start in pipeline.STARTERS if name not in tiers.FRONT]
         return tiers.run_background(spark, cfg, region, starters, args.metrics_port)
-    spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}")
+    spark = build_spark(cfg, f"lakehouse-pipeline-{region.name}", catalog_region=region.name)
     if args.once:
         pipeline.run_once(spark, cfg, region, progress=lambda m: print(m, flush=True))
         rec = pipeline.reconcile(spark, region)
