@@ -252,9 +252,9 @@ def _run_tiers(
     guard = prepare(spark, cfg, region, registered)
     exporter.serve_pipeline_metrics(cfg, region, tiers.MergedRegistry(background.metrics))
     queries = [start(spark, cfg, region, False) for name, start in STARTERS if name in tiers.FRONT]
-    background.go(guard.epoch)
     heartbeat = handover.Heartbeat(region, progress)
-    heartbeat.beat("running", guard.epoch)
+    heartbeat.beat("running", guard.epoch)  # the front tier runs; fresh while the background tier starts too
+    background.go(guard.epoch, tick=lambda: heartbeat.beat("running", guard.epoch))
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -130,11 +130,13 @@ class Background:
             self.require_alive()
             raise
 
-    def go(self, epoch: int, timeout_s: float = 600.0) -> None:
-        """Tell the child to start its queries under ``epoch``; return once they run."""
+    def go(self, epoch: int, tick: Callable[[], None] = lambda: None, timeout_s: float = 600.0) -> None:
+        """Tell the child to start its queries under ``epoch``; return once they run, calling ``tick`` (the
+        pipeline's heartbeat) while it waits: a lower-priority start can take longer than a status stays fresh."""
         self._send(f"go {epoch}")
         deadline = time.monotonic() + timeout_s
         while not self._running.wait(0.5):
+            tick()
             self.require_alive()
             if time.monotonic() > deadline:
                 raise LakehouseError(
