@@ -263,7 +263,7 @@ def latency(
     background = tiers.Background.spawn(bench, region, progress=lambda _: None)
     guard = pipeline.prepare(spark, bench, region)
     # as `pipeline run` runs them: the front tier here (real time, bronze), the others in the background tier's process
-    queries = {name: start(spark, bench, region, False) for name, start in pipeline.STARTERS if name in tiers.FRONT}
+    queries = pipeline.start_front(spark, bench, region)
     background.go(guard.epoch)
     realtime = queries["gold.news2"]
     progress(f"bench latency: pipeline running ({len(pipeline.STARTERS)} queries, {len(queries)} in the front tier); "

@@ -57,6 +57,21 @@ CATCH_UP_STAGES: tuple[tuple[str, ...], ...] = (
 )
 
 
+# Session settings of the front tier's process. Its one Delta read per micro-batch is the device registry beside the
+# real-time query (a stream-static join, planned again every batch); Delta's data skipping (PrepareDeltaScan) then
+# runs a Spark job over the registry's file statistics in every plan (0.13-0.17 s of the ~0.5 s planning, idle
+# machine, measured) to prune files of a table that is read whole. Results are the same without it; the
+# background tier (MERGEs into large tables) keeps it.
+FRONT_CONF = {"spark.databricks.delta.stats.skipping": "false"}
+
+
+def start_front(spark: SparkSession, cfg: Config, region: RegionConfig) -> dict[str, StreamingQuery]:
+    """Start the front tier's queries (continuous) in this process, with its session settings (``FRONT_CONF``)."""
+    for key, value in FRONT_CONF.items():
+        spark.conf.set(key, value)
+    return {name: start(spark, cfg, region, False) for name, start in STARTERS if name in tiers.FRONT}
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     """Message counts over every silver batch so far: records == accepted + quarantined + duplicate."""
@@ -251,7 +266,7 @@ def _run_tiers(
     registered = await_promotion(spark, cfg, region, progress, check=background.require_alive) if standby else set()
     guard = prepare(spark, cfg, region, registered)
     exporter.serve_pipeline_metrics(cfg, region, tiers.MergedRegistry(background.metrics))
-    queries = [start(spark, cfg, region, False) for name, start in STARTERS if name in tiers.FRONT]
+    queries = list(start_front(spark, cfg, region).values())
     heartbeat = handover.Heartbeat(region, progress)
     heartbeat.beat("running", guard.epoch)  # the front tier runs; fresh while the background tier starts too
     background.go(guard.epoch, tick=lambda: heartbeat.beat("running", guard.epoch))

@@ -75,7 +75,6 @@ class Background:
         self.metrics_port = metrics_port
         self.region = region
         self._progress = progress
-        self._ready = threading.Event()
         self._running = threading.Event()
         self.report: dict[str, list[float]] = {}  # table -> its query's durations (s) of batches that read rows
         self._reader = threading.Thread(target=self._pump, name="background-tier-output", daemon=True)
@@ -97,13 +96,11 @@ class Background:
         return cls(proc, port, region.name, progress)
 
     def _pump(self) -> None:
-        """The child's output into this process's (its log), each line marked; notes readiness and its report."""
+        """The child's output into this process's (its log), each line marked; notes when its queries run, and its report."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             line = line.rstrip("\n")
-            if line.startswith(READY):
-                self._ready.set()
-            elif line.startswith(RUNNING):
+            if line.startswith(RUNNING):
                 self._running.set()
             elif line.startswith("background tier: report "):
                 self.report = json.loads(line.removeprefix("background tier: report "))

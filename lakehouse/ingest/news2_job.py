@@ -284,6 +284,7 @@ class BatchPhases:
     append_s: float  # the gold.news2 append, beside the suite's dq.results commit
 
 
+ONE_FILE_MAX_ROWS = 20_000  # a batch of at most this many observations is appended as one file
 RECENT_BATCHES: deque[BatchPhases] = deque(maxlen=2000)  # this process's latest batches (`bench latency` reads them)
 
 
@@ -388,7 +389,9 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
         t2 = t3 = time.monotonic()
         if kinds.get("observation"):
             observations = pseudonyms.pseudonymize(observations_of(spark, rows), patient_key)
-            append = lambda: appender.append(observations, news2_uri, batch_id)
+            # a live batch's tens of rows as one file (one task, one HDFS file), not one per core
+            one_file = observations.coalesce(1) if kinds["observation"] <= ONE_FILE_MAX_ROWS else observations
+            append = lambda: appender.append(one_file, news2_uri, batch_id)
             if checks is None:
                 t3 = time.monotonic()
                 append()

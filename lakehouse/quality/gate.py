@@ -115,7 +115,7 @@ def publish(
     blocked = [f"{o.suite.table}: {r.check.name}" for o in outcomes for r in o.failed(Severity.BLOCK)]
     frames = [o.rows(spark, run_id, region, scope) for o in outcomes]
     if frames:
-        rows = reduce(DataFrame.unionByName, frames)
+        rows = reduce(DataFrame.unionByName, frames).coalesce(1)  # a row per check: one file per commit
         if checks.appender is not None and batch_id is not None and not blocked:
             checks.appender.append(rows, checks.results_uri, batch_id)
         else:

@@ -19,7 +19,7 @@ from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
 from lakehouse.io import delta
 from lakehouse.io.delta import BatchAppender
 from lakehouse.quality import gate, suites
-from lakehouse.quality.gx_facade import Validator
+from lakehouse.quality.gx_facade import Validator, driver_frame
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 from lakehouse.quality.suites import Severity
 from lakehouse.tables import SPECS
@@ -208,6 +208,26 @@ def _news2_rows(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([tuple(r[f.name] for f in NEWS2_SCHEMA) for r in rows], loose)
 
 
+def test_a_frame_of_rows_already_on_the_driver_is_collected_without_a_spark_job(spark: SparkSession) -> None:
+    """The real-time batch's check frames are over a local relation: read there, with no job (toPandas runs one);
+    a frame Spark must compute still goes through Arrow. Both give toPandas's values."""
+    on_driver = spark.createDataFrame(_news2_rows(spark).toArrow())  # as the real-time batch: from Arrow
+    local = on_driver.where("news2_total IS NOT NULL").select("patient_ref", (F.col("news2_total") + 1).alias("t"))
+    computed = spark.range(3).select((F.col("id") * 2).alias("doubled"))
+    tracker = spark.sparkContext.statusTracker()
+    for name, data, jobs in (("local", local, False), ("computed", computed, True)):
+        group = f"driver-frame-{name}"
+        spark.sparkContext.setJobGroup(group, group)
+        try:
+            got = driver_frame(data)
+        finally:
+            spark.sparkContext.setJobGroup("", "")
+        assert bool(tracker.getJobIdsForGroup(group)) is jobs, name
+        expected = data.toPandas()
+        assert got.columns.tolist() == expected.columns.tolist()
+        assert got.to_dict("records") == expected.to_dict("records")
+
+
 @pytest.mark.parametrize("table", ["gold.news2", "silver.vitals"])
 def test_a_small_batch_checked_on_the_driver_gets_the_results_spark_gets(
     spark: SparkSession, validator: Validator, table: str
@@ -215,7 +235,7 @@ def test_a_small_batch_checked_on_the_driver_gets_the_results_spark_gets(
     """GX's pandas engine on the collected frames (what a real-time micro-batch uses) and its Spark engine agree on
     every check: success, observed value, rows checked and failed."""
     if table == "gold.news2":
-        rows = _news2_rows(spark)
+        rows = spark.createDataFrame(_news2_rows(spark).toArrow())  # a local relation, as the real-time batch
     else:
         rows = frame(spark, [
             vital("m1", 0, "heart_rate", 280.0), vital("m1", 1, "systolic_bp", 70.0),

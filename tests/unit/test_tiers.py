@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse import pipeline, tiers
+from lakehouse.config import Config
 from lakehouse.observability import metrics
 
 
@@ -14,6 +18,25 @@ def test_the_front_tier_holds_the_queries_that_read_kafka_and_the_background_the
     assert tiers.FRONT == {"gold.news2", "bronze.telemetry"}
     assert tiers.FRONT < names
     assert names - tiers.FRONT == {"gold.alerts", "silver.vitals", "gold.vitals_minute", "gold.vitals_hourly"}
+
+
+def test_the_front_tier_starts_its_queries_without_delta_data_skipping(
+    spark: Any, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its one Delta read per batch (the registry) is read whole: the skipping job would only cost planning time."""
+    started: list[str] = []
+    monkeypatch.setattr(pipeline, "STARTERS", tuple(
+        (name, lambda s, c, r, once, name=name: started.append(name) or f"query {name} once={once}")
+        for name, _ in pipeline.STARTERS))  # fmt: skip
+    key = "spark.databricks.delta.stats.skipping"
+    assert spark.conf.get(key, None) is None  # Delta's default: on
+    try:
+        queries = pipeline.start_front(spark, cfg, cfg.primary)
+        assert spark.conf.get(key, None) == "false"
+    finally:
+        spark.conf.unset(key)
+    assert set(started) == set(queries) == tiers.FRONT
+    assert all(q.endswith("once=False") for q in queries.values())
 
 
 def _child_exposition() -> str:
