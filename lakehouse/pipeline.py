@@ -57,18 +57,8 @@ CATCH_UP_STAGES: tuple[tuple[str, ...], ...] = (
 )
 
 
-# Session settings of the front tier's process. Its one Delta read per micro-batch is the device registry beside the
-# real-time query (a stream-static join, planned again every batch); Delta's data skipping (PrepareDeltaScan) then
-# runs a Spark job over the registry's file statistics in every plan (0.13-0.17 s of the ~0.5 s planning, idle
-# machine, measured) to prune files of a table that is read whole. Results are the same without it; the
-# background tier (MERGEs into large tables) keeps it.
-FRONT_CONF = {"spark.databricks.delta.stats.skipping": "false"}
-
-
 def start_front(spark: SparkSession, cfg: Config, region: RegionConfig) -> dict[str, StreamingQuery]:
-    """Start the front tier's queries (continuous) in this process, with its session settings (``FRONT_CONF``)."""
-    for key, value in FRONT_CONF.items():
-        spark.conf.set(key, value)
+    """Start the front tier's queries (continuous) in this process (the background tier's run in its child)."""
     return {name: start(spark, cfg, region, False) for name, start in STARTERS if name in tiers.FRONT}
 
 
