@@ -57,9 +57,11 @@ CATCH_UP_STAGES: tuple[tuple[str, ...], ...] = (
 )
 
 
-def start_front(spark: SparkSession, cfg: Config, region: RegionConfig) -> dict[str, StreamingQuery]:
+def start_front(
+    spark: SparkSession, cfg: Config, region: RegionConfig, starters: tuple[tuple[str, Starter], ...] = STARTERS
+) -> dict[str, StreamingQuery]:
     """Start the front tier's queries (continuous) in this process (the background tier's run in its child)."""
-    return {name: start(spark, cfg, region, False) for name, start in STARTERS if name in tiers.FRONT}
+    return {name: start(spark, cfg, region, False) for name, start in starters if name in tiers.FRONT}
 
 
 @dataclass(frozen=True)

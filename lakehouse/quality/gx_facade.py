@@ -101,11 +101,18 @@ def _result(check: Check, raw: Any) -> CheckResult:
     return CheckResult(check, bool(raw.success), None if observed is None else str(observed), None, None)
 
 
+# Up to this many rows a frame over a local relation is collected as Python rows (no Spark job); more go through
+# Arrow. Measured (idle machine): 40 rows 0.034 s against 0.092 s, 1,000 rows 0.105 / 0.102, 20,000 rows 0.53 / 0.23.
+LOCAL_COLLECT_MAX_ROWS = 1_000
+
+
 def driver_frame(data: DataFrame) -> pd.DataFrame:
     """A small DataFrame as pandas, for GX's pandas engine. Over a local relation (rows already on the driver,
-    e.g. the real-time batch) Spark evaluates ``data`` there: it is collected without a Spark job (``toPandas``
-    runs one to convert to Arrow: ~0.05 s idle, several times that beside the pipeline's other queries)."""
-    if data._jdf.queryExecution().optimizedPlan().nodeName() == "LocalRelation":
+    e.g. the real-time batch) Spark evaluates ``data`` there: a few rows are collected without a Spark job
+    (``toPandas`` runs one to convert to Arrow: ~0.05 s idle, several times that beside the pipeline's other
+    queries; it is faster from ``LOCAL_COLLECT_MAX_ROWS`` rows on)."""
+    plan = data._jdf.queryExecution().optimizedPlan()
+    if plan.nodeName() == "LocalRelation" and plan.data().size() <= LOCAL_COLLECT_MAX_ROWS:
         return pd.DataFrame.from_records(data.collect(), columns=data.columns)
     return data.toPandas()
 

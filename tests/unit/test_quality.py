@@ -19,7 +19,7 @@ from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
 from lakehouse.io import delta
 from lakehouse.io.delta import BatchAppender
 from lakehouse.quality import gate, suites
-from lakehouse.quality.gx_facade import Validator, driver_frame
+from lakehouse.quality.gx_facade import LOCAL_COLLECT_MAX_ROWS, Validator, driver_frame
 from lakehouse.quality.results import DQ_RESULTS_SCHEMA
 from lakehouse.quality.suites import Severity
 from lakehouse.tables import SPECS
@@ -210,12 +210,13 @@ def _news2_rows(spark: SparkSession) -> DataFrame:
 
 def test_a_frame_of_rows_already_on_the_driver_is_collected_without_a_spark_job(spark: SparkSession) -> None:
     """The real-time batch's check frames are over a local relation: read there, with no job (toPandas runs one);
-    a frame Spark must compute still goes through Arrow. Both give toPandas's values."""
+    a frame Spark must compute, or a local one of many rows, still goes through Arrow. All give toPandas's values."""
     on_driver = spark.createDataFrame(_news2_rows(spark).toArrow())  # as the real-time batch: from Arrow
     local = on_driver.where("news2_total IS NOT NULL").select("patient_ref", (F.col("news2_total") + 1).alias("t"))
     computed = spark.range(3).select((F.col("id") * 2).alias("doubled"))
+    many = spark.createDataFrame(spark.range(LOCAL_COLLECT_MAX_ROWS + 1).toArrow())  # local, but Arrow is faster
     tracker = spark.sparkContext.statusTracker()
-    for name, data, jobs in (("local", local, False), ("computed", computed, True)):
+    for name, data, jobs in (("local", local, False), ("computed", computed, True), ("many", many, True)):
         group = f"driver-frame-{name}"
         spark.sparkContext.setJobGroup(group, group)
         try:

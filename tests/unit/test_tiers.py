@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,12 +17,13 @@ def test_the_front_tier_holds_the_queries_that_read_kafka_and_the_background_the
     assert names - tiers.FRONT == {"gold.alerts", "silver.vitals", "gold.vitals_minute", "gold.vitals_hourly"}
 
 
-def test_the_front_tier_starts_exactly_its_queries_continuously(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_front_tier_starts_exactly_its_queries_continuously(cfg: Config) -> None:
     started: list[str] = []
-    monkeypatch.setattr(pipeline, "STARTERS", tuple(
+    recording = tuple(
         (name, lambda s, c, r, once, name=name: started.append(name) or f"query {name} once={once}")
-        for name, _ in pipeline.STARTERS))  # fmt: skip
-    queries = pipeline.start_front(None, cfg, cfg.primary)  # type: ignore[arg-type]
+        for name, _ in pipeline.STARTERS
+    )
+    queries = pipeline.start_front(None, cfg, cfg.primary, recording)  # type: ignore[arg-type]
     assert sorted(started) == sorted(queries) == sorted(tiers.FRONT)
     assert all(q.endswith("once=False") for q in queries.values())
 
