@@ -261,7 +261,6 @@ def _run_tiers(
     queries = list(start_front(spark, cfg, region).values())
     heartbeat = handover.Heartbeat(region, progress)
     heartbeat.beat("running", guard.epoch)  # the front tier runs; fresh while the background tier starts too
-    background.go(guard.epoch, tick=lambda: heartbeat.beat("running", guard.epoch))
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -277,12 +276,15 @@ def _run_tiers(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     names = [name for name, _ in STARTERS]
-    progress(f"pipeline ({region.name}): {len(names)} queries running: " + ", ".join(
-        f"{name} ({'front' if name in tiers.FRONT else 'background'})" for name in names))  # fmt: skip
+    # recorded when the status says running (the front tier runs): the background tier's start, seconds at its lower
+    # priority on a loaded machine, follows; if it fails, the trail says so (below)
     audit.try_record(region, audit.entry("pipeline.run", "continuous", region.name, "started",
                                          {"queries": names, "standby": standby}))  # fmt: skip
     requested: handover.StopRequest | None = None
     try:
+        background.go(guard.epoch, tick=lambda: heartbeat.beat("running", guard.epoch))
+        progress(f"pipeline ({region.name}): {len(names)} queries running: " + ", ".join(
+            f"{name} ({'front' if name in tiers.FRONT else 'background'})" for name in names))  # fmt: skip
         requested = _supervise(queries, background, region, guard, heartbeat, progress, lambda: stopping)
     except fencing.Fenced:
         background.stop()
