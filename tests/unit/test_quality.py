@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 
 from lakehouse.config import CONF_DIR, Config
 from lakehouse.errors import ConfigError
+from lakehouse.ingest.gold import ALERTS_SCHEMA
 from lakehouse.ingest.silver import SILVER_VITALS_SCHEMA
 from lakehouse.io import delta
 from lakehouse.io.delta import BatchAppender
@@ -115,6 +116,32 @@ def test_quarantine_picks_exactly_the_rows_gx_counted(spark: SparkSession, valid
     assert got == {("m1", 0): "heart_rate_range", ("m2", 0): "heart_rate_range", ("m3", 0): None,
                    ("m3", 1): None, ("m4", 0): "unit_canonical_rate"}  # fmt: skip
     assert by_name(outcome)["heart_rate_range"].rows_failed == 2
+
+
+def test_a_batch_of_alert_closes_passes_the_alerts_suite_and_two_open_alerts_of_one_level_block(
+    spark: SparkSession, validator: Validator
+) -> None:
+    t0 = datetime(2026, 12, 5, 8)
+
+    def alert(alert_id: str, status: str, level: str = "high") -> dict[str, Any]:
+        row: dict[str, Any] = {f.name: None for f in ALERTS_SCHEMA}
+        return row | {"alert_id": alert_id, "patient_ref": "p1", "level": level, "status": status, "news2_total": 7,
+                      "triggering_parameters": ["heart_rate"], "opened_observation_time": t0, "opened_event_time": t0,
+                      "opened_time": t0, "latest_observation_time": t0, "latest_total": 7, "opened_date": t0.date()}  # fmt: skip
+
+    suite = suites.load_suite(SUITES, "gold.alerts")
+
+    def open_check(*rows: dict[str, Any]) -> Any:
+        outcome = gate.check(validator, suite, spark.createDataFrame(list(rows), ALERTS_SCHEMA))
+        return by_name(outcome)["one_open_alert_per_patient_and_level"]
+
+    # a MERGE batch of closes only (every alert of the last 30 s ended): no open alert, not a failure (it stopped
+    # the gold.alerts query, and with it the pipeline's background tier)
+    assert open_check(alert("a1", "closed"), alert("a2", "closed", "medium")).success
+    assert open_check(alert("a1", "closed"), alert("a3", "open")).success
+    assert open_check(alert("a3", "open"), alert("a4", "open", "medium")).success  # one per level
+    failed = open_check(alert("a3", "open"), alert("a4", "open"))
+    assert not failed.success and failed.observed == "2"
 
 
 def test_results_rows_have_the_dq_results_layout(spark: SparkSession, validator: Validator) -> None:
