@@ -20,6 +20,7 @@ from typing import Any
 
 from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
+from lakehouse.errors import LakehouseError
 from lakehouse.io import kafka
 from lakehouse.security import kafka_auth
 from lakehouse.stack import jvm, manager
@@ -238,8 +239,56 @@ def _wait_idle(queries: dict[str, Any], timeout_s: float, triggers: int = 3) -> 
         time.sleep(1)
 
 
+WARM_UP_CHUNK_S = 30.0  # bench latency warms up in chunks of this much load
+JIT_SETTLED = 0.25  # JIT compile seconds per second (a quarter of a core) under which a warm-up chunk counts as settled
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmUp:
+    """How long the load ran before the measured one, and the JIT's share of a core in its last chunk."""
+
+    seconds: float
+    jit_rate: float
+    settled: bool
+
+
+def jit_seconds(spark: Any) -> float:
+    """Seconds the driver JVM's JIT compilers have spent so far (JMX's CompilationMXBean)."""
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getCompilationMXBean()
+    return float(bean.getTotalCompilationTime()) / 1000.0
+
+
+def warm_up(
+    load: Callable[[float], object],
+    jit: Callable[[], float],
+    minimum_s: float,
+    maximum_s: float,
+    progress: Progress = print,
+    chunk_s: float = WARM_UP_CHUNK_S,
+) -> WarmUp:
+    """Run ``load(seconds)`` in chunks of ``chunk_s`` for at least ``minimum_s`` and until a chunk's JIT compile
+    time (``jit()``, cumulative seconds) is under :data:`JIT_SETTLED` per second of it, or ``maximum_s`` ran."""
+    ran, rate = 0.0, float("inf")
+    while ran < maximum_s:
+        part = min(chunk_s, maximum_s - ran)
+        before, t0 = jit(), time.monotonic()
+        load(part)
+        ran += part
+        rate = (jit() - before) / max(time.monotonic() - t0, 1e-9)
+        progress(f"bench latency: warm-up {ran:g}s, JIT {rate:.2f} of a core")
+        if ran >= minimum_s and rate < JIT_SETTLED:
+            return WarmUp(ran, round(rate, 3), True)
+    return WarmUp(ran, round(rate, 3), False)
+
+
 def latency(
-    cfg: Config, seconds: float = 90.0, devices: int = 40, rate: float = 40.0, progress: Progress = print
+    cfg: Config,
+    seconds: float = 90.0,
+    devices: int = 40,
+    rate: float = 40.0,
+    progress: Progress = print,
+    warm_up_s: float = 60.0,
+    max_warm_up_s: float = 600.0,
 ) -> dict[str, Any]:
     """Device event -> gold.news2 row and -> alerts.news2 message latency with the whole continuous pipeline running.
 
@@ -260,15 +309,24 @@ def latency(
     bench = isolated_config(cfg, "latency")
     region = bench.primary
     spark = build_spark(bench, "lakehouse-bench-latency", register_tables=False)
-    background = tiers.Background.spawn(bench, region, progress=lambda _: None)
+    background = tiers.Background.spawn(bench, region, progress=progress)  # its few lines: start, running, an error
     guard = pipeline.prepare(spark, bench, region)
     # as `pipeline run` runs them: the front tier here (real time, bronze), the others in the background tier's process
     queries = pipeline.start_front(spark, bench, region)
     background.go(guard.epoch)
     realtime = queries["gold.news2"]
     progress(f"bench latency: pipeline running ({len(pipeline.STARTERS)} queries, {len(queries)} in the front tier); "
-             f"warming up, then {seconds:g}s of {rate:g} msg/s from {devices} devices")  # fmt: skip
-    simulator.simulate(bench, devices, rate=rate, seconds=10, realtime=True, prefix="warm", progress=lambda _: None)
+             f"warming up (at least {warm_up_s:g}s, until the JIT settles), then {seconds:g}s of {rate:g} msg/s "
+             f"from {devices} devices")  # fmt: skip
+    warmed = warm_up(
+        lambda s: simulator.simulate(
+            bench, devices, rate=rate, seconds=s, realtime=True, prefix="warm", progress=lambda _: None
+        ),
+        lambda: jit_seconds(spark),
+        warm_up_s,
+        max(warm_up_s, max_warm_up_s),
+        progress,
+    )
     # cold first batches (plan, code generation, JIT) are not part of the measure: every query has read
     # the warm-up data, and the real-time one is idle again
     deadline = time.monotonic() + 300
@@ -278,6 +336,7 @@ def latency(
         time.sleep(1)
     _wait_idle({"gold.news2": realtime}, 120)
     t_start = time.time()
+    jit_before = jit_seconds(spark)
     first_batch = max((b.batch_id for b in news2_job.RECENT_BATCHES), default=-1) + 1
     sender = threading.Thread(
         target=simulator.simulate,
@@ -287,6 +346,7 @@ def latency(
     sender.start()
     sender.join()
     _wait_idle({"gold.news2": realtime}, 120)
+    jit_measured = (jit_seconds(spark) - jit_before) / (time.time() - t_start)
     batches = {
         name: _percentiles([float(p["durationMs"]["triggerExecution"]) / 1000 for p in q.recentProgress
                             if int(p.get("numInputRows", 0)) > 0])
@@ -303,7 +363,10 @@ def latency(
                for k in ("compute_s", "checks_s", "append_s")}  # fmt: skip
     for q in reversed(list(queries.values())):
         q.stop()
+    alive = background.alive()
     background.stop()
+    if not alive:  # a measure without the background tier's load is not the pipeline's: not reported
+        raise LakehouseError("bench latency: the background tier ended while measuring", fix="read its lines above")
     batches |= {name: _percentiles(durations) for name, durations in background.report.items()}
     # the measured load's observations: gold names patients by pseudonym (no "lat-" prefix left to filter on),
     # and every warm-up event is older than t_start
@@ -331,7 +394,20 @@ def latency(
     return {
         "benchmark": "latency",
         "machine": machine(),
-        "load": {"devices": devices, "msgs_per_s": rate, "seconds": seconds, "started": t_start},
+        "load": {
+            "devices": devices,
+            "msgs_per_s": rate,
+            "seconds": seconds,
+            "started": t_start,
+        },
+        # the load before the measured one, until the front process's JIT compilers settled (a fresh JVM compiles
+        # Spark's planner for minutes, a core's worth at first), and their share of a core while measuring
+        "warm_up": {
+            "seconds": warmed.seconds,
+            "settled": warmed.settled,
+            "jit_cores_at_end": warmed.jit_rate,
+            "jit_cores_measured": round(jit_measured, 3),
+        },
         "event_to_gold_news2_s": _percentiles(news2_lat),
         "event_to_alert_on_kafka_s": _percentiles(alert_lat),
         "batch_duration_s": batches,

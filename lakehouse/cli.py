@@ -573,7 +573,7 @@ def _bench(args: argparse.Namespace) -> int:
         spark = build_spark(cfg, "lakehouse-bench-training", ml_overrides(cfg), persistent_catalog=False)
         result = ml_bench.run(spark, cfg, args.psv_dir, fractions, progress=say)
     else:
-        result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say)
+        result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say, warm_up_s=args.warm_up)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -1076,6 +1076,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency: measured load duration (default 90); replication: steady-ingest duration",
     )
     bench.add_argument("--rate", type=float, default=40.0, help="latency: messages per second (default 40)")
+    bench.add_argument(
+        "--warm-up",
+        type=float,
+        default=60.0,
+        help="latency: at least this many seconds of the same load before the measured one, then more (up to 600)"
+        " until the JIT compilers settle (default 60)",
+    )
     bench.set_defaults(func=_bench)
 
     met = sub.add_parser("metrics", help="Prometheus: the generated scrape configuration, the lakehouse exporter")
