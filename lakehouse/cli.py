@@ -573,7 +573,10 @@ def _bench(args: argparse.Namespace) -> int:
         spark = build_spark(cfg, "lakehouse-bench-training", ml_overrides(cfg), persistent_catalog=False)
         result = ml_bench.run(spark, cfg, args.psv_dir, fractions, progress=say)
     else:
-        result = bench.latency(cfg, seconds=args.seconds, rate=args.rate, progress=say, warm_up_s=args.warm_up)
+        result = bench.latency(
+            cfg, seconds=args.seconds, rate=args.rate, progress=say, warm_up_s=args.warm_up,
+            max_warm_up_s=max(args.warm_up, args.max_warm_up),
+        )  # fmt: skip
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -1080,8 +1083,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--warm-up",
         type=float,
         default=60.0,
-        help="latency: at least this many seconds of the same load before the measured one, then more (up to 600)"
-        " until the JIT compilers settle (default 60)",
+        help="latency: at least this many seconds of the same load before the measured one, then more (up to"
+        " --max-warm-up) until the JIT compilers settle (default 60)",
+    )
+    bench.add_argument(
+        "--max-warm-up",
+        type=float,
+        default=600.0,
+        help="latency: the longest warm-up (default 600; --warm-up 10 --max-warm-up 10 measures a cold driver)",
     )
     bench.set_defaults(func=_bench)
 
