@@ -20,7 +20,6 @@ from typing import Any
 
 from lakehouse.config import Config, load_config, write_sandbox_profile
 from lakehouse.devices import simulator
-from lakehouse.errors import LakehouseError
 from lakehouse.io import kafka
 from lakehouse.security import kafka_auth
 from lakehouse.stack import jvm, manager
@@ -327,6 +326,7 @@ def latency(
         max(warm_up_s, max_warm_up_s),
         progress,
     )
+    background.require_alive()  # its lines above say why it ended: no point measuring without it
     # cold first batches (plan, code generation, JIT) are not part of the measure: every query has read
     # the warm-up data, and the real-time one is idle again
     deadline = time.monotonic() + 300
@@ -363,10 +363,10 @@ def latency(
                for k in ("compute_s", "checks_s", "append_s")}  # fmt: skip
     for q in reversed(list(queries.values())):
         q.stop()
-    alive = background.alive()
-    background.stop()
-    if not alive:  # a measure without the background tier's load is not the pipeline's: not reported
-        raise LakehouseError("bench latency: the background tier ended while measuring", fix="read its lines above")
+    try:
+        background.require_alive()  # a measure without the background tier's load is not the pipeline's
+    finally:
+        background.stop()
     batches |= {name: _percentiles(durations) for name, durations in background.report.items()}
     # the measured load's observations: gold names patients by pseudonym (no "lat-" prefix left to filter on),
     # and every warm-up event is older than t_start

@@ -575,7 +575,7 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         result = bench.latency(
             cfg, seconds=args.seconds, rate=args.rate, progress=say, warm_up_s=args.warm_up,
-            max_warm_up_s=max(args.warm_up, args.max_warm_up),
+            max_warm_up_s=args.max_warm_up,
         )  # fmt: skip
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
