@@ -49,6 +49,26 @@ def with_ml_settings(profile: Path, **settings: Any) -> Config:
     return load_config(str(profile))
 
 
+def sample_patients_to_train(spark: SparkSession, key: bytes, at_least: int, validation_pct: int) -> int:
+    """How many of the committed sample's first patients to train on: ``at_least``, or more until a septic patient
+    is among the validation ones. Those are picked by a hash of the pseudonym, so by the stack's key, which a fresh
+    stack draws at random; with too few septic patients (15 of the first 150) the draw can leave none, and training
+    refuses (``train.require_evaluable``). This finds the first count that will not."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.ml import features as fx
+    from lakehouse.security import pseudonyms
+
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE))
+    rows = spark.createDataFrame(
+        [(i, r.patient_id) for i, r in enumerate(records) if r.septic], "position int, patient_ref string"
+    )
+    held = pseudonyms.pseudonymize(rows, key).where(fx.split_of(F.col("patient_ref"), validation_pct) == "validation")
+    first = held.agg(F.min("position")).first()
+    assert first is not None and first[0] is not None, "no septic sample patient validates under this key"
+    return max(at_least, int(first[0]) + 1)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``last`` run after all others, in their own order. The DR drills start two pipelines, a
     replicator and devices side by side: at the end of `make test` the second lane is done or in its last, short

@@ -128,6 +128,28 @@ def training_data(spark: SparkSession, region: RegionConfig, validation_pct: int
     return TrainingData(frame, f_uri, f_ver, l_uri, l_ver)
 
 
+def require_evaluable(rows: DataFrame, what: str = "validation") -> None:
+    """Refuse to evaluate on labelled rows that lack a class: with no septic patient (or no sepsis-free hour) AUROC
+    and AUPRC are undefined, yet Spark's evaluator reports 0.0, which the gate would compare as a measurement.
+
+    The validation patients are chosen by a hash of the keyed pseudonym, so a small archive can leave them without a
+    septic patient under one deployment's key and not under another's (150 patients with 15 septic: 0.8^15 = 3.5 %).
+    """
+    agg = rows.agg(
+        F.countDistinct("patient_ref").alias("patients"),
+        F.countDistinct(F.when(F.col("sepsis_label") == 1, F.col("patient_ref"))).alias("septic"),
+        F.count(F.when(F.col("sepsis_label") == 0, True)).alias("negatives"),
+    ).first()
+    assert agg is not None
+    if not agg["septic"] or not agg["negatives"]:
+        lacking = "no septic patient" if not agg["septic"] else "no sepsis-free patient-hour"
+        raise LakehouseError(
+            f"the {agg['patients']} {what} patients (a keyed hash of the pseudonym picks them) include {lacking}: "
+            "AUROC and AUPRC would be undefined",
+            fix="train on more patients (e.g. the full archive), or raise ml.validation_pct",
+        )
+
+
 def model_pipeline(max_iter: int, max_depth: int) -> Pipeline:
     """Missing -> -1, assemble FEATURE_COLUMNS, gradient-boosted trees on ``sepsis_label``."""
     fill = ", ".join(f"coalesce(CAST(`{c}` AS DOUBLE), {MISSING}) AS `_f_{c}`" for c in fx.FEATURE_COLUMNS)
@@ -288,6 +310,7 @@ def train(
             f"not enough labelled data to train ({n_train} training and {n_valid} validation patient-hours)",
             fix="build features with labels first: python jobs/build_features.py --psv <PhysioNet archive>",
         )
+    require_evaluable(valid_rows)
     mlflow = _mlflow(cfg)
     # idempotent per data interval: a finished run of the same inputs, trees and depth is reused
     if tags and "interval" in tags:
@@ -409,6 +432,7 @@ def gate(spark: SparkSession, cfg: Config, region: RegionConfig, progress: Progr
     except Exception:  # noqa: BLE001 - MlflowException when the alias is not set: no champion yet
         champion = None
     valid = training_data(spark, region, cfg.ml.validation_pct).frame.where("split = 'validation'").cache()
+    require_evaluable(valid)
 
     def measure(version: Any) -> float:
         run = client.get_run(version.run_id)

@@ -40,7 +40,7 @@ from lakehouse.ml import build, drift, scoring, train
 from lakehouse.replication import replicator
 from lakehouse.security import encryption, pseudonyms
 from lakehouse.tables import DATABASES, uri
-from tests.conftest import free_port, run_cli, with_ml_settings
+from tests.conftest import free_port, run_cli, sample_patients_to_train, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # the module fixture runs two pipeline passes
 
@@ -119,10 +119,10 @@ def _model_and_replica(
                            max_depth=3)  # fmt: skip
     region = cfg.primary
     box_env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
-    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, ML_PATIENTS))
-    build.from_psv(
-        spark, region, physionet.SAMPLE_ARCHIVE, ML_PATIENTS, progress=print, patient_key=pseudonyms.patient_key(cfg)
-    )
+    key = pseudonyms.patient_key(cfg)
+    patients = sample_patients_to_train(spark, key, ML_PATIENTS, cfg.ml.validation_pct)
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, patients))
+    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, patients, progress=print, patient_key=key)
     result, trained_app = _on_the_cluster(box_env, cluster, "train", "train")
     # the job's one JSON line (its MLflow run), among spark-submit's merged output
     (trained,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"run_id"')]

@@ -29,7 +29,7 @@ from lakehouse.io import kafka
 from lakehouse.ml import build, scoring, train
 from lakehouse.ml import features as fx
 from lakehouse.security import pseudonyms
-from tests.conftest import free_port, run_cli, with_ml_settings
+from tests.conftest import free_port, run_cli, sample_patients_to_train, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -46,6 +46,7 @@ class Served:
     second: int  # the version promoted while it ran
     query_ids: list[str]
     active_throughout: bool
+    patients: int  # the sample's first patients trained on and replayed (PATIENTS or more: sample_patients_to_train)
 
 
 def _read(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
@@ -93,9 +94,10 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
                    max_depth=3, scorer_trigger_s=2)  # fmt: skip
     ml, region = cfg.ml, cfg.primary
     kafka.ensure_topic(region, cfg.topics.alerts, cfg.topics)
-    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, PATIENTS))
     key = pseudonyms.patient_key(cfg)  # silver and gold name patients by pseudonym
-    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, PATIENTS, progress=print, patient_key=key)
+    patients = sample_patients_to_train(spark, key, PATIENTS, ml.validation_pct)
+    records = list(physionet.iter_patients(physionet.SAMPLE_ARCHIVE, patients))
+    build.from_psv(spark, region, physionet.SAMPLE_ARCHIVE, patients, progress=print, patient_key=key)
     trained = train.train(spark, cfg, region, progress=print)
     first = train.register(cfg, trained.model_uri, trained.run_id)
     assert train.gate(spark, cfg, region, progress=print).promoted
@@ -131,7 +133,7 @@ def served(stack: Config, spark: SparkSession, tmp_path_factory: pytest.TempPath
     finally:
         query.stop()
     env = {**os.environ, "LAKEHOUSE_ENV": str(path)}
-    yield Served(cfg, env, trained.run_id, first, second, ids, active)
+    yield Served(cfg, env, trained.run_id, first, second, ids, active, patients)
 
 
 def test_the_model_is_logged_with_its_pinned_requirements(served: Served) -> None:
@@ -154,7 +156,7 @@ def test_the_scorer_writes_risk_scores_from_the_live_stream(served: Served, spar
     assert scores.join(live, ["patient_ref", "hour_start"], "left_anti").count() == 0
     assert live.join(scores, ["patient_ref", "hour_start"], "left_anti").count() == 0
     row = scores.agg(F.min("risk_score"), F.max("risk_score"), F.countDistinct("patient_ref")).first()
-    assert row is not None and 0 <= row[0] < row[1] <= 1 and row[2] == PATIENTS
+    assert row is not None and 0 <= row[0] < row[1] <= 1 and row[2] == served.patients
 
 
 def test_a_newly_promoted_champion_is_picked_up_without_a_restart(served: Served, spark: SparkSession) -> None:

@@ -104,6 +104,28 @@ def test_splits_are_by_patient(spark: SparkSession, records: list[Any]) -> None:
     assert {r["fold"] for r in folds.collect()} <= set(range(5))
 
 
+def test_training_refuses_validation_patients_without_a_septic_one(spark: SparkSession) -> None:
+    """Spark scores one-class rows 0.0 (a number the gate would compare); training stops with a reason instead."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+
+    from lakehouse.errors import LakehouseError
+    from lakehouse.ml import train
+
+    rows = spark.createDataFrame(
+        [("a", 0, 0.2), ("a", 1, 0.9), ("b", 0, 0.1), ("c", 0, 0.4)],
+        "patient_ref string, sepsis_label int, score double",
+    ).withColumn("sepsis_label", F.col("sepsis_label").cast("double"))
+    train.require_evaluable(rows)  # a septic patient and sepsis-free hours
+    no_septic = rows.where("patient_ref != 'a'")
+    for metric in ("areaUnderROC", "areaUnderPR"):
+        ev = BinaryClassificationEvaluator(labelCol="sepsis_label", rawPredictionCol="score", metricName=metric)
+        assert ev.evaluate(rows) == 1.0 and ev.evaluate(no_septic) == 0.0, metric
+    with pytest.raises(LakehouseError, match="the 2 validation patients .* include no septic patient: AUROC"):
+        train.require_evaluable(no_septic)
+    with pytest.raises(LakehouseError, match="the 1 validation patients .* include no sepsis-free patient-hour"):
+        train.require_evaluable(rows.where("sepsis_label = 1"))
+
+
 def test_labels_from_the_replayed_stream_match_the_files(
     spark: SparkSession, records: list[physionet.PatientRecord]
 ) -> None:
