@@ -48,10 +48,12 @@ class PassLock:
         progress: Callable[[str], None] | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         max_stall_s: float = MAX_STALL_S,
+        ttl_s: float = TTL_S,
     ) -> None:
         self.hdfs = hdfs
         self.heartbeat_s = heartbeat_s
         self.max_stall_s = max_stall_s
+        self.ttl_s = ttl_s  # every pass into a region must use the same: it decides when another's lock lapsed
         self._progressed = time.monotonic()
         self.path = posixpath.join(hdfs.root, LOCK_FILE)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "id": uuid.uuid4().hex}
@@ -71,7 +73,7 @@ class PassLock:
         status = self.hdfs.status(self.path)
         if status is None:
             return False
-        if time.time() * 1000 - status.mtime_ms > TTL_S * 1000:
+        if time.time() * 1000 - status.mtime_ms > self.ttl_s * 1000:
             return True
         holder = self._holder()
         if holder is None or holder.get("host") != self.owner["host"]:
@@ -81,13 +83,13 @@ class PassLock:
 
     def acquire(self, timeout_s: float | None = None) -> None:
         """Take the lock, waiting up to ``timeout_s`` for another pass to finish. The default outwaits a hung
-        holder: its heartbeat stops after ``max_stall_s`` without progress and its lock lapses ``TTL_S`` later, so
+        holder: its heartbeat stops after ``max_stall_s`` without progress and its lock lapses ``ttl_s`` later, so
         a pass that hung is taken over rather than given up on just before its lock lapses."""
         if self._depth:
             self._depth += 1
             return
         if timeout_s is None:
-            timeout_s = self.max_stall_s + TTL_S + 2 * self.heartbeat_s
+            timeout_s = self.max_stall_s + self.ttl_s + 2 * self.heartbeat_s
         self.hdfs.makedirs(posixpath.dirname(self.path))
         deadline = time.monotonic() + timeout_s
         said = False
@@ -123,12 +125,12 @@ class PassLock:
             if time.monotonic() - self._progressed > self.max_stall_s:
                 self.progress(
                     f"replication lock {self.path}: no progress for {self.max_stall_s:.0f}s, so this pass looks hung;"
-                    f" no longer refreshed (another pass takes it over {TTL_S:.0f}s from now)"
+                    f" no longer refreshed (another pass takes it over {self.ttl_s:.0f}s from now)"
                 )
                 return
             try:
                 self.hdfs.client.set_times(self.path, modification_time=int(time.time() * 1000))
-            except Exception:  # noqa: BLE001, S112 -- the next beat retries; a lapse past TTL_S loses the lock
+            except Exception:  # noqa: BLE001, S112 -- the next beat retries; a lapse past ttl_s loses the lock
                 continue
 
     def release(self) -> None:

@@ -284,6 +284,84 @@ def test_passes_that_start_at_once_each_take_the_lock_in_turn(sandbox: Sandbox) 
     assert Hdfs(cfg.regions["europe"]).status(PassLock(Hdfs(cfg.regions["europe"])).path) is None
 
 
+# the lock's liveness rule in seconds instead of minutes (a heartbeat every 0.25 s, hung after 2 s without progress,
+# lapsed 3 s after the last refresh), on the real HDFS of the target region
+LIVENESS = {"heartbeat_s": 0.25, "max_stall_s": 2.0, "ttl_s": 3.0}
+
+
+def _lock_age_ms(hdfs: Hdfs, path: str) -> float:
+    status = hdfs.status(path)
+    assert status is not None, f"{path} is gone"
+    return time.time() * 1000 - status.mtime_ms
+
+
+def _wait_for(said: list[str], text: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(text in line for line in said):
+        assert time.monotonic() < deadline, f"no {text!r} in {timeout_s:.0f} s: {said}"
+        time.sleep(0.1)
+
+
+def test_a_progressing_pass_keeps_its_lock_and_a_stalled_one_lets_it_lapse(sandbox: Sandbox) -> None:
+    europe = Hdfs(sandbox.cfg.regions["europe"])
+    said: list[str] = []
+    holder = PassLock(europe, said.append, **LIVENESS)
+    holder.acquire()
+    try:
+        ages = []
+        for _ in range(8):  # 4 s of copying: twice the stall limit, refreshed all along
+            time.sleep(0.5)
+            holder.progressed()
+            ages.append(_lock_age_ms(europe, holder.path))
+        assert not said and max(ages) < LIVENESS["ttl_s"] * 1000, (said, ages)
+        _wait_for(said, "no progress for 2s, so this pass looks hung", timeout_s=15)  # stalled from now on
+        stopped = europe.status(holder.path)
+        time.sleep(1.0)  # four heartbeats
+        assert europe.status(holder.path) == stopped, "a stalled holder keeps refreshing its lock"
+        taken: list[str] = []
+        other = PassLock(Hdfs(sandbox.cfg.regions["europe"]), taken.append, **LIVENESS)
+        other.owner["host"] = "another-host"  # not a dead pid of this host: only the lapse lets it in
+        other.acquire(timeout_s=30)
+        try:
+            assert any("is gone; taking it over" in line for line in taken), taken
+            assert _lock_age_ms(europe, holder.path) < LIVENESS["ttl_s"] * 1000, "the new holder refreshes it"
+        finally:
+            other.release()
+    finally:
+        holder.release()  # the hung pass ends later: it deletes nothing that is not its own
+    assert europe.status(holder.path) is None
+
+
+def test_a_waiter_outwaits_a_hung_pass_and_takes_its_lock_over(sandbox: Sandbox) -> None:
+    """A planned failover's final pass waits with the default: a replicator's pass hung in a storage call (CI,
+    2026-12-05) must not make it give up before that pass's lock lapses."""
+    timing = {**LIVENESS, "heartbeat_s": 1.0}  # the default wait's margin is two heartbeats: 2 s, not 0.5 s
+    hung = PassLock(Hdfs(sandbox.cfg.regions["europe"]), **timing)
+    hung.acquire()  # and never progresses
+    try:
+        taken: list[str] = []
+        waiter = PassLock(Hdfs(sandbox.cfg.regions["europe"]), taken.append, **timing)
+        waiter.owner["host"] = "another-host"  # only the lapse lets it in
+        waiter.acquire()  # the default wait: max_stall_s + ttl_s + 2 heartbeats
+        waiter.release()
+        assert any("waiting for the pass of" in line for line in taken), taken
+        assert any("is gone; taking it over" in line for line in taken), taken
+    finally:
+        hung.release()
+
+
+def test_a_lock_held_by_a_live_refreshing_pass_is_not_taken(sandbox: Sandbox) -> None:
+    holder = PassLock(Hdfs(sandbox.cfg.regions["europe"]), **{**LIVENESS, "max_stall_s": 60.0})
+    holder.acquire()
+    try:
+        other = PassLock(Hdfs(sandbox.cfg.regions["europe"]), **LIVENESS)
+        other.owner["host"] = "another-host"
+        with pytest.raises(LockBusy):
+            other.acquire(timeout_s=2.5 * LIVENESS["ttl_s"])  # the heartbeat keeps it fresh all along
+    finally:
+        holder.release()
+
+
 def test_verify_detects_a_tampered_replica(spark: SparkSession, sandbox: Sandbox) -> None:
     cfg = sandbox.cfg
     europe = Hdfs(cfg.regions["europe"])
