@@ -324,7 +324,7 @@ def test_a_progressing_pass_keeps_its_lock_and_a_stalled_one_lets_it_lapse(sandb
         other.acquire(timeout_s=30)
         try:
             assert any("is gone; taking it over" in line for line in taken), taken
-            assert _lock_age_ms(europe, holder.path) < LIVENESS["ttl_s"] * 1000, "the new holder refreshes it"
+            assert _lock_age_ms(europe, holder.path) < LIVENESS["ttl_s"] * 1000, "the lock is the new holder's, fresh"
         finally:
             other.release()
     finally:
