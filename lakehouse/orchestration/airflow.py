@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,6 +234,26 @@ class AirflowClient:
         run = self.trigger(dag_id, conf, logical_date or self.due_scheduled_run(dag_id), run_id)
         self.set_paused(dag_id, False)
         return run
+
+    def runs(self, dag_id: str, run_type: str | None = None, states: Sequence[str] = ()) -> list[DagRun]:
+        """A DAG's runs, oldest first: only those of ``run_type`` (``scheduled``, ``manual``, ...) and in one of
+        ``states`` (``queued``, ``running``, ...) when given (task states not read: see :meth:`dag_run`)."""
+        query = [("limit", "100"), ("order_by", "logical_date")]
+        query += [("run_type", run_type)] if run_type else []
+        query += [("state", s) for s in states]
+        out: list[DagRun] = []
+        while True:
+            path = f"/api/v2/dags/{_q(dag_id)}/dagRuns?{urllib.parse.urlencode([*query, ('offset', len(out))])}"
+            page = self.request("GET", path)
+            out += [_run(r) for r in page["dag_runs"]]
+            if not page["dag_runs"] or len(out) >= int(page["total_entries"]):
+                return out
+
+    def set_run_state(self, dag_id: str, run_id: str, state: str, note: str | None = None) -> None:
+        """Mark a run ``success``, ``failed`` or ``queued`` as the UI does (marking it failed stops its running
+        task instances), with a ``note`` saying why when given."""
+        body: dict[str, Any] = {"state": state} | ({"note": note} if note else {})
+        self.request("PATCH", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", body)
 
     def dag_run(self, dag_id: str, run_id: str) -> DagRun:
         """A run's state and its task instances' states."""

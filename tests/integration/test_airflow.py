@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -69,3 +70,26 @@ def test_trigger_of_an_unknown_dag_is_a_clear_error(stack: Config) -> None:
     result = run_cli("dags", "trigger", "no_such_dag")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Airflow knows no DAG 'no_such_dag'" in result.stderr
+
+
+def test_runs_are_listed_by_type_and_state_and_a_run_marked_failed_says_why(stack: Config) -> None:
+    """What a test stack uses to leave no scheduled run behind (tests/conftest.py ``run_dag_once``): a DAG's runs
+    filtered by run type and state, and a run marked failed with a note."""
+    client = AirflowClient.from_config(stack)
+    client.wait_for_dag("nightly_retraining", timeout_s=120)
+    # a distinct logical date after the DAG's start date; the DAG is not unpaused, so the run stays queued
+    moment = datetime(2026, 2, 1, tzinfo=UTC) + timedelta(seconds=uuid.uuid4().int % 2_000_000)
+    run = client.trigger("nightly_retraining", {}, logical_date=moment)
+    try:
+        queued = client.runs("nightly_retraining", run_type="manual", states=("queued", "running"))
+        assert run.run_id in {r.run_id for r in queued}
+        assert run.run_id not in {r.run_id for r in client.runs("nightly_retraining", run_type="scheduled")}
+        assert run.run_id not in {r.run_id for r in client.runs("nightly_retraining", states=("success",))}
+    finally:
+        client.set_run_state("nightly_retraining", run.run_id, "failed", note="marked by test_airflow")
+    assert client.dag_run("nightly_retraining", run.run_id).state == "failed"
+    failed = client.runs("nightly_retraining", run_type="manual", states=("failed",))
+    assert run.run_id in {r.run_id for r in failed}
+    assert run.run_id not in {r.run_id for r in client.runs("nightly_retraining", states=("queued", "running"))}
+    note = client.request("GET", f"/api/v2/dags/nightly_retraining/dagRuns/{urllib.parse.quote(run.run_id)}")["note"]
+    assert note == "marked by test_airflow"

@@ -35,7 +35,7 @@ from lakehouse.orchestration.airflow import AirflowClient, task_log_dir
 from lakehouse.replication import fencing
 from lakehouse.replication import state as replication_state
 from lakehouse.replication.failover import wait_flowing
-from tests.conftest import shared_stack_lock
+from tests.conftest import run_dag_once, shared_stack_lock
 
 # the module fixture runs a pipeline pass; the drills run last (several Spark processes at once)
 pytestmark = [pytest.mark.integration, pytest.mark.last, pytest.mark.timeout(2400)]
@@ -65,11 +65,7 @@ def run_dag(sandbox: Sandbox, dag_id: str, also: Sequence[Path] = (), **conf: An
     client = AirflowClient.from_config(sandbox.cfg)
     client.wait_for_dag(dag_id, timeout_s=120)
     triggered = time.monotonic()
-    run = client.trigger_and_unpause(dag_id, {**conf, "sandbox": sandbox.path.stem})
-    try:
-        done = client.wait(dag_id, run.run_id, timeout_s=900, poll_s=2, progress=print)
-    finally:
-        client.set_paused(dag_id, True)  # as found
+    done = run_dag_once(client, dag_id, {**conf, "sandbox": sandbox.path.stem}, timeout_s=900, poll_s=2)
     (task,) = done.tasks
     if done.state != "success":
         logs = sorted((task_log_dir(sandbox.cfg) / f"dag_id={dag_id}" / f"run_id={done.run_id}").rglob("*.log"))

@@ -5,7 +5,6 @@ to MLflow, register `sepsis_risk` and promote. A run whose first task fails fail
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from lakehouse.config import Config
 from lakehouse.devices.physionet import SAMPLE_ARCHIVE
 from lakehouse.orchestration.airflow import AirflowClient, DagRun
 from lakehouse.security import pseudonyms
-from tests.conftest import run_cli, sample_patients_to_train
+from tests.conftest import run_cli, run_dag_once, sample_patients_to_train
 
 # one real end-to-end pass: on the loaded 2-core machine it took 12-22 min, above the suite's 900 s per test
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
@@ -33,20 +32,18 @@ def _trigger(client: AirflowClient, conf: dict[str, Any], days_back: int) -> Dag
     # the first run takes the date of the scheduled run that unpausing makes due, so that one does not run too
     moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days_back, minutes=7)
     moment += timedelta(seconds=datetime.now(UTC).second)
-    run = client.trigger_and_unpause(DAG_ID, conf, logical_date=client.due_scheduled_run(DAG_ID) or moment)
-    return client.wait(DAG_ID, run.run_id, timeout_s=2400, poll_s=5, progress=print)
+    return run_dag_once(client, DAG_ID, conf, client.due_scheduled_run(DAG_ID) or moment, timeout_s=2400)
 
 
 @pytest.fixture(scope="module")
-def retrained(stack: Config, spark: SparkSession) -> Iterator[DagRun]:
+def retrained(stack: Config, spark: SparkSession) -> DagRun:
     client = AirflowClient.from_config(stack)
     # the first half of the sample (by id; 15 of its 60 septic patients), or more until a septic patient validates
     # under this stack's key: the DAG's patients param reaches the features, score and drift tasks, and the run
     # costs half the data work; and 10 GBT trees instead of the profile's 40: the run checks the DAG's wiring, not
     # the model's best AUROC
     patients = sample_patients_to_train(spark, pseudonyms.patient_key(stack), PATIENTS, stack.ml.validation_pct)
-    yield _trigger(client, {"psv": str(SAMPLE_ARCHIVE), "patients": patients, "max_iter": MAX_ITER}, days_back=30)
-    client.set_paused(DAG_ID, True)  # as found: a test stack does not retrain every night
+    return _trigger(client, {"psv": str(SAMPLE_ARCHIVE), "patients": patients, "max_iter": MAX_ITER}, days_back=30)
 
 
 def test_the_dag_runs_to_success_through_the_scheduler(retrained: DagRun) -> None:

@@ -22,7 +22,7 @@ from lakehouse.io import kafka, tables
 from lakehouse.orchestration.airflow import AirflowClient, DagRun
 from lakehouse.stack import manager
 from lakehouse.tables import uri
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_dag_once
 
 pytestmark = pytest.mark.integration
 
@@ -210,12 +210,9 @@ def daily_checks(stack: Config, spark: SparkSession, demo: str) -> Iterator[tupl
     client.wait_for_dag(DAILY, timeout_s=120)
     try:  # the partition to check is the demo's day; the logical date that of the due scheduled run, if any
         fallback = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)  # unique, after the start_date
-        run = client.trigger_and_unpause(
-            DAILY, {"date": day[0].isoformat(), "tables": list(CHECKED)}, client.due_scheduled_run(DAILY) or fallback
-        )
-        yield client.wait(DAILY, run.run_id, timeout_s=1200, poll_s=5, progress=print), day[0]
+        conf = {"date": day[0].isoformat(), "tables": list(CHECKED)}
+        yield run_dag_once(client, DAILY, conf, client.due_scheduled_run(DAILY) or fallback, timeout_s=1200), day[0]
     finally:
-        client.set_paused(DAILY, True)
         DeltaTable.forPath(spark, alerts_uri).delete(F.col("alert_id") == DUPLICATE_ALERT)
 
 
