@@ -1,5 +1,6 @@
 """A small client of Airflow 3's REST API (``/api/v2``, JWT bearer tokens from ``/auth/token``): list DAGs,
-unpause, trigger a run with conf and a logical date, wait for it with progress, read its task states.
+unpause, trigger a run with conf and a logical date, wait for it with progress, read its task states, list a DAG's
+runs by type and state, mark a run failed.
 
 Used by `lakehouse dags ...`, the stack's health probes and the integration tests; it talks to the real
 api-server named by ``airflow.url`` as the configured admin (password from ``airflow.password_file``).
