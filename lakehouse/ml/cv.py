@@ -5,7 +5,8 @@ Folds are by patient (``features.fold_of``: a stable hash, all hours of a patien
 is fitted on the other folds' feature rows, its alarm threshold is the utility-optimal one on those training
 patients, and it is judged on every labelled hour of the held-out patients (hours before a first measurement
 included, all features missing), which is how the challenge's normalized utility is defined. The summary (mean
-and standard deviation over folds) is logged to MLflow as one run tagged ``kind=cross_validation``.
+and standard deviation over folds) is logged to MLflow as one run tagged ``kind=cross_validation``. A fold
+without a septic patient (or without a sepsis-free hour) has no AUROC: cross-validation refuses before training.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def cross_validate(
     progress(f"cv: {len(records)} patients of {archive.name}, {folds} folds by patient; building features")
     rows = fx.labelled_rows(spark, records).withColumn("fold", fx.fold_of(F.col("patient_ref"), folds)).cache()
     hours = rows.count()
+    for k in range(folds):  # before any training: a fold without a class has no AUROC to average
+        train.require_evaluable(
+            rows.where(F.col("fold") == k),
+            f"patients of fold {k + 1} of {folds} (a hash of the patient id picks them)",
+            fix="use fewer folds (--folds) or more patients (--patients; the full archive)",
+        )
     prepared_s = time.monotonic() - t0
     per_fold: list[dict[str, Any]] = []
     for k in range(folds):

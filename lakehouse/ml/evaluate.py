@@ -80,6 +80,7 @@ def evaluate_psv(
     model = mlspark.load_model(model_uri)
     rows = fx.labelled_rows(spark, records)
     scored = train.score(model, rows).select("patient_ref", "hour_start", "sepsis_label", "score")
+    train.require_evaluable(scored, f"patients of {psv_dir}", fix="evaluate septic and sepsis-free patients together")
     ev, _ = train.evaluate(scored, threshold)
     septic = sum(1 for r in records if r.septic)
     return {"psv_dir": str(psv_dir), "model_uri": model_uri, "model": what, **ev.as_dict(), "septic_patients": septic,

@@ -128,9 +128,17 @@ def training_data(spark: SparkSession, region: RegionConfig, validation_pct: int
     return TrainingData(frame, f_uri, f_ver, l_uri, l_ver)
 
 
-def require_evaluable(rows: DataFrame, what: str = "validation") -> None:
+VALIDATION = "validation patients (a keyed hash of the pseudonym picks them)"
+
+
+def require_evaluable(
+    rows: DataFrame,
+    what: str = VALIDATION,
+    fix: str = "train on more patients (e.g. the full archive), or raise ml.validation_pct",
+) -> None:
     """Refuse to evaluate on labelled rows that lack a class: with no septic patient (or no sepsis-free hour) AUROC
-    and AUPRC are undefined, yet Spark's evaluator reports 0.0, which the gate would compare as a measurement.
+    and AUPRC are undefined, yet Spark's evaluator reports 0.0, which the gate would compare as a measurement and
+    `ml cv` / `ml evaluate` would print as one. ``what`` names the patients in the message (plural).
 
     The validation patients are chosen by a hash of the keyed pseudonym, so a small archive can leave them without a
     septic patient under one deployment's key and not under another's (150 patients with 15 septic: 0.8^15 = 3.5 %).
@@ -144,9 +152,7 @@ def require_evaluable(rows: DataFrame, what: str = "validation") -> None:
     if not agg["septic"] or not agg["negatives"]:
         lacking = "no septic patient" if not agg["septic"] else "no sepsis-free patient-hour"
         raise LakehouseError(
-            f"the {agg['patients']} {what} patients (a keyed hash of the pseudonym picks them) include {lacking}: "
-            "AUROC and AUPRC would be undefined",
-            fix="train on more patients (e.g. the full archive), or raise ml.validation_pct",
+            f"the {agg['patients']} {what} include {lacking}: AUROC and AUPRC would be undefined", fix=fix
         )
 
 

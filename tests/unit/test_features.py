@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.config import Config
 from lakehouse.devices import physionet
 from lakehouse.ml import features as fx
 
@@ -124,6 +126,29 @@ def test_training_refuses_validation_patients_without_a_septic_one(spark: SparkS
         train.require_evaluable(no_septic)
     with pytest.raises(LakehouseError, match="the 1 validation patients .* include no sepsis-free patient-hour"):
         train.require_evaluable(rows.where("sepsis_label = 1"))
+
+
+def test_cross_validation_refuses_a_fold_without_a_septic_patient_before_training(
+    spark: SparkSession, cfg: Config, tmp_path: Path
+) -> None:
+    """`ml cv` on sepsis-free patients only: each fold's AUROC would be Spark's 0.0; it stops with the fold and a fix
+    before fitting any model (the same check guards `ml evaluate`, training and the gate)."""
+    import tarfile
+
+    from lakehouse.errors import LakehouseError
+    from lakehouse.ml import cv
+
+    sepsis_free = [r.patient_id for r in physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 30) if not r.septic][:6]
+    with tarfile.open(physionet.SAMPLE_ARCHIVE) as tar:
+        for member in tar.getmembers():
+            if Path(member.name).stem in sepsis_free and (data := tar.extractfile(member)) is not None:
+                (tmp_path / Path(member.name).name).write_bytes(data.read())
+    assert len(list(tmp_path.glob("*.psv"))) == 6
+    said: list[str] = []
+    with pytest.raises(LakehouseError, match=r"the \d+ patients of fold 1 of 2 .* include no septic patient") as err:
+        cv.cross_validate(spark, cfg, tmp_path, folds=2, progress=said.append, log_to_mlflow=False)
+    assert err.value.fix is not None and "--folds" in err.value.fix
+    assert not [line for line in said if line.startswith("cv fold")], "refused before any fold was trained"
 
 
 def test_labels_from_the_replayed_stream_match_the_files(
