@@ -155,14 +155,19 @@ class AirflowClient:
         """The server's Airflow version (an authenticated call)."""
         return str(self.request("GET", "/api/v2/version")["version"])
 
-    def dags(self) -> list[dict[str, Any]]:
-        """Every DAG the dag-processor has parsed (id, paused, schedule, next run)."""
+    def _paged(self, path: str, key: str, query: Sequence[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+        """Every item of a paged list endpoint (``limit`` and ``offset``; ``total_entries`` in each page)."""
         out: list[dict[str, Any]] = []
         while True:
-            page = self.request("GET", f"/api/v2/dags?limit=100&offset={len(out)}&order_by=dag_id")
-            out += page["dags"]
-            if not page["dags"] or len(out) >= int(page["total_entries"]):
+            params = urllib.parse.urlencode([*query, ("limit", "100"), ("offset", str(len(out)))])
+            page = self.request("GET", f"{path}?{params}")
+            out += page[key]
+            if not page[key] or len(out) >= int(page["total_entries"]):
                 return out
+
+    def dags(self) -> list[dict[str, Any]]:
+        """Every DAG the dag-processor has parsed (id, paused, schedule, next run)."""
+        return self._paged("/api/v2/dags", "dags", [("order_by", "dag_id")])
 
     def import_errors(self) -> list[dict[str, Any]]:
         """DAG files that failed to import (file name and stack trace)."""
@@ -239,16 +244,9 @@ class AirflowClient:
     def runs(self, dag_id: str, run_type: str | None = None, states: Sequence[str] = ()) -> list[DagRun]:
         """A DAG's runs, oldest first: only those of ``run_type`` (``scheduled``, ``manual``, ...) and in one of
         ``states`` (``queued``, ``running``, ...) when given (task states not read: see :meth:`dag_run`)."""
-        query = [("limit", "100"), ("order_by", "logical_date")]
-        query += [("run_type", run_type)] if run_type else []
+        query = [("order_by", "logical_date"), *([("run_type", run_type)] if run_type else [])]
         query += [("state", s) for s in states]
-        out: list[DagRun] = []
-        while True:
-            path = f"/api/v2/dags/{_q(dag_id)}/dagRuns?{urllib.parse.urlencode([*query, ('offset', len(out))])}"
-            page = self.request("GET", path)
-            out += [_run(r) for r in page["dag_runs"]]
-            if not page["dag_runs"] or len(out) >= int(page["total_entries"]):
-                return out
+        return [_run(r) for r in self._paged(f"/api/v2/dags/{_q(dag_id)}/dagRuns", "dag_runs", query)]
 
     def set_run_state(self, dag_id: str, run_id: str, state: str, note: str | None = None) -> None:
         """Mark a run ``success``, ``failed`` or ``queued`` as the UI does (marking it failed stops its running
