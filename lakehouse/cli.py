@@ -404,10 +404,11 @@ def _dq(args: argparse.Namespace) -> int:
     cfg = load_config()
     region = cfg.region(args.region)
     _log_job(cfg, "data_quality", region.name)
-    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
     docs = cfg.quality.data_docs_dir(cfg.state_dir) / "index.html"
     if args.action == "report":
         from lakehouse.quality import validate
+
+        manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
 
         spark = build_spark(cfg, f"lakehouse-dq-report-{region.name}", persistent_catalog=False)
         spark.sparkContext.setLogLevel("ERROR")
@@ -435,6 +436,9 @@ def _dq(args: argparse.Namespace) -> int:
         raise LakehouseError(
             f"--date {args.date!r} is not a date", fix="give it as YYYY-MM-DD, e.g. 2026-11-26"
         ) from None
+    manager.require(
+        cfg, "hdfs-namenode", "hdfs-datanode", region=region.name
+    )  # after the arguments: a wrong one says so
     spark = build_spark(cfg, f"lakehouse-dq-validate-{region.name}", persistent_catalog=False)
     spark.sparkContext.setLogLevel("ERROR")
     outcomes, index = validate.validate_tables(
