@@ -409,7 +409,6 @@ def _dq(args: argparse.Namespace) -> int:
         from lakehouse.quality import validate
 
         manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
-
         spark = build_spark(cfg, f"lakehouse-dq-report-{region.name}", persistent_catalog=False)
         spark.sparkContext.setLogLevel("ERROR")
         rows = validate.report(spark, region, args.days).collect()
@@ -436,9 +435,8 @@ def _dq(args: argparse.Namespace) -> int:
         raise LakehouseError(
             f"--date {args.date!r} is not a date", fix="give it as YYYY-MM-DD, e.g. 2026-11-26"
         ) from None
-    manager.require(
-        cfg, "hdfs-namenode", "hdfs-datanode", region=region.name
-    )  # after the arguments: a wrong one says so
+    # the services after the arguments: a wrong argument says so even where the stack is down
+    manager.require(cfg, "hdfs-namenode", "hdfs-datanode", region=region.name)
     spark = build_spark(cfg, f"lakehouse-dq-validate-{region.name}", persistent_catalog=False)
     spark.sparkContext.setLogLevel("ERROR")
     outcomes, index = validate.validate_tables(
