@@ -9,6 +9,11 @@ disaster: the primary is unreachable: fence (new epoch, written where it can be)
 failback: fence the old primary's HDFS, move its commits that never reached the new primary into an
           archive (reported, never dropped), resynchronise it from the new primary, then a planned
           failover back to it.
+
+Every ``deltalake`` call of a failover or failback (the replication state it reads, the audit entry it writes)
+runs in the process's isolated storage child (:mod:`lakehouse.io.isolated`), killed and tried again in a new one
+when it hangs: a read of ``ops.replication_state`` in a fresh failover process once never came back (CI,
+2026-12-06: the disaster drill's failover failed after 60 s with europe's HDFS answering everything else).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from lakehouse import audit, pipeline
 from lakehouse.config import Config, RegionConfig
 from lakehouse.errors import LakehouseError
+from lakehouse.io import isolated
 from lakehouse.io.hdfs import Hdfs, copy_file
 from lakehouse.replication import deltalog, fencing, handover, models, state
 from lakehouse.replication.lock import PassLock
@@ -30,6 +36,8 @@ from lakehouse.replication.replicator import Replicator
 
 Progress = Callable[[str], None]
 STOP_TIMEOUT_S = 120.0  # a planned failover waits this long for the primary's pipeline to acknowledge its stop
+STATE_READ_ATTEMPTS = 3  # a read may run twice; a retry right after a hang hung too, once in two (isolated.py)
+AUDIT_ATTEMPTS = 2  # a retried append writes the same event_id: at worst one entry twice, never none
 
 
 @dataclass
@@ -190,7 +198,9 @@ def failover(
                 f"final replication pass: {final.bytes / 1e6:.1f} MB, RPO {report.rpo_versions} versions",
             )
         else:
-            rows = {str(r["table"]): r for r in state.read(target) if r["source"] == source.name}
+            held_state = isolated.SHARED.call(f"ops.replication_state of {target.name}", state.read, target,
+                                              attempts=STATE_READ_ATTEMPTS)  # fmt: skip
+            rows = {str(r["table"]): r for r in held_state if r["source"] == source.name}
             outage = state.read_outage(Hdfs(target), source.name)
             now = datetime.now(UTC)
             for table in tables:
@@ -240,9 +250,15 @@ def failover(
         _step(report, progress, started, f"the MLflow registry at {cfg.mlflow.tracking_uri} does not answer: scorers"
               f" in {target.name} serve the champion replicated there; give the region a registry with `lakehouse"
               f" replicate restore-model --target {target.name}` (docs/dr.md)")  # fmt: skip
-    audit.record(target, audit.entry("region.failover", f"{source.name} -> {target.name}", target.name, "promoted",
-                                     report.as_dict()))  # fmt: skip
+    _audit(target, audit.entry("region.failover", f"{source.name} -> {target.name}", target.name, "promoted",
+                               report.as_dict()))  # fmt: skip
     return report
+
+
+def _audit(region: RegionConfig, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``region``'s audit log from the isolated storage child (tried again in a new child when
+    the append hangs)."""
+    isolated.SHARED.call(f"ops.audit_log of {region.name}", audit.record, region, row, attempts=AUDIT_ATTEMPTS)
 
 
 @dataclass
@@ -359,6 +375,6 @@ def failback(cfg: Config, start_pipeline: bool = True, progress: Progress = prin
         raise LakehouseError("resynchronisation failed; staying on " + acting.name)
     switch = failover(cfg, home.name, "planned", start_pipeline=start_pipeline, progress=progress)
     report = FailbackReport(archived, switch)
-    audit.record(home, audit.entry("region.failback", f"{acting.name} -> {home.name}", home.name, "returned",
-                                   report.as_dict()))  # fmt: skip
+    _audit(home, audit.entry("region.failback", f"{acting.name} -> {home.name}", home.name, "returned",
+                             report.as_dict()))  # fmt: skip
     return report
