@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class DagRun:
     logical_date: str | None
     conf: Mapping[str, Any]
     tasks: Mapping[str, str | None] = field(default_factory=dict)
+    note: str | None = None  # what whoever marked the run said (``set_run_state``, the UI)
 
     @property
     def succeeded(self) -> bool:
@@ -73,7 +74,7 @@ class DagRun:
 
     def as_dict(self) -> dict[str, Any]:
         return {"dag_id": self.dag_id, "run_id": self.run_id, "state": self.state,
-                "logical_date": self.logical_date, "conf": dict(self.conf), "tasks": dict(self.tasks)}  # fmt: skip
+                "logical_date": self.logical_date, "conf": dict(self.conf), "tasks": dict(self.tasks), "note": self.note}  # fmt: skip
 
 
 class AirflowClient:
@@ -257,7 +258,7 @@ class AirflowClient:
     def dag_run(self, dag_id: str, run_id: str) -> DagRun:
         """A run's state and its task instances' states."""
         run = _run(self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}"))
-        return DagRun(run.dag_id, run.run_id, run.state, run.logical_date, run.conf, self.task_states(dag_id, run_id))
+        return replace(run, tasks=self.task_states(dag_id, run_id))
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """Task id -> state of every task instance of a run (mapped tasks: the worst of their states)."""
@@ -317,7 +318,7 @@ def _iso(moment: datetime | None) -> str | None:
 def _run(reply: Mapping[str, Any]) -> DagRun:
     return DagRun(
         dag_id=str(reply["dag_id"]), run_id=str(reply["dag_run_id"]), state=str(reply["state"]),
-        logical_date=reply.get("logical_date"), conf=reply.get("conf") or {},
+        logical_date=reply.get("logical_date"), conf=reply.get("conf") or {}, note=reply.get("note"),
     )  # fmt: skip
 
 
