@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,6 +69,17 @@ def sample_patients_to_train(spark: SparkSession, key: bytes, at_least: int, val
     first = held.agg(F.min("position")).first()
     assert first is not None and first[0] is not None, "no septic sample patient validates under this key"
     return max(at_least, int(first[0]) + 1)
+
+
+def copy_sample_patients(folder: Path, patient_ids: Collection[str]) -> list[Path]:
+    """Copy the committed sample's ``.psv`` files of ``patient_ids`` into ``folder`` (a folder of patient files, as
+    ``ml evaluate`` and ``ml cv`` take); the files written."""
+    written = []
+    for patient_id, name, data in physionet.iter_psv_files(physionet.SAMPLE_ARCHIVE):
+        if patient_id in patient_ids:
+            written.append(folder / Path(name).name)
+            written[-1].write_bytes(data)
+    return written
 
 
 def run_dag_once(

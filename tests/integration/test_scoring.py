@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from lakehouse.io import kafka
 from lakehouse.ml import build, scoring, train
 from lakehouse.ml import features as fx
 from lakehouse.security import pseudonyms
-from tests.conftest import free_port, run_cli, sample_patients_to_train, with_ml_settings
+from tests.conftest import copy_sample_patients, free_port, run_cli, sample_patients_to_train, with_ml_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -313,12 +312,8 @@ def test_batch_scoring_in_a_fresh_process_replaces_scores_and_keeps_episodes(
 def test_ml_evaluate_scores_a_psv_folder_through_the_feature_code(served: Served, tmp_path: Path) -> None:
     folder = tmp_path / "external"
     folder.mkdir()
-    with tarfile.open(physionet.SAMPLE_ARCHIVE) as tar:
-        members = sorted((m for m in tar.getmembers() if m.name.endswith(".psv")), key=lambda m: m.name)[-12:]
-        for m in members:
-            data = tar.extractfile(m)
-            assert data is not None
-            (folder / Path(m.name).name).write_bytes(data.read())
+    last = sorted(patient_id for patient_id, _, _ in physionet.iter_psv_files(physionet.SAMPLE_ARCHIVE))[-12:]
+    assert len(copy_sample_patients(folder, last)) == 12
     records = list(physionet.iter_patients(folder))
     uri = f"models:/{served.cfg.ml.model_name}@champion"
     out = run_cli("ml", "evaluate", "--psv-dir", str(folder), "--model-uri", uri, "--json", env=served.env)

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import Config
 from lakehouse.devices import physionet
 from lakehouse.ml import features as fx
+from tests.conftest import copy_sample_patients
 
 T0 = datetime(2026, 3, 1, 8, 0)
 
@@ -137,10 +138,7 @@ def test_cross_validation_refuses_a_fold_without_a_septic_patient_before_trainin
     from lakehouse.ml import cv
 
     sepsis_free = [r.patient_id for r in physionet.iter_patients(physionet.SAMPLE_ARCHIVE, 30) if not r.septic][:6]
-    for patient_id, name, data in physionet.iter_psv_files(physionet.SAMPLE_ARCHIVE):
-        if patient_id in sepsis_free:
-            (tmp_path / Path(name).name).write_bytes(data)
-    assert len(list(tmp_path.glob("*.psv"))) == 6
+    assert len(copy_sample_patients(tmp_path, sepsis_free)) == 6
     said: list[str] = []
     with pytest.raises(LakehouseError, match=r"the \d+ patients of fold 1 of 2 .* include no septic patient") as err:
         cv.cross_validate(spark, cfg, tmp_path, folds=2, progress=said.append, log_to_mlflow=False)
