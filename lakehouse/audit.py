@@ -100,6 +100,7 @@ def arrow_schema() -> pa.Schema:
 
 
 COMMIT_ATTEMPTS = 12  # an append that lost a race to another writer's commit is tried again on the new version
+STUCK_ATTEMPTS = 2  # an append stuck on storage past its deadline is tried once more, with the same event_id
 BACKOFF_CAP_S = 2.0  # the longest wait between two attempts (full jitter, doubling from 0.1 s): ~17 s in all
 
 
@@ -111,8 +112,10 @@ def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_A
     last commit") is tried again on the table's new version, up to ``attempts`` times with a jittered backoff
     that doubles (a writer that keeps committing for seconds delays an append, it does not fail it); an append
     adds no file another commit removes, so a retry never writes a row twice. Each attempt has a deadline
-    (:mod:`lakehouse.io.deadline`): an append stuck on storage raises ``StorageTimeout`` instead of blocking the
-    caller, and is not retried (it may still land)."""
+    (:mod:`lakehouse.io.deadline`): an append stuck on storage is abandoned and tried once more
+    (``STUCK_ATTEMPTS``; delta-rs' HDFS client now and then never returns from one call, and the next one works),
+    then raises ``StorageTimeout`` instead of blocking the caller. The abandoned append may still land: the entry
+    is then in the table twice with one ``event_id``, never missing; :func:`read` shows it once."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
@@ -125,16 +128,23 @@ def record(region: RegionConfig, *rows: dict[str, Any], attempts: int = COMMIT_A
     def append() -> None:
         write_deltalake(uri, data, mode="append", partition_by=["event_date"])
 
-    for attempt in range(1, attempts + 1):
+    attempt = stuck = 0
+    while True:
+        attempt += 1
         try:
             deadline.within(deadline.STORAGE_DEADLINE_S, f"append to ops.audit_log of {region.name}", append)
             return
         except CommitFailedError as exc:
-            if attempt == attempts:
+            if attempt >= attempts:
                 raise
             log.warning(f"ops.audit_log of {region.name}: commit lost a race ({exc}); attempt {attempt + 1}")
             # jittered, so appends that lost to the same commit do not collide again on the next one
             time.sleep(random.uniform(0.0, min(BACKOFF_CAP_S, 0.1 * 2**attempt)))
+        except deadline.StorageTimeout as exc:
+            stuck += 1
+            if stuck >= STUCK_ATTEMPTS:
+                raise
+            log.warning(f"{exc.message}; trying again with the same event_id")
 
 
 def try_record(region: RegionConfig, *rows: dict[str, Any]) -> bool:
@@ -156,7 +166,9 @@ def read(region: RegionConfig, action: str | None = None) -> list[dict[str, Any]
     if not DeltaTable.is_deltatable(uri):
         return []
     rows: list[dict[str, Any]] = DeltaTable(uri).to_pyarrow_table().to_pylist()
-    return sorted((r for r in rows if action is None or r["action"] == action), key=lambda r: r["event_time"])
+    # an append abandoned at its deadline and tried again may have landed as well: one row per event_id
+    unique = {r["event_id"]: r for r in rows if action is None or r["action"] == action}
+    return sorted(unique.values(), key=lambda r: r["event_time"])
 
 
 def record_job_run(

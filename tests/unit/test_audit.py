@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,3 +165,45 @@ def test_an_append_that_loses_a_race_to_a_metadata_commit_is_tried_again(
     races = sum("lost a race" in r.getMessage() for r in caplog.records)
     landed = [r["event_id"] for r in audit.read(region, "race")]
     assert sorted(landed) == sorted(r["event_id"] for r in sent), f"{races} races retried"
+
+
+def test_an_append_stuck_on_storage_is_tried_again_and_read_shows_the_entry_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """delta-rs' HDFS client now and then never returns from a call: the append is abandoned at its deadline and
+    made again with the same event_id. The first one may still land (here it does, late): the table then holds the
+    entry twice, and ``read`` shows it once. Two stuck appends in a row raise (the caller's task retries)."""
+    import threading
+
+    import deltalake
+    from deltalake import DeltaTable
+
+    from lakehouse.io import deadline
+
+    region = _local_region(tmp_path)
+    real_write, calls, late = deltalake.write_deltalake, [], threading.Event()
+
+    def first_one_late(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.0)  # past the deadline below, then it lands after all
+            real_write(*args, **kwargs)
+            late.set()
+            return
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(deadline, "STORAGE_DEADLINE_S", 0.3)
+    monkeypatch.setattr(deltalake, "write_deltalake", first_one_late)
+    row = audit.entry("stuck", "t", region.name, "o", {})
+    audit.record(region, row)
+    assert len(calls) == 2 and late.wait(10)
+    stored = DeltaTable(tables.uri(region, audit.TABLE)).to_pyarrow_table().to_pylist()
+    assert [r["event_id"] for r in stored] == [row["event_id"]] * 2  # the abandoned append landed too
+    assert [r["event_id"] for r in audit.read(region, "stuck")] == [row["event_id"]]
+
+    def always_stuck(*args: Any, **kwargs: Any) -> None:
+        time.sleep(1.0)
+
+    monkeypatch.setattr(deltalake, "write_deltalake", always_stuck)
+    with pytest.raises(deadline.StorageTimeout, match="append to ops.audit_log of"):
+        audit.record(region, audit.entry("stuck", "again", region.name, "o", {}))
