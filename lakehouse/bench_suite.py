@@ -83,6 +83,7 @@ def run_all(options: SuiteOptions, progress: Progress = print, env: dict[str, st
         argv = options.argv(kind)
         progress(f"bench all [{i}/{len(options.kinds)}]: lakehouse {' '.join(argv)}")
         t0 = time.monotonic()
+        began = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             code, stdout, tail = _run(argv, progress, env, options.timeout_s)
             out = stdout.strip().splitlines()
@@ -92,6 +93,7 @@ def run_all(options: SuiteOptions, progress: Progress = print, env: dict[str, st
         except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
             results[kind] = {"benchmark": kind, "error": str(exc)[-2000:]}
         results[kind]["command"] = "lakehouse " + " ".join(argv)
+        results[kind]["started"] = began
         results[kind]["wall_s"] = round(time.monotonic() - t0, 1)
         outcome = "FAILED" if "error" in results[kind] else "done"
         progress(f"bench all [{i}/{len(options.kinds)}]: {kind} {outcome} in {results[kind]['wall_s']:.0f}s")
@@ -102,6 +104,20 @@ def run_all(options: SuiteOptions, progress: Progress = print, env: dict[str, st
         "machine": machine(),
         "results": results,
     }
+
+
+def merge(previous: dict[str, Any], latest: dict[str, Any]) -> dict[str, Any]:
+    """``latest`` (a run of some benchmarks: ``bench all --only``) over ``previous`` (the last run's figures): the
+    benchmarks it ran replace theirs, the others keep theirs, each with the time it started (in the report)."""
+    kept = {
+        k: {"started": previous["started"], **r} for k, r in previous["results"].items() if k not in latest["results"]
+    }
+    merged = {**kept, **latest["results"]}
+    return {**latest, "results": {k: merged[k] for k in sorted(merged, key=_order)}, "kept": sorted(kept, key=_order)}
+
+
+def _order(kind: str) -> int:
+    return ORDER.index(kind) if kind in ORDER else len(ORDER)
 
 
 def _run(
@@ -338,12 +354,17 @@ def write_report(suite: dict[str, Any], out: Path, notes: Path | None = None) ->
     m = suite["machine"]
     machine = (f"Machine: {m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, {m['platform']}. Started"
                f" {suite['started']}, {suite['seconds'] / 60:.0f} min in all.")  # fmt: skip
+    if suite.get("kept"):
+        machine += (f" That run (`--only`) measured {', '.join(k for k in suite['results'] if k not in suite['kept'])};"
+                    f" the figures of {', '.join(suite['kept'])} are kept from earlier runs, each section"
+                    " says when it started.")  # fmt: skip
     body: list[str] = []
     for kind, (title, section) in SECTIONS.items():
         r = suite["results"].get(kind)
         if r is None:
             continue
-        body += [f"## {title}", "", f"`{r['command']}` ({r['wall_s']:.0f} s)", ""]
+        when = f", started {r['started']}" if "started" in r else ""
+        body += [f"## {title}", "", f"`{r['command']}` ({r['wall_s']:.0f} s{when})", ""]
         if "error" in r:
             body += [f"**Failed:** `{r['error'].strip().splitlines()[-1] if r['error'].strip() else 'no output'}`", ""]
             continue

@@ -531,6 +531,8 @@ def _bench_suite(args: argparse.Namespace) -> int:
     if unknown:
         raise LakehouseError(f"unknown benchmark(s): {', '.join(unknown)}", fix="--only " + ",".join(bench_suite.ORDER))
     suite = bench_suite.run_all(options, progress=say)
+    if args.only and (out / bench_suite.RESULTS).exists():  # the other benchmarks keep the last run's figures
+        suite = bench_suite.merge(json.loads((out / bench_suite.RESULTS).read_text()), suite)
     report = bench_suite.write_report(suite, out, notes)
     failed = [k for k, r in suite["results"].items() if "error" in r]
     say(f"report written: {report}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
@@ -1042,7 +1044,8 @@ def build_parser() -> argparse.ArgumentParser:
                        " (default docs/benchmarks)")  # fmt: skip
     bench.add_argument("--notes", default=None, help="all, report: the notes file whose generated section gets the"
                        " latest run (default: benchmarks.md beside an --out folder named benchmarks)")  # fmt: skip
-    bench.add_argument("--only", default=None, help="all: these benchmarks only, comma-separated (default: every one)")
+    bench.add_argument("--only", default=None, help="all: these benchmarks only, comma-separated (default: every"
+                       " one); the others keep their figures from --out's results.json")  # fmt: skip
     bench.add_argument("--devices", default="1000,10000,100000",
                        help="scaling: fleet sizes, comma-separated (1k,10k,100k allowed; default 1000,10000,100000)")  # fmt: skip
     bench.add_argument("--scaling-messages", type=int, default=200_000,

@@ -126,6 +126,28 @@ def test_bench_report_redraws_the_same_report_from_results_json(tmp_path: Path) 
     assert again.read_text() == first
 
 
+def test_a_run_of_some_benchmarks_keeps_the_others_figures_and_says_when_each_ran(tmp_path: Path) -> None:
+    """`bench all --only scaling`: the scaling figures are the new run's, the others the last run's."""
+    previous = _suite()
+    rerun = {"benchmark": "scaling", "command": "lakehouse bench scaling --json", "wall_s": 99.0,
+             "started": "2026-12-06T09:30:00+00:00", **{k: previous["results"]["scaling"][k] for k in ("points",
+             "throughput_largest_to_smallest", "state_growth_per_fleet_growth")}}  # fmt: skip
+    rerun["points"] = rerun["points"][:2]
+    latest = {**previous, "started": "2026-12-06T09:30:00+00:00", "seconds": 99.0, "results": {"scaling": rerun}}
+    merged = bench_suite.merge(previous, latest)
+    assert list(merged["results"]) == list(previous["results"])  # the suite's order, not the run's
+    assert merged["results"]["scaling"] is rerun and len(merged["results"]["scaling"]["points"]) == 2
+    assert merged["results"]["ingest"]["started"] == previous["started"]
+    assert merged["kept"] == [k for k in bench_suite.ORDER if k in previous["results"] and k != "scaling"]
+    text = bench_suite.write_report(merged, tmp_path).read_text()
+    assert "`lakehouse bench scaling --json` (99 s, started 2026-12-06T09:30:00+00:00)" in text
+    assert f"`lakehouse bench ingest --json` (12 s, started {previous['started']})" in text
+    assert "That run (`--only`) measured scaling; the figures of ingest, latency" in text
+    assert "| 100,000 | 250,000.0 |" not in text  # the rerun's two fleets only
+    again = bench_suite.merge(json.loads((tmp_path / bench_suite.RESULTS).read_text()), latest)
+    assert again["results"]["ingest"]["started"] == previous["started"]  # kept twice: still the first run's time
+
+
 @pytest.mark.parametrize(
     ("text", "sizes"), [("1000,10000,100000", [1000, 10000, 100000]), ("1k, 10k,100K", [1000, 10000, 100000])]
 )
