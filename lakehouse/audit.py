@@ -41,7 +41,8 @@ from lakehouse.io import deadline, tables
 TABLE = "ops.audit_log"
 log = logging.getLogger(__name__)
 
-# ops.audit_log: one row per recorded decision (key event_id); append-only.
+# ops.audit_log: one row per recorded decision (key event_id); append-only. An append retried after a storage
+# timeout may leave one decision in two rows with the same event_id (never none): count distinct event_ids.
 AUDIT_SCHEMA = T.StructType(
     [
         T.StructField("event_id", T.StringType(), False),
@@ -56,7 +57,7 @@ AUDIT_SCHEMA = T.StructType(
     ]
 )
 COLUMNS: dict[str, str] = {
-    "event_id": "Random id of the entry (key).",
+    "event_id": "Random id of the entry (key; an append retried after a storage timeout may store it twice).",
     "event_time": "When the decision was taken, UTC.",
     "event_date": "UTC date of event_time (partition column).",
     "actor": "Who: airflow:<dag>/<run id>/<task> for a DAG task, else user:<OS user>.",
