@@ -236,6 +236,8 @@ class PipelineConfig:
     merge_trigger_interval_s: float  # trigger of the MERGE-based queries (window tables, gold.alerts)
     silver_trigger_interval_s: float  # trigger of the silver query (trigger_interval_s when not given)
     realtime_trigger_ms: int  # trigger of the real-time NEWS2/alert query (Kafka -> gold.news2, alerts.news2)
+    # the real-time query's batch bound: its rows come to the driver, so a catch-up batch stays this small
+    realtime_max_offsets_per_trigger: int
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
     future_tolerance_s: int
@@ -642,6 +644,12 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
     state_buckets = _get(pipe, "news2_state_buckets", int, "pipeline", 1024)
     if not 1 <= state_buckets <= 1_000_000:
         raise ConfigError(f"pipeline.news2_state_buckets must be 1 to 1000000, got {state_buckets}")
+    realtime_max_offsets = _get(pipe, "realtime_max_offsets_per_trigger", int, "pipeline", 20_000)
+    if realtime_max_offsets < 1:
+        raise ConfigError(
+            f"pipeline.realtime_max_offsets_per_trigger must be at least 1, got {realtime_max_offsets}",
+            fix="set pipeline.realtime_max_offsets_per_trigger to 20000 (a batch the Spark driver holds at once)",
+        )
     trigger_s = _get(pipe, "trigger_interval_s", float, "pipeline", 1.0)
     max_event_age_s = _get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400)
     future_tolerance_s = _get(pipe, "future_tolerance_s", int, "pipeline", 300)
@@ -728,6 +736,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             max_offsets_per_trigger=_get(pipe, "max_offsets_per_trigger", int, "pipeline", 200_000),
             merge_trigger_interval_s=_get(pipe, "merge_trigger_interval_s", float, "pipeline", 30.0),
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
+            realtime_max_offsets_per_trigger=realtime_max_offsets,
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
             news2_state_buckets=state_buckets,

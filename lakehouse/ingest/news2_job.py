@@ -370,7 +370,8 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
         region,
         cfg.topics.telemetry,
         streaming=True,
-        max_offsets_per_trigger=cfg.pipeline.max_offsets_per_trigger,
+        # bounded on its own: each batch's rows come to the driver (one observation per message at most)
+        max_offsets_per_trigger=cfg.pipeline.realtime_max_offsets_per_trigger,
     )
     registry = spark.read.format("delta").load(uri(region, "silver.device_registry"))
     rows = early_warning(to_measurements(records, registry, cfg), rules)
@@ -379,7 +380,7 @@ def start_news2(spark: SparkSession, cfg: Config, region: RegionConfig, once: bo
 
     def each(batch: DataFrame, batch_id: int) -> None:
         # one job computes the batch (the state store commits once) and brings it to the driver, as Arrow: a
-        # batch is tens of rows a second (a catch-up one up to max_offsets_per_trigger messages' worth); the
+        # batch is tens of rows a second (a catch-up one up to realtime_max_offsets_per_trigger messages' worth); the
         # tally, the checks and the append's plan then work on it there, without another pass over the query
         t0 = time.monotonic()
         rows = batch.toArrow()
