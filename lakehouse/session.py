@@ -122,11 +122,18 @@ def spark_conf(cfg: Config, app_name: str, overrides: Mapping[str, str] | None =
     return conf
 
 
+EXIT_ON_OOM = "-XX:+ExitOnOutOfMemoryError"
+
+
 def driver_java_options(cfg: Config, options: str) -> str:
     """The driver JVM's options: the profile's Spark conf, ``options`` (``spark.java_options``, or
-    ``ml.java_options`` for the ML jobs), then the class-data archive of these jars when set-up built one."""
+    ``ml.java_options`` for the ML jobs), then the class-data archive of these jars when set-up built one.
+
+    A driver out of heap exits (``EXIT_ON_OOM``): an ``OutOfMemoryError`` can kill one of Spark's own threads
+    (e.g. the scheduler's), after which the job would wait forever; exiting fails it, and a streaming query resumes
+    from its checkpoint when started again."""
     extra = cfg.spark.conf.get("spark.driver.extraJavaOptions", "")
-    return " ".join(o for o in (extra, options, *cds.java_options(cfg)) if o)
+    return " ".join(o for o in (EXIT_ON_OOM, extra, options, *cds.java_options(cfg)) if o)
 
 
 def ml_overrides(cfg: Config) -> dict[str, str]:

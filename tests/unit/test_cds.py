@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lakehouse.config import Config
-from lakehouse.session import spark_conf
+from lakehouse.session import EXIT_ON_OOM, spark_conf
 from lakehouse.stack import cds
 
 LOGGING = ["-Xlog:disable", "-Xlog:all=warning:stderr"]  # JVM warnings never reach a command's stdout
@@ -38,13 +38,13 @@ def test_the_archive_name_changes_with_any_jar(cfg: Config, tmp_path: Path) -> N
 def test_jobs_map_the_archive_only_when_it_exists(cfg: Config, tmp_path: Path) -> None:
     profile = _profile(cfg, tmp_path)
     assert cds.java_options(profile) == []
-    assert spark_conf(profile, "t")["spark.driver.extraJavaOptions"] == "-XX:+UseSerialGC"
+    assert spark_conf(profile, "t")["spark.driver.extraJavaOptions"] == f"{EXIT_ON_OOM} -XX:+UseSerialGC"
     path = cds.archive_path(profile)
     path.parent.mkdir()
     path.write_bytes(b"archive")
     assert cds.java_options(profile) == [*LOGGING, f"-XX:SharedArchiveFile={path}"]
     options = spark_conf(profile, "t")["spark.driver.extraJavaOptions"].split()
-    assert options == ["-XX:+UseSerialGC", *LOGGING, f"-XX:SharedArchiveFile={path}"]
+    assert options == [EXIT_ON_OOM, "-XX:+UseSerialGC", *LOGGING, f"-XX:SharedArchiveFile={path}"]
     # a cluster's drivers run other JVMs: never pointed at this machine's archive
     assert cds.java_options(_profile(cfg, tmp_path, "spark://master:7077")) == []
     assert cds.build(_profile(cfg, tmp_path, "spark://master:7077")) is None
@@ -67,6 +67,7 @@ def test_ml_jobs_take_their_own_java_options_and_the_same_archive(cfg: Config, t
     path.write_bytes(b"archive")
     conf = spark_conf(profile, "t", ml_overrides(profile))
     assert conf["spark.driver.extraJavaOptions"].split() == [
+        EXIT_ON_OOM,
         "-XX:+UseParallelGC",
         *LOGGING,
         f"-XX:SharedArchiveFile={path}",
