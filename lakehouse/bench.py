@@ -180,8 +180,9 @@ def _ingest_once(cfg: Config, messages: int, devices: int, progress: Progress, c
     manager.require(cfg, "kafka", "hdfs-namenode", "hdfs-datanode", region=cfg.primary.name)
     bench = isolated_config(cfg, f"ingest-dq-{'on' if checks else 'off'}")
     bench = dataclasses.replace(bench, quality=dataclasses.replace(bench.quality, enabled=checks))
-    # the profile's own batch size (pipeline.max_offsets_per_trigger, 200,000 locally): with the default
-    # 400,000 messages the Kafka queries drain the backlog in two or more micro-batches
+    # the profile's own batch sizes (pipeline.max_offsets_per_trigger, 200,000 locally; the real-time query's
+    # realtime_max_offsets_per_trigger, 20,000): with the default 400,000 messages every Kafka query drains the
+    # backlog in two or more micro-batches
     region = bench.primary
     spark = build_spark(bench, "lakehouse-bench-ingest", register_tables=False)
     pipeline.prepare(spark, bench, region)
