@@ -238,6 +238,7 @@ class PipelineConfig:
     realtime_trigger_ms: int  # trigger of the real-time NEWS2/alert query (Kafka -> gold.news2, alerts.news2)
     # the real-time query's batch bound: its rows come to the driver, so a catch-up batch stays this small
     realtime_max_offsets_per_trigger: int
+    bronze_fetch_mib: int  # the most one Kafka fetch of the bronze query brings of a partition (MiB)
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
     future_tolerance_s: int
@@ -650,6 +651,12 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             f"pipeline.realtime_max_offsets_per_trigger must be at least 1, got {realtime_max_offsets}",
             fix="set pipeline.realtime_max_offsets_per_trigger to 20000 (a batch the Spark driver holds at once)",
         )
+    bronze_fetch_mib = _get(pipe, "bronze_fetch_mib", int, "pipeline", 32)
+    if not 1 <= bronze_fetch_mib <= 1024:
+        raise ConfigError(
+            f"pipeline.bronze_fetch_mib must be 1 to 1024, got {bronze_fetch_mib}",
+            fix="set pipeline.bronze_fetch_mib to 32 (MiB a Kafka fetch brings of one partition)",
+        )
     trigger_s = _get(pipe, "trigger_interval_s", float, "pipeline", 1.0)
     max_event_age_s = _get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400)
     future_tolerance_s = _get(pipe, "future_tolerance_s", int, "pipeline", 300)
@@ -737,6 +744,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             merge_trigger_interval_s=_get(pipe, "merge_trigger_interval_s", float, "pipeline", 30.0),
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
             realtime_max_offsets_per_trigger=realtime_max_offsets,
+            bronze_fetch_mib=bronze_fetch_mib,
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
             news2_state_buckets=state_buckets,

@@ -52,6 +52,7 @@ def start_bronze(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
         cfg.topics.telemetry,
         streaming=True,
         max_offsets_per_trigger=cfg.pipeline.max_offsets_per_trigger,
+        partition_fetch_bytes=cfg.pipeline.bronze_fetch_mib << 20,
     )
     target = tables.table_uri(region, TABLE)
     checkpoint = tables.checkpoint_uri(region, TABLE)

@@ -103,8 +103,14 @@ def read_kafka(
     streaming: bool,
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
+    partition_fetch_bytes: int | None = None,
 ) -> DataFrame:
-    """Spark's Kafka source on ``topic`` (replayable, failOnDataLoss on); batch or streaming."""
+    """Spark's Kafka source on ``topic`` (replayable, failOnDataLoss on); batch or streaming.
+
+    ``partition_fetch_bytes``: the most a fetch request brings of one partition (the consumer's
+    ``max.partition.fetch.bytes``; a whole request up to four times that). The consumer's 1 MiB default makes a
+    catch-up batch of tens of MiB per partition take dozens of requests: bronze's batch of 200,000 messages took
+    ~2.8 s with it and ~2.0 s with 32 MiB (docs/benchmarks.md)."""
     reader = (spark.readStream if streaming else spark.read).format("kafka")
     reader = (
         reader.option("kafka.bootstrap.servers", region.kafka.bootstrap)
@@ -115,4 +121,7 @@ def read_kafka(
     )
     if streaming and max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    if partition_fetch_bytes:
+        reader = reader.option("kafka.max.partition.fetch.bytes", str(partition_fetch_bytes))
+        reader = reader.option("kafka.fetch.max.bytes", str(4 * partition_fetch_bytes))
     return reader.load()
