@@ -257,7 +257,9 @@ def failover(
 
 def _audit(region: RegionConfig, row: dict[str, Any]) -> None:
     """Append ``row`` to ``region``'s audit log from the isolated storage child (tried again in a new child when
-    the append hangs)."""
+    the append hangs). ``audit.record`` retries a stuck append itself too, after 60 s in a thread; a failover
+    cannot wait that long, and the child's 20 s deadline kills the stuck call instead of leaving it in this
+    process."""
     isolated.SHARED.call(f"ops.audit_log of {region.name}", audit.record, region, row, attempts=AUDIT_ATTEMPTS)
 
 
