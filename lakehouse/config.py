@@ -239,6 +239,7 @@ class PipelineConfig:
     # the real-time query's batch bound: its rows come to the driver, so a catch-up batch stays this small
     realtime_max_offsets_per_trigger: int
     bronze_fetch_mib: int  # the most one Kafka fetch of the bronze query brings of a partition (MiB)
+    silver_max_mib_per_trigger: int  # silver's batch bound: MiB of bronze files a batch reads (Delta maxBytesPerTrigger)
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
     future_tolerance_s: int
@@ -657,6 +658,12 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             f"pipeline.bronze_fetch_mib must be 1 to 1024, got {bronze_fetch_mib}",
             fix="set pipeline.bronze_fetch_mib to 32 (MiB a Kafka fetch brings of one partition)",
         )
+    silver_max_mib = _get(pipe, "silver_max_mib_per_trigger", int, "pipeline", 12)
+    if not 1 <= silver_max_mib <= 4096:
+        raise ConfigError(
+            f"pipeline.silver_max_mib_per_trigger must be 1 to 4096, got {silver_max_mib}",
+            fix="set pipeline.silver_max_mib_per_trigger to 12 (MiB of bronze files, ~160,000 messages, per silver batch)",
+        )
     trigger_s = _get(pipe, "trigger_interval_s", float, "pipeline", 1.0)
     max_event_age_s = _get(pipe, "max_event_age_s", int, "pipeline", 30 * 86400)
     future_tolerance_s = _get(pipe, "future_tolerance_s", int, "pipeline", 300)
@@ -745,6 +752,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
             realtime_max_offsets_per_trigger=realtime_max_offsets,
             bronze_fetch_mib=bronze_fetch_mib,
+            silver_max_mib_per_trigger=silver_max_mib,
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),
             news2_state_buckets=state_buckets,
