@@ -239,7 +239,7 @@ class PipelineConfig:
     # the real-time query's batch bound: its rows come to the driver, so a catch-up batch stays this small
     realtime_max_offsets_per_trigger: int
     bronze_fetch_mib: int  # the most one Kafka fetch of the bronze query brings of a partition (MiB)
-    silver_max_mib_per_trigger: int  # silver's batch bound: MiB of bronze files a batch reads (Delta maxBytesPerTrigger)
+    silver_max_mib_per_trigger: int  # silver's batch bound: MiB of bronze files a batch reads (maxBytesPerTrigger)
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
     future_tolerance_s: int
