@@ -47,7 +47,7 @@ def start_window_stream(
         finally:
             rows.unpersist()
 
-    source = spark.readStream.format("delta").load(uri(region, "silver.vitals"))
+    source = delta.read_stream(spark, uri(region, "silver.vitals"))
     writer = (
         gold.windowed_vitals(source, WINDOWS[table], watermark)
         .writeStream.outputMode("update")

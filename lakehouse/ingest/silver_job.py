@@ -156,18 +156,12 @@ def _ops_columns() -> list[str]:
     return [f.name for f in INGEST_BATCHES_SCHEMA]
 
 
-def bronze_stream(spark: SparkSession, location: str, max_mib: int) -> DataFrame:
-    """bronze.telemetry as silver's streaming source: a micro-batch reads at most about ``max_mib`` MiB of bronze
-    files (Delta's ``maxBytesPerTrigger``, a soft bound: at least one file, and the file that crosses it), so a
-    backlog (silver stopped while bronze went on) is caught up in batches the process's heap holds."""
-    return spark.readStream.format("delta").option("maxBytesPerTrigger", str(max_mib << 20)).load(location)
-
-
 def start_silver(spark: SparkSession, cfg: Config, region: RegionConfig, once: bool) -> StreamingQuery:
     """Start the silver stream over bronze (availableNow when ``once``, else a processing-time trigger)."""
     checkpoint = tables.checkpoint_uri(region, QUERY)
     ctx = context(cfg, region, delta.BatchAppender.for_checkpoint(spark, checkpoint, QUERY))
-    source = bronze_stream(spark, uri(region, "bronze.telemetry"), cfg.pipeline.silver_max_mib_per_trigger)
+    # bounded batches: a backlog (silver stopped while bronze went on) is caught up in batches the heap holds
+    source = delta.read_stream(spark, uri(region, "bronze.telemetry"), cfg.pipeline.silver_max_mib_per_trigger)
 
     def each(df: DataFrame, batch_id: int) -> None:
         process_batch(spark, df, batch_id, ctx)

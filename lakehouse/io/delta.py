@@ -1,4 +1,5 @@
-"""Delta I/O: create tables from specs, idempotent batch appends, MERGEs, catalog registration."""
+"""Delta I/O: create tables from specs, idempotent batch appends, MERGEs, bounded streaming reads, catalog
+registration."""
 
 from __future__ import annotations
 
@@ -194,6 +195,16 @@ def replace_range(spark: SparkSession, uri: str, rows: DataFrame, predicate: str
     in one commit (Delta ``replaceWhere``); re-running the same range is idempotent. Returns the new version."""
     rows.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
     return table_version(spark, uri)
+
+
+def read_stream(spark: SparkSession, uri: str, max_mib: int | None = None) -> DataFrame:
+    """A Delta table as a streaming source. With ``max_mib`` a micro-batch reads about that many MiB of the table's
+    files at most (Delta's ``maxBytesPerTrigger``, a soft bound: at least one file, and the file that crosses it), so
+    a backlog is caught up in batches the process's heap holds; without, up to 1,000 files (Delta's default)."""
+    reader = spark.readStream.format("delta")
+    if max_mib is not None:
+        reader = reader.option("maxBytesPerTrigger", str(max_mib << 20))
+    return reader.load(uri)
 
 
 def table_version(spark: SparkSession, uri: str) -> int:

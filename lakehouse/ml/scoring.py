@@ -390,7 +390,7 @@ def start_scorer(
         if score_live_batch(spark, cfg, region, batch, batch_id, watcher, progress) is not None:
             exporter.push(cfg, "model-scorer", region.name)
 
-    source = spark.readStream.format("delta").load(tables.uri(region, "silver.vitals"))
+    source = delta.read_stream(spark, tables.uri(region, "silver.vitals"))
     writer = (
         source.select("patient_ref", "ward", "event_time")
         .writeStream.foreachBatch(each)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -48,30 +46,3 @@ def test_to_bronze_keeps_raw_bytes_and_source_coordinates(spark: SparkSession) -
     row = out.select("ingest_time", "ingest_date").first()
     assert row is not None and row["ingest_date"] == row["ingest_time"].date()
     assert abs((dt.datetime.now() - row["ingest_time"]).total_seconds()) < 600
-
-
-def test_silver_reads_a_bronze_backlog_in_batches_under_its_byte_bound(spark: SparkSession, tmp_path: Path) -> None:
-    """Five bronze commits of ~1.5 MiB each (incompressible payloads): with a 1 MiB bound silver reads them in one
-    batch per file, every row once; with 64 MiB, in one batch."""
-    from lakehouse.ingest.silver_job import bronze_stream
-
-    bronze = str(tmp_path / "bronze")
-    for commit in range(5):
-        rows = [(commit, i, os.urandom(3000)) for i in range(500)]  # ~1.5 MB a file
-        frame = spark.createDataFrame(rows, "commit int, i int, value binary").coalesce(1)
-        frame.write.format("delta").mode("append").save(bronze)
-
-    def batches(max_mib: int) -> list[int]:
-        seen: list[int] = []
-        query = (
-            bronze_stream(spark, bronze, max_mib)
-            .writeStream.foreachBatch(lambda df, _: seen.append(df.count()))
-            .option("checkpointLocation", str(tmp_path / f"checkpoint-{max_mib}"))
-            .trigger(availableNow=True)
-            .start()
-        )
-        query.awaitTermination()
-        return seen
-
-    assert batches(1) == [500] * 5
-    assert batches(64) == [2500]

@@ -1,7 +1,9 @@
-"""The idempotent batch appender on a local Delta table: a run's first batch skips what was committed."""
+"""Delta I/O on local tables: the idempotent batch appender (a run's first batch skips what was committed), the
+bounded streaming read."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.errors import ConfigError
 from lakehouse.io import checkpoints
-from lakehouse.io.delta import BatchAppender
+from lakehouse.io.delta import BatchAppender, read_stream
 
 
 def test_a_retried_first_batch_is_skipped_and_later_batches_append(spark: SparkSession, tmp_path: Path) -> None:
@@ -56,3 +58,29 @@ def test_a_checkpoint_keeps_its_writer_id_and_refuses_a_changed_state_setting(
         checkpoints.require_state_layout(spark, str(older), "gold.news2", 3)
     assert "new checkpoint" in str(err.value.fix)
     assert not (older / "_lakehouse_state_layout").exists()  # refused: nothing recorded
+
+
+def test_a_bounded_stream_reads_a_backlog_in_batches_under_its_byte_bound(spark: SparkSession, tmp_path: Path) -> None:
+    """Five commits of ~1.5 MiB each (incompressible payloads), a backlog as silver finds bronze after a stop: with a
+    1 MiB bound the stream reads them in one batch per file, every row once; with 64 MiB, or no bound, in one."""
+    bronze = str(tmp_path / "bronze")
+    for commit in range(5):
+        rows = [(commit, i, os.urandom(3000)) for i in range(500)]  # ~1.5 MB a file
+        frame = spark.createDataFrame(rows, "commit int, i int, value binary").coalesce(1)
+        frame.write.format("delta").mode("append").save(bronze)
+
+    def batches(max_mib: int | None) -> list[int]:
+        seen: list[int] = []
+        query = (
+            read_stream(spark, bronze, max_mib)
+            .writeStream.foreachBatch(lambda df, _: seen.append(df.count()))
+            .option("checkpointLocation", str(tmp_path / f"checkpoint-{max_mib}"))
+            .trigger(availableNow=True)
+            .start()
+        )
+        query.awaitTermination()
+        return seen
+
+    assert batches(1) == [500] * 5
+    assert batches(64) == [2500]
+    assert batches(None) == [2500]
