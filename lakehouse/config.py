@@ -239,6 +239,9 @@ class PipelineConfig:
     # the real-time query's batch bound: its rows come to the driver, so a catch-up batch stays this small
     realtime_max_offsets_per_trigger: int
     bronze_fetch_mib: int  # the most one Kafka fetch of the bronze query brings of a partition (MiB)
+    # the most Kafka records one Spark task of a bronze batch reads (Spark's maxRecordsPerPartition): a large catch-up
+    # batch is cut into tasks this small, so the real-time query in the same driver never waits long for a core
+    bronze_max_records_per_task: int
     silver_max_mib_per_trigger: int  # silver's batch bound: MiB of bronze files a batch reads (maxBytesPerTrigger)
     news2_hold_ms: int  # 0: observations final per micro-batch; else once no newer measurement came for this long
     news2_carry_forward_s: int  # a vital's last value counts in a patient's observations for this long
@@ -658,6 +661,12 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             f"pipeline.bronze_fetch_mib must be 1 to 1024, got {bronze_fetch_mib}",
             fix="set pipeline.bronze_fetch_mib to 32 (MiB a Kafka fetch brings of one partition)",
         )
+    bronze_task_records = _get(pipe, "bronze_max_records_per_task", int, "pipeline", 70_000)
+    if bronze_task_records < 1000:
+        raise ConfigError(
+            f"pipeline.bronze_max_records_per_task must be at least 1000, got {bronze_task_records}",
+            fix="set pipeline.bronze_max_records_per_task to 70000 (Kafka records one Spark task of bronze reads)",
+        )
     silver_max_mib = _get(pipe, "silver_max_mib_per_trigger", int, "pipeline", 12)
     if not 1 <= silver_max_mib <= 4096:
         raise ConfigError(
@@ -752,6 +761,7 @@ def parse_config(data: Any, source: Path, root: Path = PROJECT_ROOT) -> Config:
             realtime_trigger_ms=_get(pipe, "realtime_trigger_ms", int, "pipeline", 500),
             realtime_max_offsets_per_trigger=realtime_max_offsets,
             bronze_fetch_mib=bronze_fetch_mib,
+            bronze_max_records_per_task=bronze_task_records,
             silver_max_mib_per_trigger=silver_max_mib,
             news2_hold_ms=_get(pipe, "news2_hold_ms", int, "pipeline", 0),
             news2_carry_forward_s=_get(pipe, "news2_carry_forward_s", int, "pipeline", 3600),

@@ -53,6 +53,7 @@ def start_bronze(spark: SparkSession, cfg: Config, region: RegionConfig, once: b
         streaming=True,
         max_offsets_per_trigger=cfg.pipeline.max_offsets_per_trigger,
         partition_fetch_bytes=cfg.pipeline.bronze_fetch_mib << 20,
+        max_records_per_task=cfg.pipeline.bronze_max_records_per_task,
     )
     target = tables.table_uri(region, TABLE)
     checkpoint = tables.checkpoint_uri(region, TABLE)

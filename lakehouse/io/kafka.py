@@ -104,13 +104,17 @@ def read_kafka(
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
     partition_fetch_bytes: int | None = None,
+    max_records_per_task: int | None = None,
 ) -> DataFrame:
     """Spark's Kafka source on ``topic`` (replayable, failOnDataLoss on); batch or streaming.
 
     ``partition_fetch_bytes``: the most a fetch request brings of one partition (the consumer's
     ``max.partition.fetch.bytes``; a whole request up to four times that). The consumer's 1 MiB default makes a
     catch-up batch of tens of MiB per partition take dozens of requests: bronze's batch of 200,000 messages took
-    ~2.8 s with it and ~2.0 s with 32 MiB (docs/benchmarks.md)."""
+    ~2.8 s with it and ~2.0 s with 32 MiB (docs/benchmarks.md).
+
+    ``max_records_per_task``: the most records one Spark task reads (the source's ``maxRecordsPerPartition``): a
+    Kafka partition's share of a large batch is split into several tasks of at most this many records."""
     reader = (spark.readStream if streaming else spark.read).format("kafka")
     reader = (
         reader.option("kafka.bootstrap.servers", region.kafka.bootstrap)
@@ -124,4 +128,6 @@ def read_kafka(
     if partition_fetch_bytes:
         reader = reader.option("kafka.max.partition.fetch.bytes", str(partition_fetch_bytes))
         reader = reader.option("kafka.fetch.max.bytes", str(4 * partition_fetch_bytes))
+    if max_records_per_task:
+        reader = reader.option("maxRecordsPerPartition", str(max_records_per_task))
     return reader.load()

@@ -27,7 +27,7 @@ from lakehouse import audit, maintenance, pipeline
 from lakehouse.config import CONF_DIR, Config, load_config, write_sandbox_profile
 from lakehouse.devices import physionet, simulator
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest import contract
+from lakehouse.ingest import bronze, contract
 from lakehouse.io import kafka
 from lakehouse.stack import process
 from lakehouse.tables import uri
@@ -148,8 +148,8 @@ def test_raw_patient_references_stop_at_the_silver_boundary(spark: SparkSession,
         assert named and named <= set(identities), f"{name}: {sorted(named - set(identities))[:3]}"
         assert not named & raw
     # bronze keeps what devices sent; the alert topic carries the raw reference clinical systems act on
-    bronze = table(spark, cfg, "bronze.telemetry").select(F.col("value").cast("string").alias("v"))  # type: ignore[attr-defined]
-    assert bronze.where(F.col("v").contains(filled.records[0].patient_id)).count() > 0
+    received = table(spark, cfg, "bronze.telemetry").select(F.col("value").cast("string").alias("v"))  # type: ignore[attr-defined]
+    assert received.where(F.col("v").contains(filled.records[0].patient_id)).count() > 0
     published = kafka.read_kafka(spark, cfg.primary, cfg.topics.alerts, streaming=False).select(
         F.get_json_object(F.col("value").cast("string"), "$.patient_ref").alias("p")
     )
@@ -319,3 +319,29 @@ def test_maintenance_compacts_and_refuses_unsafe_vacuum(spark: SparkSession, fil
     [result] = maintenance.maintain(spark, cfg, cfg.primary, ["silver.vitals"], progress=lambda _: None)
     assert result.files_after <= result.files_before
     assert spark.read.format("delta").load(location).count() == rows
+
+
+def test_a_large_bronze_batch_is_read_in_tasks_of_at_most_the_configured_records(
+    stack: Config, spark: SparkSession, tmp_path: Path
+) -> None:
+    """``pipeline.bronze_max_records_per_task`` reaches Spark's Kafka source: one bronze batch of ~5,000 records
+    (three Kafka partitions of ~1,700) under a bound of 1,000 per task lands as files of at most 1,000 records,
+    one per task, with every record once."""
+    path = isolated_profile(tmp_path, "bronze-tasks")
+    data = yaml.safe_load(path.read_text())
+    data["pipeline"]["bronze_max_records_per_task"] = 1000
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(str(path))
+    region = cfg.primary
+    pipeline.prepare(spark, cfg, region)
+    _, sent = simulator.simulate(cfg, 50, rate=5000 / 60, seconds=60, realtime=False, progress=lambda _: None)
+    assert sent >= 4000
+
+    query = bronze.start_bronze(spark, cfg, region, True)
+    query.awaitTermination()
+    batches = [p for p in query.recentProgress if int(p["numInputRows"]) > 0]
+    assert len(batches) == 1, "the whole backlog in one batch (max_offsets_per_trigger is 1,000,000)"
+    files = table(spark, cfg, "bronze.telemetry").groupBy("_metadata.file_path").count().collect()  # type: ignore[attr-defined]
+    per_file = sorted(int(r["count"]) for r in files)
+    assert sum(per_file) == sent and max(per_file) <= 1000, per_file
+    assert len(per_file) >= sent / 1000 and len(per_file) > cfg.topics.partitions, per_file

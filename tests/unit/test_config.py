@@ -159,6 +159,8 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         data["pipeline"]["background_nice"] = 20
     elif change == "bronze_fetch_too_large":
         data["pipeline"]["bronze_fetch_mib"] = 4096
+    elif change == "bronze_tasks_too_small":
+        data["pipeline"]["bronze_max_records_per_task"] = 10
     elif change == "silver_batch_unbounded":
         data["pipeline"]["silver_max_mib_per_trigger"] = 0
     elif change == "realtime_batch_unbounded":
@@ -198,6 +200,7 @@ def _mutated(tmp_path: Path, change: str) -> Path:
         ("insync_above_replication", r"topics\.min_insync_replicas must be 1 to replication_factor \(3\), got 4"),
         ("background_nice_above_19", r"pipeline\.background_nice must be 0-19 .*got 20"),
         ("bronze_fetch_too_large", r"pipeline\.bronze_fetch_mib must be 1 to 1024, got 4096"),
+        ("bronze_tasks_too_small", r"pipeline\.bronze_max_records_per_task must be at least 1000, got 10"),
         ("silver_batch_unbounded", r"pipeline\.silver_max_mib_per_trigger must be 1 to 4096, got 0"),
         ("realtime_batch_unbounded", r"pipeline\.realtime_max_offsets_per_trigger must be at least 1, got 0"),
         (
