@@ -174,6 +174,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
 
 
+CEILING_LABELS = {
+    "kafka_read": "ceiling: Spark's Kafka source alone",
+    "kafka_to_delta": "ceiling: Spark Kafka → Delta, one batch job",
+}
+
+
 def _ingest(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
     runs = {"checks on": r["checks_on"], "checks off": r["checks_off"]} if "checks_on" in r else {"": r}
     stages = ("kafka_to_bronze", "bronze_to_silver", "kafka_to_gold_news2")
@@ -184,6 +190,10 @@ def _ingest(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
         rows += [
             [f"{s}{' ' + label if label else ''}", run[s]["events_per_s"], run[f"{s}_ratio_to_raw"]] for s in stages
         ]
+        rows += [  # what Spark alone reaches on the same topic (runs from before 2026-12-06 evening lack it)
+            [f"{CEILING_LABELS[name]}{' ' + label if label else ''}", c["events_per_s"], c["ratio_to_raw"]]
+            for name, c in run.get("spark_ceiling", {}).items()
+        ]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     ax.barh([row[0] for row in rows][::-1], [row[1] for row in rows][::-1], color="#4c72b0")
     ax.set_xscale("log")
@@ -191,6 +201,10 @@ def _ingest(r: dict[str, Any], out: Path, plt: Any) -> list[str]:
     ax.set_title(f"ingest: {r['messages']:,} messages, each stage beside Kafka's raw consume rate")
     _save(fig, out / "ingest.png", plt)
     lines = _table(["stage", "events/s", "ratio to raw"], [[a, b, f"{c:.3f}"] for a, b, c in rows])
+    if any("spark_ceiling" in run for run in runs.values()):
+        lines.append("\nThe ceilings: Spark alone on the same topic in the same driver, no pipeline logic, best of three "
+                     "rounds after a warm-up one (`bench.spark_ceiling`): up to run-to-run noise, no Spark design of a "
+                     "Kafka stage exceeds them on this machine.")  # fmt: skip
     if "silver_ratio_checks_on_to_off" in r:
         lines.append(f"\nSilver with data-quality checks on / off: **{_fmt(r['silver_ratio_checks_on_to_off'], 3)}**"
                      f" (target ≥ {r['target_dq_ratio']}).")  # fmt: skip

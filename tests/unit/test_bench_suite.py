@@ -215,3 +215,21 @@ def test_the_notes_get_the_latest_run_between_their_markers_and_keep_the_rest(tm
     second = notes.read_text()
     assert second.count(bench_suite.BEGIN) == 1 and "| 9,999.0 |" in second and "| 8,671.0 |" not in second
     assert second.startswith("# Benchmarks\n\nHand-written intro.\n") and second.endswith("kept.\n")
+
+
+def test_the_ingest_section_shows_sparks_ceiling_when_the_run_measured_it(tmp_path: Path) -> None:
+    """A run with ``spark_ceiling`` gets a row per ceiling, beside the raw rate; a run from before it gets none."""
+    suite = _suite()
+    suite["results"]["ingest"]["checks_on"]["spark_ceiling"] = {
+        "kafka_read": {"rows": 440_000, "seconds": 1.1, "events_per_s": 400_000.0, "ratio_to_raw": 0.86},
+        "kafka_to_delta": {"rows": 440_000, "seconds": 2.2, "events_per_s": 200_000.0, "ratio_to_raw": 0.43},
+    }
+    notes = tmp_path / "benchmarks.md"
+    bench_suite.write_report(suite, tmp_path / "benchmarks", notes)
+    text = notes.read_text()
+    assert "| ceiling: Spark's Kafka source alone checks on | 400,000.0 | 0.860 |" in text
+    assert "| ceiling: Spark Kafka → Delta, one batch job checks on | 200,000.0 | 0.430 |" in text
+    assert "ceiling: Spark's Kafka source alone checks off" not in text and "The ceilings:" in text
+    del suite["results"]["ingest"]["checks_on"]["spark_ceiling"]
+    bench_suite.write_report(suite, tmp_path / "benchmarks", notes)
+    assert "ceiling" not in notes.read_text()
